@@ -1,0 +1,123 @@
+"""Build and serve one gateway process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from gateway.auth import ApiKeyAuth
+from gateway.dispatch import ChannelPool, RunDispatcher
+from gateway.placement import Placement
+from gateway.servicer import AssistantServicer, GatewayCore, RunServicer, ThreadServicer
+from lgmesh.api.v1 import assistants_pb2, assistants_pb2_grpc, runs_pb2, runs_pb2_grpc, threads_pb2, threads_pb2_grpc
+from mesh_core.adapters.etcd.session import new_etcd_client
+from mesh_core.adapters.nats.eventlog import RunEventLog, connect_nats
+from mesh_core.adapters.nats.subjects import NatsNames
+from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
+from mesh_core.adapters.redis.records import RecordStore
+from mesh_core.config import InfraSettings
+from mesh_core.rpc import MeshServer
+from mesh_core.telemetry import start_metrics_server
+
+__all__ = ["Gateway", "GatewaySettings", "serve"]
+
+log = logging.getLogger("lgmesh.gateway")
+
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """One gateway process.
+
+    Attributes:
+        api_keys_file: YAML/JSON file of tenants and their API keys (see gateway.auth).
+        api_keys: ``tenant=key,...`` (from LGMESH_API_KEYS); merged with the file.
+        max_request_bytes: larger requests get RESOURCE_EXHAUSTED.
+    """
+
+    infra: InfraSettings
+    host: str = "127.0.0.1"
+    port: int = 0
+    metrics_port: int | None = None
+    api_keys_file: str | None = None
+    api_keys: str | None = None
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    name: str = "gateway"
+
+
+def _service(module: Any, name: str) -> str:
+    return str(module.DESCRIPTOR.services_by_name[name].full_name)
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.port = 0
+        self._closers: list[Any] = []
+
+    async def start(self) -> int:
+        s = self.settings
+        infra = s.infra
+        auth = ApiKeyAuth.from_sources(s.api_keys_file, s.api_keys)
+        if not auth.enabled:
+            raise ValueError("no API keys configured: set LGMESH_API_KEYS or --api-keys-file")
+        self.redis = aioredis.from_url(infra.redis_url)
+        self._closers.append(self.redis.aclose)
+        records = RecordStore(self.redis, infra.prefix)
+        checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix)
+        self.nc = await connect_nats(infra.nats_url, s.name)
+        self._closers.append(self.nc.close)
+        eventlog = RunEventLog(self.nc, NatsNames(infra.prefix))
+        await eventlog.ensure_stream()
+        self.etcd = new_etcd_client(infra)
+        await self.etcd.connect()
+        self._closers.append(self.etcd.close)
+        placement = Placement(self.etcd, infra.prefix)
+        channels = ChannelPool()
+        self._closers.append(channels.close)
+        dispatcher = RunDispatcher(placement, channels, records, eventlog)
+        core = GatewayCore(
+            auth, records, placement, channels, dispatcher, eventlog, checkpointer,
+            max_request_bytes=s.max_request_bytes,
+        )
+        self.server = MeshServer(
+            s.name, f"{s.host}:{s.port}", max_message_bytes=s.max_request_bytes + 64 * 1024
+        )
+        self.server.add(threads_pb2_grpc.add_ThreadServiceServicer_to_server, ThreadServicer(core), _service(threads_pb2, "ThreadService"))
+        self.server.add(runs_pb2_grpc.add_RunServiceServicer_to_server, RunServicer(core), _service(runs_pb2, "RunService"))
+        self.server.add(
+            assistants_pb2_grpc.add_AssistantServiceServicer_to_server,
+            AssistantServicer(core),
+            _service(assistants_pb2, "AssistantService"),
+        )
+        self.port = await self.server.start()
+        return self.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        with contextlib.suppress(Exception):
+            await self.server.stop(grace)
+        for close in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                await close()
+
+
+async def serve(settings: GatewaySettings) -> None:
+    gw = Gateway(settings)
+    port = await gw.start()
+    if settings.metrics_port is not None:
+        start_metrics_server(settings.metrics_port)
+    log.info("gateway ready on %s:%d", settings.host, port)
+    print(f"LGMESH_READY gateway {settings.host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gw.stop()

@@ -1,0 +1,178 @@
+"""Send a run to its runtime and keep the client's stream going across owner failures.
+
+The runtime's ExecuteRun stream carries the run's events with sequence numbers. When it
+breaks (the runtime died, drained, or lost the thread), the run is re-dispatched as a
+resume to the next runtime, which waits out the old lease and continues from the last
+checkpoint; if someone else already drives it, the rest is read from the run's
+JetStream event log. Events at or below the client's cursor are never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from lgmesh.api.v1 import types_pb2
+from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
+from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
+from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
+from mesh_core.errors import MeshError, UnavailableError
+from gateway.placement import Placement
+
+__all__ = ["ChannelPool", "PassthroughError", "RunDispatcher", "rpc_error_reason"]
+
+log = logging.getLogger(__name__)
+
+_DETAILS_KEY = "grpc-status-details-bin"
+# Reasons a runtime gives when it is fine but cannot take this run: try another one.
+_TRY_ELSEWHERE = {"DRAINING", "AT_CAPACITY", "NO_RUNTIME"}
+# Reasons meaning "the run goes on, but not here": resume it / follow its log.
+_MOVED = {"RUN_HANDED_OVER", "THREAD_OWNED_ELSEWHERE", "ETCD_SESSION_LOST"}
+
+
+def _status_of(err: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    for key, value in err.trailing_metadata() or ():
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            st = status_pb2.Status()
+            st.ParseFromString(value)
+            return st
+    return None
+
+
+def rpc_error_reason(err: grpc.aio.AioRpcError) -> str:
+    st = _status_of(err)
+    if st is None:
+        return ""
+    for d in st.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            return info.reason
+    return ""
+
+
+class PassthroughError(MeshError):
+    """An error status from a runtime, handed to the client as it was (code, message, details)."""
+
+    def __init__(self, err: grpc.aio.AioRpcError) -> None:
+        super().__init__(err.details() or err.code().name)
+        self.code = err.code()
+        self._status = _status_of(err)
+
+    def details(self):  # type: ignore[no-untyped-def]
+        return list(self._status.details) if self._status is not None else super().details()
+
+
+class ChannelPool:
+    def __init__(self, max_message_bytes: int = 8 * 1024 * 1024) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._opts = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+        ]
+
+    def stub(self, address: str) -> runtime_pb2_grpc.RuntimeServiceStub:
+        ch = self._channels.get(address)
+        if ch is None:
+            ch = self._channels[address] = grpc.aio.insecure_channel(address, options=self._opts)
+        return runtime_pb2_grpc.RuntimeServiceStub(ch)
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()
+
+
+class RunDispatcher:
+    def __init__(
+        self,
+        placement: Placement,
+        channels: ChannelPool,
+        records: RecordStore,
+        eventlog: RunEventLog,
+        *,
+        max_failovers: int = 8,
+    ) -> None:
+        self.placement = placement
+        self.channels = channels
+        self.records = records
+        self.eventlog = eventlog
+        self.max_failovers = max_failovers
+
+    async def execute(
+        self,
+        tenant_id: str,
+        run_id: str,
+        spec: types_pb2.RunSpec,
+        *,
+        after_seq: int = 0,
+    ) -> AsyncIterator[types_pb2.RunEvent]:
+        """The run's events (seq > after_seq) until it ends, across runtime failures."""
+        scoped = scoped_thread_id(tenant_id, spec.thread_id)
+        cursor = after_seq
+        resume = False
+        exclude: set[str] = set()
+        failovers = 0
+        while True:
+            try:
+                address = (await self.placement.candidates(scoped, exclude=exclude))[0]
+            except UnavailableError:
+                if not resume:
+                    raise
+                address = ""
+            if not address:
+                async for ev in self._tail(run_id, cursor):
+                    yield ev
+                return
+            request = runtime_pb2.ExecuteRunRequest(
+                tenant_id=tenant_id, run_id=run_id, spec=spec, resume=resume, after_seq=cursor
+            )
+            moved = False
+            try:
+                async for resp in self.channels.stub(address).ExecuteRun(request):
+                    ev = resp.event
+                    if ev.seq <= cursor:
+                        continue
+                    cursor = ev.seq
+                    yield ev
+                    if is_final_event(ev):
+                        return
+                moved = True  # ended without its final event: the run went elsewhere
+            except grpc.aio.AioRpcError as err:
+                reason = rpc_error_reason(err)
+                if err.code() == grpc.StatusCode.UNAVAILABLE and reason in _TRY_ELSEWHERE:
+                    exclude.add(address)
+                    failovers += 1
+                    if failovers > self.max_failovers:
+                        raise PassthroughError(err) from None
+                    continue
+                if err.code() == grpc.StatusCode.UNAVAILABLE and reason in _MOVED:
+                    exclude.add(address)
+                    moved = True
+                elif err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) and not reason:
+                    # The connection broke: the runtime died (or is unreachable).
+                    exclude.add(address)
+                    moved = True
+                else:
+                    raise PassthroughError(err) from None
+            if moved:
+                failovers += 1
+                record = await self.records.get_run(tenant_id, spec.thread_id, run_id)
+                if record is None:
+                    resume = False  # never recorded: start it afresh elsewhere
+                elif record.status in TERMINAL_STATUSES or failovers > self.max_failovers:
+                    async for ev in self._tail(run_id, cursor):
+                        yield ev
+                    return
+                else:
+                    resume = True
+                log.info("run %s: re-dispatching (resume=%s) after %s", run_id, resume, address)
+
+    async def _tail(self, run_id: str, cursor: int) -> AsyncIterator[types_pb2.RunEvent]:
+        async for ev in self.eventlog.replay(run_id, cursor, follow=True):
+            yield ev

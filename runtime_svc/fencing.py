@@ -1,0 +1,127 @@
+"""A per-run view of the mesh checkpointer that only writes while this runtime owns the thread.
+
+Two independent guards (invariant 1):
+- self-fencing: before every write the thread lease is checked; once the runtime's etcd
+  session may have expired (last keepalive + TTL - margin) the write is refused here;
+- the Redis fence: every write carries the lease's fencing token (the etcd key's
+  create_revision) and the checkpointer's script rejects it if a newer owner stored a
+  higher token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Protocol
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+
+__all__ = ["FENCING_TOKEN_KEY", "FencedCheckpointer"]
+
+FENCING_TOKEN_KEY = "fencing_token"
+
+
+class _Lease(Protocol):
+    token: int
+
+    def check(self) -> None: ...
+
+
+def _with_token(config: RunnableConfig, token: int) -> RunnableConfig:
+    conf = dict(config.get("configurable") or {})
+    conf[FENCING_TOKEN_KEY] = token
+    return {**config, "configurable": conf}
+
+
+class FencedCheckpointer(BaseCheckpointSaver[Any]):
+    def __init__(self, base: BaseCheckpointSaver[Any], lease: _Lease) -> None:
+        super().__init__(serde=base.serde)
+        self.base = base
+        self.lease = lease
+
+    @property
+    def config_specs(self) -> list[Any]:
+        return list(self.base.config_specs)
+
+    def get_next_version(self, current: Any, channel: None) -> Any:
+        return self.base.get_next_version(current, channel)
+
+    # -- reads go straight through ------------------------------------------------------
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self.base.aget_tuple(config)
+
+    def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        return self.base.alist(config, filter=filter, before=before, limit=limit)
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self.base.get_tuple(config)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        return self.base.list(config, filter=filter, before=before, limit=limit)
+
+    # -- writes are fenced ----------------------------------------------------------------
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        self.lease.check()
+        return await self.base.aput(
+            _with_token(config, self.lease.token), checkpoint, metadata, new_versions
+        )
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self.lease.check()
+        await self.base.aput_writes(_with_token(config, self.lease.token), writes, task_id, task_path)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        self.lease.check()
+        return self.base.put(_with_token(config, self.lease.token), checkpoint, metadata, new_versions)
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self.lease.check()
+        self.base.put_writes(_with_token(config, self.lease.token), writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.lease.check()
+        await self.base.adelete_thread(thread_id)

@@ -1,0 +1,86 @@
+"""RuntimeService: the internal API gateways call to execute runs on this runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from langgraph._internal._constants import CONFIG_KEY_CHECKPOINTER
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
+from mesh_core.adapters.redis.records import scoped_thread_id
+from mesh_core.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from runtime_svc import _convert
+from runtime_svc.graphs import GraphRegistry
+from runtime_svc.manager import RunManager
+
+SERVICE_NAME = runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"].full_name
+
+
+def _require(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgumentError(f"{field} is required", [FieldViolation(field, "must not be empty")])
+
+
+class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
+    def __init__(
+        self, manager: RunManager, graphs: GraphRegistry, checkpointer: BaseCheckpointSaver[Any]
+    ) -> None:
+        self.manager = manager
+        self.graphs = graphs
+        self.checkpointer = checkpointer
+
+    async def ExecuteRun(  # noqa: N802
+        self, request: runtime_pb2.ExecuteRunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[runtime_pb2.ExecuteRunResponse]:
+        _require(request.tenant_id, "tenant_id")
+        _require(request.run_id, "run_id")
+        _require(request.spec.thread_id, "spec.thread_id")
+        _require(request.spec.assistant_id, "spec.assistant_id")
+        req = _convert.request_from_pb(
+            request.tenant_id,
+            request.run_id,
+            request.spec,
+            resume=request.resume,
+            after_seq=request.after_seq,
+        )
+        handle = await self.manager.submit(req)
+        async for ev in handle.follow(request.after_seq):
+            yield runtime_pb2.ExecuteRunResponse(event=_convert.event_to_pb(ev))
+
+    async def CancelRun(  # noqa: N802
+        self, request: runtime_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.CancelRunResponse:
+        action = "rollback" if request.action == 2 else "interrupt"
+        found = await self.manager.cancel(request.run_id, action)
+        return runtime_pb2.CancelRunResponse(found=found)
+
+    async def GetThreadState(  # noqa: N802
+        self, request: runtime_pb2.GetThreadStateRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.GetThreadStateResponse:
+        _require(request.tenant_id, "tenant_id")
+        _require(request.thread_id, "thread_id")
+        _require(request.assistant_id, "assistant_id")
+        graph = self.graphs.get_graph(request.assistant_id)
+        conf: dict[str, Any] = {
+            "thread_id": scoped_thread_id(request.tenant_id, request.thread_id),
+            "checkpoint_ns": "",
+            CONFIG_KEY_CHECKPOINTER: self.checkpointer,
+        }
+        if request.checkpoint_id:
+            conf["checkpoint_id"] = request.checkpoint_id
+        state = await graph.aget_state({"configurable": conf}, subgraphs=request.subgraphs)
+        if request.checkpoint_id and not state.config:
+            raise NotFoundError(f"checkpoint {request.checkpoint_id!r} not found")
+        return runtime_pb2.GetThreadStateResponse(state=_convert.state_to_pb(state))
+
+    async def ListGraphs(  # noqa: N802
+        self, request: runtime_pb2.ListGraphsRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.ListGraphsResponse:
+        return runtime_pb2.ListGraphsResponse(
+            graphs=[
+                _convert.assistant_to_pb(gid, e.graph, e.description) for gid, e in self.graphs.items()
+            ]
+        )
