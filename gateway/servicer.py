@@ -33,8 +33,8 @@ from mesh_core.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
-from mesh_core.jsonvalue import from_struct
-from mesh_core.validation import validate_config
+from mesh_core.jsonvalue import from_struct, from_value
+from mesh_core.validation import validate_config, validate_input
 
 MODE_NAMES = {
     types_pb2.STREAM_MODE_VALUES: "values",
@@ -124,8 +124,10 @@ class GatewayCore:
 
     async def prepare_run(self, tenant: str, spec: types_pb2.RunSpec) -> tuple[str, types_pb2.RunSpec]:
         """Validate a RunSpec, make sure its thread exists; returns (run_id, spec with thread id)."""
-        await self.require_graph(spec.assistant_id)
+        graph = await self.require_graph(spec.assistant_id)
         _check_id(spec.thread_id, "run.thread_id", required=False)
+        if spec.HasField("input"):
+            validate_input(from_value(spec.input), from_struct(graph.input_schema))
         if spec.HasField("config"):
             validate_config(from_struct(spec.config))
         if spec.HasField("input") and spec.HasField("command"):
@@ -134,7 +136,7 @@ class GatewayCore:
                 [FieldViolation("run.command", "cannot be combined with run.input")],
             )
         for name in [*spec.interrupt_before, *spec.interrupt_after]:
-            if name != "*" and name not in (await self.require_graph(spec.assistant_id)).nodes:
+            if name != "*" and name not in graph.nodes:
                 raise InvalidArgumentError(
                     f"unknown node {name!r} in interrupt_before/after",
                     [FieldViolation("run.interrupt_before", f"{name!r} is not a node of the graph")],

@@ -42,3 +42,55 @@ def validate_config(config: dict[str, Any]) -> None:
         raise InvalidArgumentError("invalid run config", violations)
 
 
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _type_ok(value: Any, schema: dict[str, Any]) -> bool:
+    types = schema.get("type")
+    if types is None:
+        alts = schema.get("anyOf") or schema.get("oneOf")
+        return not alts or any(_type_ok(value, a) for a in alts if isinstance(a, dict))
+    names = [types] if isinstance(types, str) else list(types)
+    for name in names:
+        expected = _JSON_TYPES.get(name)
+        if expected is None:
+            return True
+        if isinstance(value, bool) and name in ("integer", "number"):
+            continue
+        if isinstance(value, expected):
+            return True
+    return False
+
+
+def validate_input(value: Any, schema: dict[str, Any] | None, field: str = "run.input") -> None:
+    """Check graph input against the top level of the graph's input JSON schema.
+
+    The shape (object or not) and the JSON type of each known property; LangGraph
+    itself does the rest. Raises INVALID_ARGUMENT with one violation per bad field.
+    """
+    if value is None or not schema:
+        return
+    if not _type_ok(value, schema):
+        raise InvalidArgumentError(
+            f"{field} does not match the graph's input schema",
+            [FieldViolation(field, f"expected JSON type {schema.get('type')}")],
+        )
+    props = schema.get("properties")
+    if isinstance(value, dict) and isinstance(props, dict):
+        violations = [
+            FieldViolation(f"{field}.{k}", f"expected JSON type {props[k].get('type') or props[k].get('anyOf')}")
+            for k, v in value.items()
+            if isinstance(props.get(k), dict) and not _type_ok(v, props[k])
+        ]
+        if violations:
+            raise InvalidArgumentError(f"{field} does not match the graph's input schema", violations)

@@ -377,6 +377,7 @@ class RunManager:
         except Exception as exc:
             if isinstance(exc, StaleOwnerError):
                 raise
+            log.info("run %s ended with %s", req.run_id, type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
             await self._end(handle, "error", error={"type": type(exc).__name__, "message": str(exc)})
             return
         state = await graph.aget_state(config)  # type: ignore[arg-type]

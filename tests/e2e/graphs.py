@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import os
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -14,6 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
+from typing_extensions import TypedDict
 
 
 class StepsState(TypedDict, total=False):
@@ -42,7 +43,7 @@ def _steps_builder() -> StateGraph:
         if delay:
             await asyncio.sleep(delay)
         get_stream_writer()({"progress": step, "pid": os.getpid()})
-        return {"step": step, "done": step >= int(config.get("configurable", {}).get("steps", 5)), "log": [f"s{step}"]}
+        return {"step": step, "done": step >= int(config.get("configurable", {}).get("steps", 5)), "log": [f"s{step}@{os.getpid()}"]}
 
     def route(state: StepsState) -> str:
         return END if state.get("done") else "work"

@@ -9,7 +9,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RedisKeys"]
+__all__ = ["CheckpointKeys", "RedisKeys"]
+
+
+@dataclass(frozen=True)
+class CheckpointKeys:
+    """The checkpointer's keys of one thread; all share the thread's hash tag.
+
+    Field names inside the hashes/sorted sets carry the namespace and checkpoint id
+    (``ns \\0 id ...``), so the key set stays fixed however many namespaces a thread has.
+    """
+
+    fence: str  # string: highest fencing token seen
+    latest: str  # hash ns -> newest checkpoint id (also the namespace registry)
+    index: str  # zset (lex) "ns\0id" of every checkpoint
+    records: str  # hash "ns\0id" -> checkpoint record (checkpoint, metadata, parent)
+    blob_fields: str  # hash "ns\0id" -> msgpack list of the blob fields it reads
+    blobs: str  # hash "ns\0channel\0version" -> channel value
+    writes: str  # hash "ns\0id\0task\0idx" -> pending write
+    writes_index: str  # zset (lex) of the writes fields, ranged per checkpoint
+    runs_index: str  # zset (lex) "run_id\0ns\0id" for delete_for_runs
+
+    def all(self) -> tuple[str, ...]:
+        return (
+            self.fence,
+            self.latest,
+            self.index,
+            self.records,
+            self.blob_fields,
+            self.blobs,
+            self.writes,
+            self.writes_index,
+            self.runs_index,
+        )
 
 
 @dataclass(frozen=True)
@@ -43,6 +75,33 @@ class RedisKeys:
         """Root of the checkpointer's keys for the thread (checkpoints, writes, indexes)."""
         return f"{self.prefix}:{self.tag(thread_id)}:cp"
 
+    def checkpoint_keys(self, thread_id: str) -> CheckpointKeys:
+        """Every key the checkpointer keeps for the thread (fixed set, any number of namespaces)."""
+        root = self.checkpoint_prefix(thread_id)
+        return CheckpointKeys(
+            fence=self.thread_fence(thread_id),
+            latest=f"{root}:latest",
+            index=f"{root}:ix",
+            records=f"{root}:rec",
+            blob_fields=f"{root}:bf",
+            blobs=f"{root}:blob",
+            writes=f"{root}:w",
+            writes_index=f"{root}:wx",
+            runs_index=f"{root}:rx",
+        )
+
+    def checkpoint_latest_pattern(self) -> str:
+        """SCAN pattern matching every thread's ``latest`` key (admin paths only, never hot)."""
+        escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in self.prefix)
+        return escaped + ":{*}:cp:latest"
+
+    def thread_of_checkpoint_latest(self, key: str) -> str | None:
+        """The thread id of a key matched by :meth:`checkpoint_latest_pattern`."""
+        head, tail = self.prefix + ":{", "}:cp:latest"
+        if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail):
+            return key[len(head) : -len(tail)]
+        return None
+
     # -- global ----------------------------------------------------------------------
     def threads_index(self, tenant_id: str) -> str:
         """Sorted set of a tenant's thread ids by update time."""
@@ -75,3 +134,7 @@ class RedisKeys:
 
     def tool_idempotency_lock(self, key: str) -> str:
         return f"{self.prefix}:tool:idemlock:{key}"
+
+    def demo_payments(self, account: str) -> str:
+        """Hash count/total_cents of mesh_demo's side-effecting ``record_payment`` tool."""
+        return f"{self.prefix}:demo:payments:{account}"

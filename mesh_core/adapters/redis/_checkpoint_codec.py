@@ -1,0 +1,236 @@
+"""Encoding of checkpoints, blobs and pending writes for the Redis checkpointer.
+
+Pure functions (no I/O), shared by the sync and async halves of
+:class:`~mesh_core.adapters.redis.checkpointer.MeshCheckpointer`.
+
+Layout of the stored values:
+
+* checkpoint record: msgpack ``[checkpoint_type, checkpoint_bytes, metadata_type,
+  metadata_bytes, parent_checkpoint_id | None]`` (``channel_values`` stripped: the
+  values live in blobs, one per channel version, as in LangGraph's own savers);
+* blob-field list: msgpack list of the blob fields the checkpoint reads (Lua unpacks
+  it to fetch them in the same round trip as the record);
+* blob: ``type \\0 bytes`` (``empty \\0`` for a channel that was emptied);
+* pending write: msgpack ``[task_id, channel, type, bytes, task_path, idx]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ormsgpack
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from mesh_core.errors import FieldViolation, InvalidArgumentError
+
+__all__ = [
+    "FENCING_TOKEN_KEY",
+    "PutPlan",
+    "decode_tuple",
+    "encode_put",
+    "encode_writes",
+    "fencing_token",
+    "member",
+    "metadata_matches",
+    "target",
+]
+
+FENCING_TOKEN_KEY = "fencing_token"
+"""``config["configurable"]`` key carrying the owner's fencing token (etcd create_revision)."""
+
+SEP = "\x00"
+_EMPTY = b"empty"
+
+
+def _bad(field: str, description: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"invalid checkpoint config: {field} {description}",
+        violations=[FieldViolation(field, description)],
+    )
+
+
+def _no_nul(field: str, value: str) -> str:
+    if SEP in value:
+        raise _bad(field, "must not contain NUL bytes")
+    return value
+
+
+def target(config: RunnableConfig) -> tuple[str, str, str | None]:
+    """``(thread_id, checkpoint_ns, checkpoint_id | None)`` of a config, validated."""
+    conf = config.get("configurable") or {}
+    thread_id = conf.get("thread_id")
+    if thread_id is None or thread_id == "":
+        raise _bad("configurable.thread_id", "is required")
+    ns = conf.get("checkpoint_ns") or ""
+    if not isinstance(ns, str):
+        raise _bad("configurable.checkpoint_ns", "must be a string")
+    cid = conf.get("checkpoint_id") or None
+    if cid is not None and not isinstance(cid, str):
+        raise _bad("configurable.checkpoint_id", "must be a string")
+    _no_nul("configurable.checkpoint_ns", ns)
+    if cid is not None:
+        _no_nul("configurable.checkpoint_id", cid)
+    return str(thread_id), ns, cid
+
+
+def fencing_token(config: RunnableConfig | None, bound: int | None) -> str:
+    """The token to check, as a canonical decimal string ("" = unfenced write).
+
+    The config's ``fencing_token`` wins; ``bound`` (from ``with_fencing_token``) is
+    used when the config has none.
+    """
+    conf = (config or {}).get("configurable") or {}
+    raw = conf.get(FENCING_TOKEN_KEY)
+    if raw is None:
+        raw = bound
+    if raw is None:
+        return ""
+    return str(check_token(raw, f"configurable.{FENCING_TOKEN_KEY}"))
+
+
+def check_token(raw: object, field: str = "token") -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise _bad(field, "must be a non-negative integer")
+    return raw
+
+
+def member(ns: str, checkpoint_id: str) -> str:
+    return ns + SEP + checkpoint_id
+
+
+def _pack_blob(typed: tuple[str, bytes]) -> bytes:
+    return typed[0].encode() + b"\x00" + typed[1]
+
+
+@dataclass(frozen=True)
+class PutPlan:
+    thread_id: str
+    ns: str
+    checkpoint_id: str
+    args: list[str | bytes]  # everything after (token, ttl) in the PUT script's ARGV
+    config: RunnableConfig  # what put() returns
+
+
+def encode_put(
+    serde: SerializerProtocol,
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+) -> PutPlan:
+    thread_id, ns, parent_id = target(config)
+    cid = _no_nul("checkpoint.id", str(checkpoint["id"]))
+    c: dict[str, Any] = dict(checkpoint)
+    values: dict[str, Any] = c.pop("channel_values", None) or {}
+    blob_args: list[str | bytes] = []
+    for channel, version in new_versions.items():
+        blob_args.append(ns + SEP + channel + SEP + str(version))
+        blob_args.append(
+            _pack_blob(serde.dumps_typed(values[channel]))
+            if channel in values
+            else _EMPTY + b"\x00"
+        )
+    blob_fields = [
+        ns + SEP + channel + SEP + str(version)
+        for channel, version in checkpoint["channel_versions"].items()
+    ]
+    md = dict(get_checkpoint_metadata(config, metadata))
+    if FENCING_TOKEN_KEY not in metadata:
+        md.pop(FENCING_TOKEN_KEY, None)  # an ownership detail, not the user's metadata
+    ck_type, ck_bytes = serde.dumps_typed(c)
+    md_type, md_bytes = serde.dumps_typed(md)
+    record = ormsgpack.packb([ck_type, ck_bytes, md_type, md_bytes, parent_id])
+    run_id = md.get("run_id")
+    run_member = f"{run_id}{SEP}{ns}{SEP}{cid}" if isinstance(run_id, str) and run_id else ""
+    args: list[str | bytes] = [
+        ns,
+        member(ns, cid),
+        record,
+        ormsgpack.packb(blob_fields),
+        run_member,
+        *blob_args,
+    ]
+    out: RunnableConfig = {
+        "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
+    }
+    return PutPlan(thread_id, ns, cid, args, out)
+
+
+def encode_writes(
+    serde: SerializerProtocol,
+    ns: str,
+    checkpoint_id: str,
+    writes: Sequence[tuple[str, Any]],
+    task_id: str,
+    task_path: str,
+) -> list[str | bytes]:
+    """(field, value, overwrite) triples: special channels overwrite, others are set-once."""
+    args: list[str | bytes] = []
+    prefix = member(ns, checkpoint_id) + SEP + task_id + SEP
+    for idx, (channel, value) in enumerate(writes):
+        widx = WRITES_IDX_MAP.get(channel, idx)
+        typ, data = serde.dumps_typed(value)
+        args.append(prefix + str(widx))
+        args.append(ormsgpack.packb([task_id, channel, typ, data, task_path, widx]))
+        args.append("1" if widx < 0 else "0")
+    return args
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
+def decode_tuple(
+    serde: SerializerProtocol, thread_id: str, ns: str, reply: Any
+) -> CheckpointTuple | None:
+    """Build the tuple from the GET_TUPLE script's reply (None when absent)."""
+    if not reply:
+        return None
+    raw_id, raw_record, raw_fields, blob_values, write_values = reply
+    cid = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+    ck_type, ck_bytes, md_type, md_bytes, parent_id = ormsgpack.unpackb(raw_record)
+    checkpoint = serde.loads_typed((ck_type, ck_bytes))
+    values: dict[str, Any] = {}
+    if raw_fields:
+        for field, raw in zip(ormsgpack.unpackb(raw_fields), blob_values, strict=False):
+            if raw is None:
+                continue
+            typ, _, data = raw.partition(b"\x00")
+            if typ == _EMPTY:
+                continue
+            channel = field[len(ns) + 1 : field.rindex(SEP)]
+            values[channel] = serde.loads_typed((typ.decode(), data))
+    checkpoint["channel_values"] = values
+    decoded = [ormsgpack.unpackb(w) for w in write_values if w is not None]
+    decoded.sort(key=lambda w: writes_sort_key(w[4], w[0], w[5]))
+    pending: list[PendingWrite] = [(w[0], w[1], serde.loads_typed((w[2], w[3]))) for w in decoded]
+    return CheckpointTuple(
+        config=_config(thread_id, ns, cid),
+        checkpoint=checkpoint,
+        metadata=serde.loads_typed((md_type, md_bytes)),
+        parent_config=_config(thread_id, ns, parent_id) if parent_id else None,
+        pending_writes=pending,
+    )
+
+
+def metadata_matches(metadata: Mapping[str, Any], flt: Mapping[str, Any] | None) -> bool:
+    return not flt or all(metadata.get(k) == v for k, v in flt.items())

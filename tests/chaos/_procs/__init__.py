@@ -1,0 +1,1 @@
+"""Subprocess entry points for the chaos tests, and a driver to talk to them."""

@@ -1,0 +1,209 @@
+"""EtcdSession's self-fencing arithmetic and lifecycle, against an in-process fake lease API."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import aetcd
+import pytest
+
+from mesh_core.adapters.etcd import EtcdSession, ThreadLease
+from mesh_core.config import InfraSettings
+from mesh_core.errors import StaleOwnerError
+from tests.helpers import assert_eventually
+
+
+@dataclass
+class _Granted:
+    id: int
+    ttl: int
+
+
+@dataclass
+class _KeepAliveReply:
+    TTL: int
+
+
+class FakeLeaseClient:
+    """The four lease calls EtcdSession makes, with a switchable keepalive outcome."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+        self.revoked: list[int] = []
+        self.closed = False
+        self.mode = "ok"  # ok | fail | expired
+
+    async def lease(self, ttl: int) -> _Granted:
+        return _Granted(id=0xABC, ttl=ttl)
+
+    async def refresh_lease(self, lease_id: int) -> _KeepAliveReply:
+        self.refreshes += 1
+        if self.mode == "fail":
+            raise aetcd.ConnectionFailedError("etcd is down")
+        return _KeepAliveReply(TTL=0 if self.mode == "expired" else 1)
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        self.revoked.append(lease_id)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _session(fake: FakeLeaseClient, **kw: Any) -> EtcdSession:
+    session = EtcdSession(InfraSettings(prefix="unit"), **kw)
+    session.client = fake
+    return session
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"ttl": 0},
+        {"ttl": 2, "margin": 2},
+        {"ttl": 2, "margin": -1},
+        {"ttl": 2, "margin": 0.5, "keepalive_interval": 1.5},
+    ],
+)
+def test_rejects_unsafe_settings(kw: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        EtcdSession(InfraSettings(), **kw)
+
+
+async def test_valid_until_ttl_minus_margin_after_the_last_keepalive_was_sent() -> None:
+    clock = ManualClock()
+    fake = FakeLeaseClient()
+    # The keepalive task sleeps ~20 real seconds: only the manual clock moves here.
+    session = _session(fake, ttl=60, margin=5, keepalive_interval=20, clock=clock)
+    lost: list[str] = []
+    session.on_lost(lambda: lost.append("lost"))
+    await session.start()
+    try:
+        assert session.valid
+        assert session.deadline == pytest.approx(1000.0 + 60 - 5)
+        clock.now = 1054.9
+        assert session.valid
+        lease = ThreadLease(session, "t", token=7, holder_id="h")
+        lease.check()
+        clock.now = 1055.0
+        assert not session.valid
+        assert not lease.valid
+        with pytest.raises(StaleOwnerError) as info:
+            lease.check()
+        assert info.value.metadata == {"thread_id": "t", "fencing_token": "7"}
+        assert lost == ["lost"]
+        # Once lost, always lost; callbacks fire once; late subscribers are called at once.
+        clock.now = 1000.0
+        assert not session.valid
+        late: list[str] = []
+        session.on_lost(lambda: late.append("late"))
+        assert lost == ["lost"]
+        assert late == ["late"]
+    finally:
+        await session.close()
+
+
+async def test_keepalives_keep_it_valid_past_the_ttl() -> None:
+    fake = FakeLeaseClient()
+    session = _session(fake, ttl=1, margin=0.5, keepalive_interval=0.05)
+    await session.start()
+    try:
+        start_deadline = session.deadline
+        await assert_eventually(lambda: session.deadline > start_deadline + 1.0, timeout=5)
+        assert session.valid
+        assert fake.refreshes >= 10
+    finally:
+        await session.close()
+    assert fake.revoked == [0xABC]
+    assert fake.closed
+    assert not session.valid
+
+
+async def test_failing_keepalives_lose_the_session_at_the_deadline() -> None:
+    fake = FakeLeaseClient()
+    fake.mode = "fail"
+    session = _session(fake, ttl=1, margin=0.5, keepalive_interval=0.1)
+    lost = asyncio.Event()
+    session.on_lost(lost.set)
+    await session.start()
+    started = asyncio.get_running_loop().time()
+    try:
+        await asyncio.wait_for(lost.wait(), timeout=5)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert elapsed <= 0.5 + 0.2  # ttl - margin, plus scheduling slack
+        assert fake.refreshes >= 2  # it kept retrying until the deadline
+        assert session.lost_reason is not None
+        assert "deadline" in session.lost_reason
+    finally:
+        await session.close()
+    assert fake.revoked == []  # a lost lease is not revoked on close
+
+
+async def test_lease_reported_expired_by_etcd_loses_the_session_at_once() -> None:
+    fake = FakeLeaseClient()
+    fake.mode = "expired"
+    session = _session(fake, ttl=30, margin=1, keepalive_interval=0.05)
+    lost = asyncio.Event()
+    session.on_lost(lost.set)
+    await session.start()
+    try:
+        await asyncio.wait_for(lost.wait(), timeout=2)
+        assert session.lost_reason == "etcd reports the lease expired"
+        assert not session.valid
+    finally:
+        await session.close()
+
+
+async def test_close_does_not_fire_on_lost_and_a_failing_callback_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeLeaseClient()
+    session = _session(fake, ttl=2)
+    fired: list[int] = []
+    session.on_lost(lambda: fired.append(1))
+    async with session:
+        assert session.valid
+    assert fired == []
+    assert not session.valid
+
+    clock = ManualClock()
+    session2 = _session(FakeLeaseClient(), ttl=60, margin=1, keepalive_interval=20, clock=clock)
+
+    def boom() -> None:
+        raise RuntimeError("callback bug")
+
+    session2.on_lost(boom)
+    session2.on_lost(lambda: fired.append(2))
+    await session2.start()
+    try:
+        clock.now += 100
+        assert not session2.valid
+    finally:
+        await session2.close()
+    assert fired == [2]  # a failing callback does not stop the others
+    assert "on_lost callback failed" in caplog.text
+
+
+async def test_pause_keepalive_stops_refreshes() -> None:
+    fake = FakeLeaseClient()
+    session = _session(fake, ttl=1, margin=0.5, keepalive_interval=0.05)
+    lost = asyncio.Event()
+    session.on_lost(lost.set)
+    await session.start()
+    try:
+        await assert_eventually(lambda: fake.refreshes >= 2)
+        session.pause_keepalive()
+        before = fake.refreshes
+        await asyncio.wait_for(lost.wait(), timeout=3)
+        assert fake.refreshes <= before + 1  # at most one already in flight
+    finally:
+        await session.close()
