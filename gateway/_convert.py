@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lgmesh.api.v1 import types_pb2
+
 from mesh_core.adapters.redis.records import RunRecord, ThreadRecord
 from mesh_core.jsonvalue import to_struct, to_value
 

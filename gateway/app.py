@@ -9,17 +9,24 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
+from lgmesh.api.v1 import (
+    assistants_pb2,
+    assistants_pb2_grpc,
+    runs_pb2,
+    runs_pb2_grpc,
+    threads_pb2,
+    threads_pb2_grpc,
+)
 
 from gateway.auth import ApiKeyAuth
 from gateway.dispatch import ChannelPool, RunDispatcher
 from gateway.placement import Placement
 from gateway.servicer import AssistantServicer, GatewayCore, RunServicer, ThreadServicer
-from lgmesh.api.v1 import assistants_pb2, assistants_pb2_grpc, runs_pb2, runs_pb2_grpc, threads_pb2, threads_pb2_grpc
 from mesh_core.adapters.etcd.session import new_etcd_client
 from mesh_core.adapters.nats.eventlog import RunEventLog, connect_nats
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
+from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
 from mesh_core.config import InfraSettings
 from mesh_core.rpc import MeshServer
@@ -68,7 +75,7 @@ class Gateway:
         auth = ApiKeyAuth.from_sources(s.api_keys_file, s.api_keys)
         if not auth.enabled:
             raise ValueError("no API keys configured: set LGMESH_API_KEYS or --api-keys-file")
-        self.redis = aioredis.from_url(infra.redis_url)
+        self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
         records = RecordStore(self.redis, infra.prefix)
         checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix)
@@ -88,7 +95,7 @@ class Gateway:
             max_request_bytes=s.max_request_bytes,
         )
         self.server = MeshServer(
-            s.name, f"{s.host}:{s.port}", max_message_bytes=s.max_request_bytes + 64 * 1024
+            s.name, f"{s.host}:{s.port}", max_message_bytes=2 * s.max_request_bytes
         )
         self.server.add(threads_pb2_grpc.add_ThreadServiceServicer_to_server, ThreadServicer(core), _service(threads_pb2, "ThreadService"))
         self.server.add(runs_pb2_grpc.add_RunServiceServicer_to_server, RunServicer(core), _service(runs_pb2, "RunService"))

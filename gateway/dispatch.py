@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-
 from lgmesh.api.v1 import types_pb2
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
+
+from gateway.placement import Placement
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
 from mesh_core.errors import MeshError, UnavailableError
-from gateway.placement import Placement
 
 __all__ = ["ChannelPool", "PassthroughError", "RunDispatcher", "rpc_error_reason"]
 

@@ -9,11 +9,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-
-from gateway import _convert
-from gateway.auth import ApiKeyAuth
-from gateway.dispatch import ChannelPool, PassthroughError, RunDispatcher
-from gateway.placement import Placement
 from lgmesh.api.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
@@ -24,6 +19,11 @@ from lgmesh.api.v1 import (
     types_pb2,
 )
 from lgmesh.runtime.v1 import runtime_pb2
+
+from gateway import _convert
+from gateway.auth import ApiKeyAuth
+from gateway.dispatch import ChannelPool, PassthroughError, RunDispatcher
+from gateway.placement import Placement
 from mesh_core.adapters.etcd.leases import read_thread_owner
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
@@ -166,7 +166,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
             raise NotFoundError(f"thread {thread_id!r} not found", metadata={"thread_id": thread_id})
         return rec
 
-    async def CreateThread(self, request: threads_pb2.CreateThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.CreateThreadResponse:  # noqa: N802
+    async def CreateThread(self, request: threads_pb2.CreateThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.CreateThreadResponse:
         tenant = self.core.tenant(context, request)
         _check_id(request.thread_id, "thread_id", required=False)
         rec = await self.core.records.create_thread(
@@ -177,11 +177,11 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         )
         return threads_pb2.CreateThreadResponse(thread=_convert.thread_to_pb(rec))
 
-    async def GetThread(self, request: threads_pb2.GetThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.GetThreadResponse:  # noqa: N802
+    async def GetThread(self, request: threads_pb2.GetThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.GetThreadResponse:
         tenant = self.core.tenant(context, request)
         return threads_pb2.GetThreadResponse(thread=_convert.thread_to_pb(await self._thread(tenant, request.thread_id)))
 
-    async def GetThreadState(self, request: threads_pb2.GetThreadStateRequest, context: grpc.aio.ServicerContext) -> threads_pb2.GetThreadStateResponse:  # noqa: N802
+    async def GetThreadState(self, request: threads_pb2.GetThreadStateRequest, context: grpc.aio.ServicerContext) -> threads_pb2.GetThreadStateResponse:
         tenant = self.core.tenant(context, request)
         rec = await self._thread(tenant, request.thread_id)
         if not rec.assistant_id:
@@ -203,7 +203,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
             raise PassthroughError(err) from None
         return threads_pb2.GetThreadStateResponse(state=resp.state)
 
-    async def DeleteThread(self, request: threads_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.DeleteThreadResponse:  # noqa: N802
+    async def DeleteThread(self, request: threads_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.DeleteThreadResponse:
         tenant = self.core.tenant(context, request)
         rec = await self._thread(tenant, request.thread_id)
         if rec.active_run:
@@ -212,7 +212,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         await self.core.checkpointer.adelete_thread(scoped_thread_id(tenant, request.thread_id))
         return threads_pb2.DeleteThreadResponse()
 
-    async def SearchThreads(self, request: threads_pb2.SearchThreadsRequest, context: grpc.aio.ServicerContext) -> threads_pb2.SearchThreadsResponse:  # noqa: N802
+    async def SearchThreads(self, request: threads_pb2.SearchThreadsRequest, context: grpc.aio.ServicerContext) -> threads_pb2.SearchThreadsResponse:
         tenant = self.core.tenant(context, request)
         if request.limit < 0 or request.offset < 0:
             raise InvalidArgumentError("limit and offset must not be negative", [FieldViolation("limit", ">= 0")])
@@ -235,12 +235,12 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         async for ev in self.core.dispatcher.execute(tenant, run_id, spec):
             yield ev
 
-    async def StreamRun(self, request: runs_pb2.StreamRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[runs_pb2.StreamRunResponse]:  # noqa: N802
+    async def StreamRun(self, request: runs_pb2.StreamRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[runs_pb2.StreamRunResponse]:
         tenant = self.core.tenant(context, request)
         async for ev in self._events(tenant, request.run):
             yield runs_pb2.StreamRunResponse(event=ev)
 
-    async def WaitRun(self, request: runs_pb2.WaitRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.WaitRunResponse:  # noqa: N802
+    async def WaitRun(self, request: runs_pb2.WaitRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.WaitRunResponse:
         tenant = self.core.tenant(context, request)
         spec = types_pb2.RunSpec.FromString(request.run.SerializeToString())
         del spec.stream_modes[:]
@@ -258,7 +258,7 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
             resp.run.CopyFrom(_convert.run_to_pb(rec))
         return resp
 
-    async def CreateRun(self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.CreateRunResponse:  # noqa: N802
+    async def CreateRun(self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.CreateRunResponse:
         tenant = self.core.tenant(context, request)
         events = self._events(tenant, request.run)
         try:
@@ -282,11 +282,11 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
             raise NotFoundError(f"run {run_id!r} not found", metadata={"run_id": run_id})
         return rec
 
-    async def GetRun(self, request: runs_pb2.GetRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.GetRunResponse:  # noqa: N802
+    async def GetRun(self, request: runs_pb2.GetRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.GetRunResponse:
         tenant = self.core.tenant(context, request)
         return runs_pb2.GetRunResponse(run=_convert.run_to_pb(await self._run(tenant, request.thread_id, request.run_id)))
 
-    async def ListRuns(self, request: runs_pb2.ListRunsRequest, context: grpc.aio.ServicerContext) -> runs_pb2.ListRunsResponse:  # noqa: N802
+    async def ListRuns(self, request: runs_pb2.ListRunsRequest, context: grpc.aio.ServicerContext) -> runs_pb2.ListRunsResponse:
         tenant = self.core.tenant(context, request)
         _check_id(request.thread_id, "thread_id")
         if await self.core.records.get_thread(tenant, request.thread_id) is None:
@@ -327,12 +327,12 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
                 rec = await self._run(tenant, rec.thread_id, run_id)
         return rec
 
-    async def CancelRun(self, request: runs_pb2.CancelRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.CancelRunResponse:  # noqa: N802
+    async def CancelRun(self, request: runs_pb2.CancelRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.CancelRunResponse:
         tenant = self.core.tenant(context, request)
         rec = await self.cancel(tenant, request.thread_id, request.run_id, wait=request.wait, action=request.action)
         return runs_pb2.CancelRunResponse(run=_convert.run_to_pb(rec))
 
-    async def JoinRun(self, request: runs_pb2.JoinRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[runs_pb2.JoinRunResponse]:  # noqa: N802
+    async def JoinRun(self, request: runs_pb2.JoinRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[runs_pb2.JoinRunResponse]:
         tenant = self.core.tenant(context, request)
         rec = await self._run(tenant, request.thread_id, request.run_id)
         modes = {MODE_NAMES[m] for m in request.stream_modes if m in MODE_NAMES}
@@ -346,12 +346,12 @@ class AssistantServicer(assistants_pb2_grpc.AssistantServiceServicer):
     def __init__(self, core: GatewayCore) -> None:
         self.core = core
 
-    async def ListAssistants(self, request: assistants_pb2.ListAssistantsRequest, context: grpc.aio.ServicerContext) -> assistants_pb2.ListAssistantsResponse:  # noqa: N802
+    async def ListAssistants(self, request: assistants_pb2.ListAssistantsRequest, context: grpc.aio.ServicerContext) -> assistants_pb2.ListAssistantsResponse:
         self.core.tenant(context, request)
         graphs = await self.core.graphs(refresh=True)
         return assistants_pb2.ListAssistantsResponse(assistants=[graphs[k] for k in sorted(graphs)])
 
-    async def GetAssistant(self, request: assistants_pb2.GetAssistantRequest, context: grpc.aio.ServicerContext) -> assistants_pb2.GetAssistantResponse:  # noqa: N802
+    async def GetAssistant(self, request: assistants_pb2.GetAssistantRequest, context: grpc.aio.ServicerContext) -> assistants_pb2.GetAssistantResponse:
         self.core.tenant(context, request)
         return assistants_pb2.GetAssistantResponse(assistant=await self.core.require_graph(request.assistant_id))
 

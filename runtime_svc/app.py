@@ -12,10 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
+from lgmesh.runtime.v1 import runtime_pb2_grpc
 from prometheus_client import Gauge
 
-from lgmesh.runtime.v1 import runtime_pb2_grpc
 from mesh_core.adapters.etcd.keys import EtcdKeys
 from mesh_core.adapters.etcd.leases import ThreadLeases, read_thread_owner
 from mesh_core.adapters.etcd.registry import RuntimeInfo, RuntimeRegistry
@@ -23,6 +22,7 @@ from mesh_core.adapters.etcd.session import EtcdSession
 from mesh_core.adapters.nats.eventlog import RunEventLog, connect_nats
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
+from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
 from mesh_core.config import InfraSettings
 from mesh_core.rpc import MeshServer
@@ -89,7 +89,7 @@ class Runtime:
     async def start(self) -> None:
         s = self.settings
         infra = s.infra
-        self.redis = aioredis.from_url(infra.redis_url)
+        self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
         self.checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix)
         self.records = RecordStore(self.redis, infra.prefix)
