@@ -95,7 +95,7 @@ _WHEELS = {
 }
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
@@ -174,11 +174,11 @@ def _nats_ready(srv: LocalServer) -> bool:
         text = srv.log_path.read_text(errors="replace")
     except OSError:
         return False
-    return "Server is ready" in text and _port_open(srv.port)
+    return "Server is ready" in text and port_open(srv.port)
 
 
 def _redis_ready(srv: LocalServer) -> bool:
-    if not _port_open(srv.port):
+    if not port_open(srv.port):
         return False
     try:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=0.5) as s:
@@ -221,7 +221,7 @@ def etcd_server(base: Path, port: int | None = None) -> LocalServer:
 
 
 def _etcd_probe(srv: LocalServer) -> bool:
-    if not _port_open(srv.port):
+    if not port_open(srv.port):
         return False
     import urllib.request
 

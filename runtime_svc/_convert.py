@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import timestamp_pb2
-
 from lgmesh.api.v1 import types_pb2
+
 from mesh_core.errors import FieldViolation, InvalidArgumentError
 from mesh_core.jsonvalue import from_struct, from_value, to_struct, to_value
 from mesh_core.validation import validate_config

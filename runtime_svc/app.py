@@ -130,7 +130,7 @@ class Runtime:
         eventlog = self.eventlog
 
         async def sink(ev: Event) -> None:
-            await eventlog.publish(_convert.event_to_pb(ev), durable=ev.mode == "lifecycle")
+            await eventlog.publish(_convert.event_to_pb(ev), durable=ev.final)
 
         configure = None
         if s.remote_tasks:

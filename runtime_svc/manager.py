@@ -292,11 +292,10 @@ class RunManager:
             log.exception("run %s failed in the runtime", req.run_id)
             await self._end(handle, "error", error={"type": type(exc).__name__, "message": str(exc)})
         finally:
+            await handle.close(lost)
+            self.runs.pop(req.run_id, None)
             if lease_taken:
                 await self._lease_done(scoped, release=lost is None or handle.handover)
-            await handle.close(lost)
-            if handle.finished:
-                self.runs.pop(req.run_id, None)
 
     async def _wait_thread_free(self, record: RunRecord) -> None:
         delay = 0.02
@@ -350,9 +349,10 @@ class RunManager:
         req = handle.req
         config = self._config(req, lease)
         graph_input = await self._graph_input(req, graph, config)
-        modes = [m for m in req.stream_modes if m in ("values", "updates", "custom", "messages", "debug")]
-        if not modes:
-            modes = ["values"]
+        wanted = {m for m in req.stream_modes if m in ("values", "updates", "custom", "messages", "debug")}
+        # "values" and "updates" are always streamed: the last values are the run's output
+        # and an "__interrupt__" update says the run paused (no extra state read at the end).
+        modes = sorted(wanted | {"values", "updates"})
         stream = graph.astream(
             graph_input,
             config,  # type: ignore[arg-type]
@@ -363,9 +363,20 @@ class RunManager:
             interrupt_before=list(req.interrupt_before) or None,
             interrupt_after=list(req.interrupt_after) or None,
         )
+        values: Any = None
+        interrupts: list[Any] = []
+        paused = False
         try:
             async for ns, mode, chunk in stream:
-                if ns and not req.stream_subgraphs:
+                if ns:
+                    if not req.stream_subgraphs or mode not in wanted:
+                        continue
+                elif mode == "values":
+                    values = chunk
+                elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:
+                    paused = True
+                    interrupts.extend(chunk["__interrupt__"])
+                if mode not in wanted:
                     continue
                 lease.check()
                 if mode == "messages":
@@ -380,14 +391,12 @@ class RunManager:
             log.info("run %s ended with %s", req.run_id, type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
             await self._end(handle, "error", error={"type": type(exc).__name__, "message": str(exc)})
             return
-        state = await graph.aget_state(config)  # type: ignore[arg-type]
-        interrupts = [to_jsonable(i) for i in state.interrupts]
-        paused = bool(interrupts) or (bool(state.next) and bool(req.interrupt_before or req.interrupt_after))
+        lease.check()
         await self._end(
             handle,
             "interrupted" if paused else "success",
-            interrupts=interrupts,
-            values=to_jsonable(state.values),
+            interrupts=[to_jsonable(i) for i in interrupts],
+            values=to_jsonable(values),
         )
 
     async def _end(

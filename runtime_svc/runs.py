@@ -147,6 +147,8 @@ class RunHandle:
             for ev in batch:
                 if ev.seq > after_seq:
                     yield ev
+                if ev.final:
+                    return
             if finished and idx >= len(self.events):
                 if lost is not None:
                     raise lost

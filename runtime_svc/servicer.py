@@ -8,8 +8,8 @@ from typing import Any
 import grpc
 from langgraph._internal._constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.checkpoint.base import BaseCheckpointSaver
-
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
+
 from mesh_core.adapters.redis.records import scoped_thread_id
 from mesh_core.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from runtime_svc import _convert
@@ -32,7 +32,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         self.graphs = graphs
         self.checkpointer = checkpointer
 
-    async def ExecuteRun(  # noqa: N802
+    async def ExecuteRun(
         self, request: runtime_pb2.ExecuteRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[runtime_pb2.ExecuteRunResponse]:
         _require(request.tenant_id, "tenant_id")
@@ -50,14 +50,14 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         async for ev in handle.follow(request.after_seq):
             yield runtime_pb2.ExecuteRunResponse(event=_convert.event_to_pb(ev))
 
-    async def CancelRun(  # noqa: N802
+    async def CancelRun(
         self, request: runtime_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> runtime_pb2.CancelRunResponse:
         action = "rollback" if request.action == 2 else "interrupt"
         found = await self.manager.cancel(request.run_id, action)
         return runtime_pb2.CancelRunResponse(found=found)
 
-    async def GetThreadState(  # noqa: N802
+    async def GetThreadState(
         self, request: runtime_pb2.GetThreadStateRequest, context: grpc.aio.ServicerContext
     ) -> runtime_pb2.GetThreadStateResponse:
         _require(request.tenant_id, "tenant_id")
@@ -76,7 +76,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
             raise NotFoundError(f"checkpoint {request.checkpoint_id!r} not found")
         return runtime_pb2.GetThreadStateResponse(state=_convert.state_to_pb(state))
 
-    async def ListGraphs(  # noqa: N802
+    async def ListGraphs(
         self, request: runtime_pb2.ListGraphsRequest, context: grpc.aio.ServicerContext
     ) -> runtime_pb2.ListGraphsResponse:
         return runtime_pb2.ListGraphsResponse(

@@ -1,0 +1,42 @@
+"""LangGraph tasks executed by remote workers over a NATS JetStream work queue.
+
+Owner process (drives the Pregel loop)::
+
+    executor = RemoteExecutor(infra_settings, checkpointer, owner_id=runtime_id)
+    await executor.start()
+    async with executor.run(config, graph_id="g", run_id=run_id) as cfg:
+        async for chunk in graph.astream(inp, cfg, durability="sync", ...):
+            ...
+    await executor.stop()
+
+Worker process (same graph code)::
+
+    worker = TaskWorker(infra_settings, {"g": graph}, checkpointer, worker_id="w1")
+    await worker.start()
+    ...
+    await worker.stop()
+"""
+
+from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError
+from runtime_svc.remote._owner import (
+    REMOTE_METADATA_KEY,
+    RemoteExecutor,
+    RemoteMode,
+    RemoteRun,
+    RunStats,
+)
+from runtime_svc.remote._queue import TaskQueueSettings, ensure_task_queue
+from runtime_svc.remote._worker import TaskWorker
+
+__all__ = [
+    "REMOTE_METADATA_KEY",
+    "RemoteExecutor",
+    "RemoteMode",
+    "RemoteRun",
+    "RemoteTaskError",
+    "RunStats",
+    "TaskDeadLetteredError",
+    "TaskQueueSettings",
+    "TaskWorker",
+    "ensure_task_queue",
+]

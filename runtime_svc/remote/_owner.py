@@ -1,0 +1,500 @@
+"""Owner side: send a run's remote-eligible tasks to the task queue, hand results back.
+
+LangGraph's ``PregelRunner`` takes its task submitter from
+``config["configurable"][CONFIG_KEY_RUNNER_SUBMIT]`` (a zero-argument callable that
+returns the submit function). ``RemoteExecutor.configure`` installs a ``RemoteRun``
+there. For each task the runner submits, ``RemoteRun.submit`` either
+
+* runs it on the owner, as LangGraph's ``AsyncBackgroundExecutor`` would (an asyncio
+  task on the loop; a thread for sync runs), or
+* publishes a ``TaskRequest`` to the work queue and returns a future that resolves
+  from the worker's ``TaskReply``: the writes go into ``task.writes`` (the runner then
+  commits them exactly as for a local task), custom stream events are re-emitted
+  through the run's stream writer, and an interrupt or the node's exception is raised.
+
+Which tasks go remote: by default every ``Send`` (PUSH) task of the root graph; a node
+opts in or out with node metadata ``{"lgmesh_remote": True/False}``; ``remote="all"``
+sends every root-graph node, ``remote="none"`` none. Tasks of subgraphs and functional
+API calls always stay on the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextvars import copy_context
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import nats
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph._internal._constants import (
+    CONF,
+    CONFIG_KEY_CHECKPOINT_ID,
+    CONFIG_KEY_CHECKPOINT_MAP,
+    CONFIG_KEY_CHECKPOINT_NS,
+    CONFIG_KEY_RUNNER_SUBMIT,
+    CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_SCRATCHPAD,
+    CONFIG_KEY_THREAD_ID,
+    NS_SEP,
+    PULL,
+    PUSH,
+)
+from langgraph._internal._scratchpad import PregelScratchpad
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.errors import GraphInterrupt
+from langgraph.types import PregelExecutableTask
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+
+from mesh_core.adapters.nats import NatsNames
+from mesh_core.config import InfraSettings
+from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError
+from runtime_svc.remote._metrics import REMOTE_TASKS
+from runtime_svc.remote._queue import TaskQueueSettings, ensure_task_queue
+from runtime_svc.remote._rebuild import checkpoint_config
+from runtime_svc.remote._wire import (
+    TaskReply,
+    TaskRequest,
+    decode_reply,
+    encode_request,
+    error_from_info,
+)
+
+__all__ = ["REMOTE_METADATA_KEY", "RemoteExecutor", "RemoteMode", "RemoteRun", "RunStats"]
+
+log = logging.getLogger(__name__)
+
+REMOTE_METADATA_KEY = "lgmesh_remote"
+RemoteMode = Literal["send", "all", "none"]
+_CONFIG_SKIP = frozenset(
+    (CONFIG_KEY_THREAD_ID, CONFIG_KEY_CHECKPOINT_NS, CONFIG_KEY_CHECKPOINT_ID, "checkpoint_map")
+)
+_KNOWN_CHECKPOINTS = 256
+
+
+@dataclass
+class RunStats:
+    """Counts of one run invocation's remote tasks."""
+
+    submitted: int = 0
+    ok: int = 0
+    skipped: int = 0
+    interrupt: int = 0
+    error: int = 0
+    dead: int = 0
+    cancelled: int = 0
+    local: int = 0
+
+
+class RemoteRun:
+    """The task submitter of one run invocation (what ``configure`` installs)."""
+
+    def __init__(
+        self,
+        executor: RemoteExecutor,
+        *,
+        graph_id: str,
+        run_id: str,
+        mode: RemoteMode,
+        max_concurrency: int | None,
+        stream_writer: Callable[[Any], None] | None,
+        configurable: dict[str, Any],
+        metadata: dict[str, Any],
+        recursion_limit: int,
+    ) -> None:
+        self.executor = executor
+        self.graph_id = graph_id
+        self.run_id = run_id
+        self.invocation_id = uuid.uuid4().hex
+        self.mode: RemoteMode = mode
+        self.stats = RunStats()
+        self._stream_writer = stream_writer
+        self._configurable = configurable
+        self._metadata = metadata
+        self._recursion_limit = recursion_limit
+        self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._cancelled = False
+
+    # LangGraph calls the configured value to get the submit function (it expects a
+    # weakref.WeakMethod there).
+    def __call__(self) -> Callable[..., Any]:
+        return self.submit
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        __name__: str | None = None,
+        __cancel_on_exit__: bool = False,
+        __reraise_on_exit__: bool = True,
+        __next_tick__: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        task = args[0] if args and isinstance(args[0], PregelExecutableTask) else None
+        if task is not None and asyncio.iscoroutinefunction(fn) and self.is_remote(task):
+            loop = asyncio.get_running_loop()
+            atask = loop.create_task(self._run_remote(task), name=__name__)
+            self._tasks.add(atask)
+            atask.add_done_callback(self._tasks.discard)
+            return atask
+        self.stats.local += 1
+        if asyncio.iscoroutinefunction(fn):
+            loop = asyncio.get_running_loop()
+            coro = fn(*args, **kwargs)
+            if self._sem is not None:
+                coro = _gated(self._sem, coro)
+            return loop.create_task(coro, name=__name__, context=copy_context())
+        # sync runs (graph.invoke/stream): LangGraph waits on concurrent futures
+        ctx = copy_context()
+        return self.executor._threads.submit(ctx.run, fn, *args, **kwargs)
+
+    def is_remote(self, task: PregelExecutableTask) -> bool:
+        """Whether this task goes to the task queue."""
+        if self.mode == "none" or self._cancelled:
+            return False
+        conf = task.config.get(CONF, {}) if task.config else {}
+        ns = conf.get(CONFIG_KEY_CHECKPOINT_NS, "")
+        if NS_SEP in ns or "" not in conf.get(CONFIG_KEY_CHECKPOINT_MAP, {}):
+            return False  # a subgraph's task: its checkpoint lives under the parent task
+        path = task.path
+        is_send = len(path) == 3 and path[0] == PUSH and isinstance(path[1], int)
+        is_pull = len(path) == 2 and path[0] == PULL
+        if not (is_send or is_pull):
+            return False  # functional API calls, error handlers
+        flag = (task.config.get("metadata") or {}).get(REMOTE_METADATA_KEY)
+        if flag is not None:
+            return bool(flag)
+        return self.mode == "all" or is_send
+
+    def _request(self, task: PregelExecutableTask) -> TaskRequest:
+        conf = task.config[CONF]
+        scratchpad: PregelScratchpad = conf[CONFIG_KEY_SCRATCHPAD]
+        runtime = conf.get(CONFIG_KEY_RUNTIME)
+        return TaskRequest(
+            graph_id=self.graph_id,
+            thread_id=str(conf[CONFIG_KEY_THREAD_ID]),
+            checkpoint_ns="",
+            checkpoint_id=conf[CONFIG_KEY_CHECKPOINT_MAP][""],
+            step=scratchpad.step,
+            stop=scratchpad.stop,
+            task_id=task.id,
+            task_name=task.name,
+            task_path=list(task.path[:2]),
+            run_id=self.run_id,
+            invocation_id=self.invocation_id,
+            reply_subject=self.executor.reply_subject,
+            resume=list(scratchpad.resume),
+            null_resume=scratchpad.get_null_resume(False),
+            context=getattr(runtime, "context", None),
+            configurable=self._configurable,
+            metadata=self._metadata,
+            recursion_limit=self._recursion_limit,
+        )
+
+    async def _run_remote(self, task: PregelExecutableTask) -> None:
+        ex = self.executor
+        key = (self.invocation_id, task.id)
+        published = False
+        if self._sem is not None:
+            await self._sem.acquire()
+        try:
+            req = self._request(task)
+            await ex._wait_checkpoint(req.thread_id, req.checkpoint_id)
+            fut: asyncio.Future[TaskReply] = asyncio.get_running_loop().create_future()
+            ex._pending[key] = fut
+            await ex._publish(req)
+            published = True
+            self.stats.submitted += 1
+            reply = await fut
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1
+            REMOTE_TASKS.labels(self.graph_id, "cancelled").inc()
+            if published:
+                ex._cancel_later(self.invocation_id, task.id)
+            raise
+        finally:
+            ex._pending.pop(key, None)
+            if self._sem is not None:
+                self._sem.release()
+        self._apply(task, reply)
+
+    def _apply(self, task: PregelExecutableTask, reply: TaskReply) -> None:
+        REMOTE_TASKS.labels(self.graph_id, reply.status).inc()
+        if reply.status == "dead":
+            self.stats.dead += 1
+            msg = reply.error.message if reply.error else "dead-lettered"
+            raise TaskDeadLetteredError(msg, task_id=task.id)
+        task.writes.extend(reply.writes)
+        if reply.custom:
+            self._emit_custom(task, reply.custom)
+        if reply.status == "ok":
+            self.stats.ok += 1
+            self.stats.skipped += int(reply.skipped)
+            return
+        if reply.status == "interrupt":
+            self.stats.interrupt += 1
+            raise GraphInterrupt(tuple(reply.interrupts))
+        self.stats.error += 1
+        if reply.error is None:
+            raise RemoteTaskError(f"task {task.name!r} failed on worker {reply.worker_id}")
+        raise error_from_info(reply.error, task_name=task.name, worker_id=reply.worker_id)
+
+    def _emit_custom(self, task: PregelExecutableTask, events: list[Any]) -> None:
+        runtime = task.config[CONF].get(CONFIG_KEY_RUNTIME)
+        writer = getattr(runtime, "stream_writer", None)
+        # LangGraph's writer reads the task's namespace from the config context var
+        token = var_child_runnable_config.set(task.config)
+        try:
+            for event in events:
+                if writer is not None:
+                    writer(event)
+                if self._stream_writer is not None:
+                    self._stream_writer(event)
+        finally:
+            var_child_runnable_config.reset(token)
+
+    async def cancel(self) -> None:
+        """Cancel this invocation's outstanding remote tasks (owner futures and workers)."""
+        self._cancelled = True
+        pending = [t for t in self._tasks if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.executor._broadcast_cancel(self.invocation_id, None)
+
+
+async def _gated(sem: asyncio.Semaphore, coro: Any) -> Any:
+    async with sem:
+        return await coro
+
+
+class RemoteExecutor:
+    """Owner-process side of remote task execution: one per runtime process.
+
+    ``start()`` connects to NATS, makes sure the task queue exists and subscribes to
+    this owner's reply subject; ``configure()`` then prepares each run's config.
+    """
+
+    def __init__(
+        self,
+        settings: InfraSettings,
+        checkpointer: BaseCheckpointSaver[Any],
+        *,
+        owner_id: str | None = None,
+        queue: TaskQueueSettings | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        self.settings = settings
+        self.names = NatsNames(settings.prefix)
+        self.owner_id = owner_id or uuid.uuid4().hex[:12]
+        self.queue = queue or TaskQueueSettings()
+        self.checkpointer = checkpointer
+        self.serde: SerializerProtocol = serde or JsonPlusSerializer()
+        self.reply_subject = self.names.task_reply(self.owner_id)
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._sub: Subscription | None = None
+        self._pending: dict[tuple[str, str], asyncio.Future[TaskReply]] = {}
+        self._runs: weakref.WeakValueDictionary[str, RemoteRun] = weakref.WeakValueDictionary()
+        self._saved: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._saving: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._cancel_batch: dict[str, set[str]] = {}
+        self._threads = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="lgmesh-local")
+        self.dropped_replies = 0
+
+    async def start(self) -> None:
+        self._nc = await nats.connect(
+            self.settings.nats_url,
+            name=f"lgmesh-owner-{self.owner_id}",
+            max_reconnect_attempts=-1,
+        )
+        self._js = self._nc.jetstream()
+        await ensure_task_queue(self._js, self.names, self.queue)
+        self._sub = await self._nc.subscribe(self.reply_subject, cb=self._on_reply)
+
+    async def stop(self) -> None:
+        for run in list(self._runs.values()):
+            with contextlib.suppress(Exception):
+                await run.cancel()
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.cancel()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+        self._nc = self._js = self._sub = None
+        self._threads.shutdown(wait=False)
+
+    async def __aenter__(self) -> RemoteExecutor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- per run ---------------------------------------------------------------------
+    def configure(
+        self,
+        config: RunnableConfig,
+        *,
+        graph_id: str,
+        run_id: str | None = None,
+        remote: RemoteMode = "send",
+        max_concurrency: int | None = None,
+        stream_writer: Callable[[Any], None] | None = None,
+    ) -> RunnableConfig:
+        """A copy of ``config`` whose remote-eligible tasks run on workers.
+
+        ``graph_id`` is the key workers find the graph under; ``max_concurrency``
+        (default: ``config["max_concurrency"]``) caps this run's in-flight tasks;
+        ``stream_writer`` also receives every custom stream event of remote tasks.
+        """
+        conf = dict(config.get(CONF) or {})
+        if CONFIG_KEY_THREAD_ID not in conf:
+            raise ValueError("config['configurable']['thread_id'] is required")
+        run_id = run_id or str(config.get("run_id") or uuid.uuid4())
+        user_conf = {
+            k: v
+            for k, v in conf.items()
+            if not k.startswith("__") and k not in _CONFIG_SKIP and self._serializable(v)
+        }
+        user_meta = {
+            k: v for k, v in (config.get("metadata") or {}).items() if self._serializable(v)
+        }
+        run = RemoteRun(
+            self,
+            graph_id=graph_id,
+            run_id=run_id,
+            mode=remote,
+            max_concurrency=max_concurrency or config.get("max_concurrency"),
+            stream_writer=stream_writer,
+            configurable=user_conf,
+            metadata=user_meta,
+            recursion_limit=int(config.get("recursion_limit") or 25),
+        )
+        self._runs[run.invocation_id] = run
+        conf[CONFIG_KEY_RUNNER_SUBMIT] = run
+        return {**config, CONF: conf}
+
+    @staticmethod
+    def run_of(config: RunnableConfig) -> RemoteRun | None:
+        """The ``RemoteRun`` that ``configure`` installed in this config."""
+        run = (config.get(CONF) or {}).get(CONFIG_KEY_RUNNER_SUBMIT)
+        return run if isinstance(run, RemoteRun) else None
+
+    async def cancel_run(self, run_id: str) -> None:
+        """Cancel every outstanding remote task of ``run_id`` (all its invocations)."""
+        for run in [r for r in self._runs.values() if r.run_id == run_id]:
+            await run.cancel()
+
+    @contextlib.asynccontextmanager
+    async def run(self, config: RunnableConfig, **kwargs: Any) -> AsyncIterator[RunnableConfig]:
+        """``configure`` for the duration of a block; leaving it cancels what is left."""
+        cfg = self.configure(config, **kwargs)
+        run = self.run_of(cfg)
+        try:
+            yield cfg
+        finally:
+            if run is not None:
+                await run.cancel()
+
+    # -- internals -------------------------------------------------------------------
+    def _serializable(self, value: Any) -> bool:
+        try:
+            self.serde.dumps_typed(value)
+        except Exception:
+            return False
+        return True
+
+    async def _publish(self, req: TaskRequest) -> None:
+        assert self._js is not None, "RemoteExecutor is stopped"
+        data = encode_request(self.serde, req)
+        # the id is unique per invocation, so a retried publish is de-duplicated but a
+        # resume (or a new owner) can send the same task again within the window
+        headers = {"Nats-Msg-Id": f"{req.task_id}:{req.invocation_id}"}
+        await self._js.publish(
+            self.names.tasks_subject, data, stream=self.names.tasks_stream, headers=headers
+        )
+
+    async def _wait_checkpoint(self, thread_id: str, checkpoint_id: str) -> None:
+        """Wait until the checkpoint the task was derived from can be read by workers
+        (LangGraph saves it in the background, e.g. the input checkpoint)."""
+        key = (thread_id, checkpoint_id)
+        if key in self._saved:
+            return
+        fut = self._saving.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(self._poll_checkpoint(thread_id, checkpoint_id))
+            self._saving[key] = fut
+            fut.add_done_callback(lambda _f: self._saving.pop(key, None))
+        await asyncio.shield(fut)
+
+    async def _poll_checkpoint(self, thread_id: str, checkpoint_id: str) -> None:
+        deadline = time.monotonic() + self.queue.checkpoint_wait
+        delay = 0.002
+        cfg = checkpoint_config(thread_id, "", checkpoint_id)
+        while True:
+            saved = await self.checkpointer.aget_tuple(cfg)
+            if saved is not None and saved.checkpoint["id"] == checkpoint_id:
+                self._saved[(thread_id, checkpoint_id)] = None
+                while len(self._saved) > _KNOWN_CHECKPOINTS:
+                    self._saved.popitem(last=False)
+                return
+            if time.monotonic() > deadline:
+                raise RemoteTaskError(
+                    f"checkpoint {checkpoint_id} was not saved within "
+                    f"{self.queue.checkpoint_wait}s; remote tasks need a checkpointer and "
+                    "durability 'sync' or 'async'"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        try:
+            reply = decode_reply(self.serde, msg.data)
+        except Exception:
+            log.warning("undecodable task reply on %s dropped", msg.subject)
+            self.dropped_replies += 1
+            return
+        fut = self._pending.get((reply.invocation_id, reply.task_id))
+        if fut is None or fut.done():
+            self.dropped_replies += 1  # nobody waits for it (cancelled, or a duplicate)
+            return
+        fut.set_result(reply)
+
+    def _cancel_later(self, invocation_id: str, task_id: str) -> None:
+        first = not self._cancel_batch
+        self._cancel_batch.setdefault(invocation_id, set()).add(task_id)
+        if first:
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._flush_cancels())
+            )
+
+    async def _flush_cancels(self) -> None:
+        batch, self._cancel_batch = self._cancel_batch, {}
+        for invocation_id, task_ids in batch.items():
+            await self._broadcast_cancel(invocation_id, sorted(task_ids))
+
+    async def _broadcast_cancel(self, invocation_id: str, task_ids: list[str] | None) -> None:
+        if self._nc is None or self._nc.is_closed:
+            return
+        body = json.dumps({"task_ids": task_ids}).encode()
+        with contextlib.suppress(Exception):
+            await self._nc.publish(self.names.task_cancel(invocation_id), body)

@@ -1,0 +1,121 @@
+"""The JetStream task queue: settings, stream and consumer setup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from mesh_core.adapters.nats import NatsNames
+
+__all__ = ["DEFAULT_ACK_WAIT", "DEFAULT_MAX_DELIVERIES", "TaskQueueSettings", "ensure_task_queue"]
+
+DEFAULT_ACK_WAIT = 30.0
+DEFAULT_MAX_DELIVERIES = 3
+
+
+@dataclass(frozen=True)
+class TaskQueueSettings:
+    """How the remote task queue behaves. Owners and workers of one mesh share these.
+
+    Attributes:
+        ack_wait: seconds a delivered task may go without an ack or in-progress ack
+            before JetStream redelivers it (a SIGKILLed worker is noticed after this).
+        max_deliveries: deliveries that may run the task; the delivery after the last
+            one dead-letters it and reports the failure to the owner.
+        duplicate_window: JetStream de-duplication window for ``Nats-Msg-Id``.
+        fetch_batch: most messages a worker fetches at once (also bounded by free slots).
+        checkpoint_wait: seconds an owner waits for the checkpoint a task was derived
+            from to be readable before it publishes the task.
+        dead_letter_max_age: seconds the dead-letter stream keeps a task.
+    """
+
+    ack_wait: float = DEFAULT_ACK_WAIT
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    duplicate_window: float = 120.0
+    fetch_batch: int = 16
+    checkpoint_wait: float = 30.0
+    dead_letter_max_age: float = 7 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.ack_wait <= 0:
+            raise ValueError("ack_wait must be > 0")
+        if self.max_deliveries < 1:
+            raise ValueError("max_deliveries must be >= 1")
+        if self.fetch_batch < 1:
+            raise ValueError("fetch_batch must be >= 1")
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """How often a worker sends an in-progress ack for a running task."""
+        return max(0.05, self.ack_wait / 3)
+
+
+async def ensure_task_queue(
+    js: JetStreamContext, names: NatsNames, queue: TaskQueueSettings
+) -> None:
+    """Create (idempotently) the work-queue stream, the shared durable pull consumer
+    and the dead-letter stream."""
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=names.tasks_stream,
+            subjects=[names.tasks_subject],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=queue.duplicate_window,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=names.dead_letter_stream,
+            subjects=[names.dead_letter_subject],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=queue.dead_letter_max_age,
+        ),
+    )
+    consumer = ConsumerConfig(
+        name=names.tasks_consumer,
+        durable_name=names.tasks_consumer,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=queue.ack_wait,
+        # one delivery more than may run the task: that one dead-letters it
+        max_deliver=queue.max_deliveries + 1,
+        filter_subject=names.tasks_subject,
+        max_ack_pending=-1,
+        max_waiting=4096,
+    )
+    try:
+        await js.add_consumer(names.tasks_stream, config=consumer)
+    except BadRequestError:
+        # exists with another config (e.g. an older ack_wait): update it in place
+        info = await js.consumer_info(names.tasks_stream, names.tasks_consumer)
+        if (info.config.ack_wait, info.config.max_deliver) != (
+            consumer.ack_wait,
+            consumer.max_deliver,
+        ):
+            raise
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            # created concurrently by another process
+            await js.stream_info(config.name)

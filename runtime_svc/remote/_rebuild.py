@@ -1,0 +1,157 @@
+"""Rebuild a task on a worker exactly as the owner's Pregel loop built it.
+
+Every private LangGraph API the remote executor relies on is imported here or in
+``_owner.py``; ``tests/contract/test_langgraph_private_api.py`` pins them.
+
+The worker loads the checkpoint the owner derived the task from (saved before the
+task was published), hydrates the channels with ``achannels_from_checkpoint`` and
+calls ``prepare_single_task`` with the owner's task id as checksum: if both sides
+don't compute the same id (different graph code, different checkpoint) the task is
+refused instead of running something else.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph._internal._constants import (
+    CONF,
+    CONFIG_KEY_CHECKPOINT_ID,
+    CONFIG_KEY_CHECKPOINT_NS,
+    CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_THREAD_ID,
+    NULL_TASK_ID,
+    PULL,
+    PUSH,
+    RESUME,
+)
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, PendingWrite
+from langgraph.pregel import Pregel
+from langgraph.pregel._algo import checkpoint_null_version, prepare_single_task
+from langgraph.pregel._checkpoint import achannels_from_checkpoint
+from langgraph.pregel._task_status import read_task_statuses
+from langgraph.runtime import Runtime
+from langgraph.types import PregelExecutableTask
+
+from runtime_svc.remote._errors import RemoteTaskError
+from runtime_svc.remote._wire import TaskRequest
+
+__all__ = ["CheckpointMissingError", "load_checkpoint", "rebuild_task", "saved_output"]
+
+
+class CheckpointMissingError(Exception):
+    """The checkpoint a task names isn't readable (yet): redeliver later."""
+
+
+def checkpoint_config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        CONF: {
+            CONFIG_KEY_THREAD_ID: thread_id,
+            CONFIG_KEY_CHECKPOINT_NS: checkpoint_ns,
+            CONFIG_KEY_CHECKPOINT_ID: checkpoint_id,
+        }
+    }
+
+
+async def load_checkpoint(
+    checkpointer: BaseCheckpointSaver[Any], req: TaskRequest
+) -> CheckpointTuple:
+    saved = await checkpointer.aget_tuple(
+        checkpoint_config(req.thread_id, req.checkpoint_ns, req.checkpoint_id)
+    )
+    if saved is None or saved.checkpoint["id"] != req.checkpoint_id:
+        raise CheckpointMissingError(
+            f"checkpoint {req.checkpoint_id} of thread {req.thread_id} not found"
+        )
+    return saved
+
+
+def saved_output(saved: CheckpointTuple, task_id: str) -> list[tuple[str, Any]] | None:
+    """The output writes already saved for this task, if it finished before."""
+    writes = [w for w in (saved.pending_writes or ()) if w[0] == task_id]
+    status = read_task_statuses(writes).get(task_id)
+    if status is None or not status.output:
+        return None
+    return list(status.output)
+
+
+def _task_path(path: Sequence[Any]) -> tuple[Any, ...]:
+    if len(path) >= 2 and path[0] == PUSH and isinstance(path[1], int):
+        return (PUSH, path[1])
+    if len(path) >= 2 and path[0] == PULL and isinstance(path[1], str):
+        return (PULL, path[1])
+    raise RemoteTaskError(f"task path {list(path)!r} can't run remotely")
+
+
+async def rebuild_task(
+    graph: Pregel,
+    checkpointer: BaseCheckpointSaver[Any],
+    saved: CheckpointTuple,
+    req: TaskRequest,
+    *,
+    stream_writer: Callable[[Any], None],
+) -> PregelExecutableTask:
+    checkpoint = saved.checkpoint
+    migrate = getattr(graph, "_migrate_checkpoint", None)
+    if migrate is not None:
+        migrate(checkpoint)
+    channels, managed = await achannels_from_checkpoint(
+        graph.channels,
+        checkpoint,
+        saver=checkpointer,
+        config=saved.config,
+    )
+    pending: list[PendingWrite] = []
+    if req.resume:
+        pending.append((req.task_id, RESUME, list(req.resume)))
+    if req.null_resume is not None:
+        pending.append((NULL_TASK_ID, RESUME, req.null_resume))
+    runtime = Runtime(context=req.context, store=graph.store, stream_writer=stream_writer)
+    config: RunnableConfig = {
+        CONF: {
+            **req.configurable,
+            CONFIG_KEY_THREAD_ID: req.thread_id,
+            CONFIG_KEY_CHECKPOINT_NS: req.checkpoint_ns,
+            CONFIG_KEY_RUNTIME: runtime,
+        },
+        "metadata": dict(req.metadata),
+        "recursion_limit": req.recursion_limit,
+    }
+    checkpoint_id_bytes = binascii.unhexlify(checkpoint["id"].replace("-", ""))
+    try:
+        task = prepare_single_task(
+            _task_path(req.task_path),
+            req.task_id,
+            checkpoint=checkpoint,
+            checkpoint_id_bytes=checkpoint_id_bytes,
+            checkpoint_null_version=checkpoint_null_version(checkpoint),
+            pending_writes=pending,
+            processes=graph.nodes,
+            channels=channels,
+            managed=managed,
+            config=config,
+            step=req.step,
+            stop=req.stop,
+            for_execution=True,
+            store=graph.store,
+            checkpointer=checkpointer,
+            manager=None,
+            retry_policy=graph.retry_policy,
+            cache_policy=graph.cache_policy,
+        )
+    except AssertionError as exc:
+        raise RemoteTaskError(
+            f"task id mismatch for {req.task_name!r}: worker graph code or checkpoint "
+            f"differs from the owner's ({exc})",
+            task_id=req.task_id,
+        ) from None
+    if not isinstance(task, PregelExecutableTask) or task.id != req.task_id:
+        raise RemoteTaskError(
+            f"task {req.task_name!r} ({req.task_id}) can't be rebuilt from checkpoint "
+            f"{req.checkpoint_id} on this worker",
+            task_id=req.task_id,
+        )
+    return cast(PregelExecutableTask, task)
