@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ __all__ = ["ServiceProcess", "free_port"]
 from mesh_core.localservers import find_free_port as free_port
 
 _COLORS = ["36", "35", "33", "32", "34", "91", "96", "95"]
+# tool_svc and llm_gateway_svc announce themselves as "<name> ready port=N ...".
+_READY_PORT = re.compile(r"^\S+ ready port=(\d+)")
 
 
 class ServiceProcess:
@@ -46,6 +49,7 @@ class ServiceProcess:
         self.log_file = log_file
         self.echo = echo
         self.cwd = cwd
+        self.host = "127.0.0.1"
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
         self._ready = threading.Event()
@@ -93,6 +97,9 @@ class ServiceProcess:
                 if line.startswith("LGMESH_READY"):
                     parts = line.split()
                     self.address = parts[2] if len(parts) > 2 else ""
+                    self._ready.set()
+                elif not self._ready.is_set() and (m := _READY_PORT.match(line)):
+                    self.address = f"{self.host}:{m.group(1)}"
                     self._ready.set()
                 if log is not None:
                     log.write(line + "\n")
