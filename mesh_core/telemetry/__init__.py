@@ -1,5 +1,28 @@
 """Prometheus metrics (and, when configured, OpenTelemetry tracing) for every service."""
 
 from mesh_core.telemetry._metrics import GrpcMetricsInterceptor, start_metrics_server
+from mesh_core.telemetry._tracing import (
+    TRACE_HEADERS,
+    Tracing,
+    TracingServerInterceptor,
+    TracingSettings,
+    extract_nats_headers,
+    inject_nats_headers,
+    setup_tracing,
+    trace_metadata,
+    tracing_client_interceptors,
+)
 
-__all__ = ["GrpcMetricsInterceptor", "start_metrics_server"]
+__all__ = [
+    "TRACE_HEADERS",
+    "GrpcMetricsInterceptor",
+    "Tracing",
+    "TracingServerInterceptor",
+    "TracingSettings",
+    "extract_nats_headers",
+    "inject_nats_headers",
+    "setup_tracing",
+    "start_metrics_server",
+    "trace_metadata",
+    "tracing_client_interceptors",
+]

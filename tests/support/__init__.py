@@ -1,0 +1,1 @@
+"""Stand-ins for external systems that the tests cannot run for real (an OTLP collector)."""
