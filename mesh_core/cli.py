@@ -65,7 +65,11 @@ def _runtime(ns: argparse.Namespace) -> int:
     if not graphs:
         print("lgmesh runtime: --graphs or LGMESH_GRAPHS is required", file=sys.stderr)
         return 2
-    kwargs = {"runtime_id": ns.runtime_id} if ns.runtime_id else {}
+    kwargs: dict[str, object] = {"runtime_id": ns.runtime_id} if ns.runtime_id else {}
+    extra = {}
+    for env_key, conf_key in (("LGMESH_LLM_GATEWAY_ADDR", "lgmesh_llm_target"), ("LGMESH_TOOLS_ADDR", "lgmesh_tools_target")):
+        if os.environ.get(env_key):
+            extra[conf_key] = os.environ[env_key]
     settings = RuntimeSettings(
         infra=InfraSettings.from_env(),
         graphs_path=graphs,
@@ -78,7 +82,8 @@ def _runtime(ns: argparse.Namespace) -> int:
         lease_ttl=ns.lease_ttl,
         drain_timeout=ns.drain_timeout,
         worker_concurrency=ns.worker_concurrency,
-        **kwargs,
+        extra_configurable=extra,
+        **kwargs,  # type: ignore[arg-type]
     )
     asyncio.run(serve(settings))
     return 0

@@ -53,8 +53,8 @@ def run_dev(ns: argparse.Namespace) -> int:
             procs.append(llm)
             tools = ServiceProcess("tools", ["tools", "--port", "0"], env, echo=_say).start()
             procs.append(tools)
-            env["LGMESH_LLM_GATEWAY"] = llm.address
-            env["LGMESH_TOOLS"] = tools.address
+            env["LGMESH_LLM_GATEWAY_ADDR"] = llm.address
+            env["LGMESH_TOOLS_ADDR"] = tools.address
             graphs = ns.graphs or str(DEMO_GRAPHS)
             for i in range(ns.runtimes):
                 procs.append(
@@ -71,7 +71,7 @@ def run_dev(ns: argparse.Namespace) -> int:
             if ns.demo or ns.demo_only:
                 from mesh_demo.run import main as demo_main
 
-                code = demo_main(gw.address, DEV_API_KEY)
+                code = _in_thread(demo_main, gw.address, DEV_API_KEY)
                 if ns.demo_only:
                     return code
             _say("lgmesh dev: serving; Ctrl-C stops everything")
@@ -104,3 +104,12 @@ def _banner(gateway: str, servers: LocalServers) -> None:
             ]
         )
     )
+
+
+def _in_thread(fn: object, *args: object) -> int:
+    """Run the demo client off the main thread, so Ctrl-C still reaches run_dev."""
+    result: list[int] = [1]
+    t = threading.Thread(target=lambda: result.__setitem__(0, fn(*args)), daemon=True)  # type: ignore[operator]
+    t.start()
+    t.join()
+    return result[0]

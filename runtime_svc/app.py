@@ -70,6 +70,8 @@ class RuntimeSettings:
     worker_concurrency: int = 4
     max_message_bytes: int = 8 * 1024 * 1024
     remote_tasks: bool = False
+    # Put into every run's config["configurable"], e.g. lgmesh_llm_target / lgmesh_tools_target.
+    extra_configurable: dict[str, str] = field(default_factory=dict)
 
 
 class Runtime:
@@ -141,6 +143,7 @@ class Runtime:
                 capacity=s.capacity,
                 acquire_timeout=s.lease_ttl * 3 + 2,
                 drain_timeout=s.drain_timeout,
+                extra_configurable=dict(s.extra_configurable),
             ),
             self.graphs,
             self.checkpointer,
