@@ -111,8 +111,12 @@ class RunDispatcher:
         spec: types_pb2.RunSpec,
         *,
         after_seq: int = 0,
+        new_thread: bool = False,
     ) -> AsyncIterator[types_pb2.RunEvent]:
-        """The run's events (seq > after_seq) until it ends, across runtime failures."""
+        """The run's events (seq > after_seq) until it ends, across runtime failures.
+
+        ``new_thread``: the thread was just created, so it has no owner to look up.
+        """
         scoped = scoped_thread_id(tenant_id, spec.thread_id)
         cursor = after_seq
         resume = False
@@ -120,7 +124,9 @@ class RunDispatcher:
         failovers = 0
         while True:
             try:
-                address = (await self.placement.candidates(scoped, exclude=exclude))[0]
+                address = (
+                    await self.placement.candidates(scoped, exclude=exclude, owner_lookup=not new_thread or bool(exclude))
+                )[0]
             except UnavailableError:
                 if not resume:
                     raise

@@ -40,11 +40,13 @@ class Placement:
             self._cached_at = now
         return self._cache
 
-    async def candidates(self, scoped_thread: str, *, exclude: Iterable[str] = ()) -> list[str]:
+    async def candidates(
+        self, scoped_thread: str, *, exclude: Iterable[str] = (), owner_lookup: bool = True
+    ) -> list[str]:
         """Addresses to try for the thread, best first: its owner, then by rendezvous hash."""
         skip = set(exclude)
         out: list[str] = []
-        owner = await read_thread_owner(self.client, self.keys, scoped_thread)
+        owner = await read_thread_owner(self.client, self.keys, scoped_thread) if owner_lookup else None
         if owner is not None and owner.address and owner.address not in skip:
             out.append(owner.address)
         live = await self.runtimes(fresh=bool(skip))

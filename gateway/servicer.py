@@ -122,8 +122,11 @@ class GatewayCore:
             raise NotFoundError(f"assistant {assistant_id!r} not found", metadata={"assistant_id": assistant_id})
         return graphs[assistant_id]
 
-    async def prepare_run(self, tenant: str, spec: types_pb2.RunSpec) -> tuple[str, types_pb2.RunSpec]:
-        """Validate a RunSpec, make sure its thread exists; returns (run_id, spec with thread id)."""
+    async def prepare_run(self, tenant: str, spec: types_pb2.RunSpec) -> tuple[str, types_pb2.RunSpec, bool]:
+        """Validate a RunSpec, make sure its thread exists.
+
+        Returns (run_id, the spec with its thread id, whether the thread is brand new).
+        """
         graph = await self.require_graph(spec.assistant_id)
         _check_id(spec.thread_id, "run.thread_id", required=False)
         if spec.HasField("input"):
@@ -142,17 +145,21 @@ class GatewayCore:
                     [FieldViolation("run.interrupt_before", f"{name!r} is not a node of the graph")],
                 )
         spec = types_pb2.RunSpec.FromString(spec.SerializeToString())
-        if not spec.thread_id:
+        fresh = not spec.thread_id
+        if fresh:
             spec.thread_id = str(uuid.uuid4())
-            await self.records.create_thread(tenant, spec.thread_id, {})
+            await self.records.create_thread(tenant, spec.thread_id, {}, assistant_id=spec.assistant_id)
         else:
             thread = await self.records.get_thread(tenant, spec.thread_id)
             if thread is None:
                 if not spec.if_not_exists_create:
                     raise NotFoundError(f"thread {spec.thread_id!r} not found", metadata={"thread_id": spec.thread_id})
-                await self.records.create_thread(tenant, spec.thread_id, {}, if_exists_return=True)
-        await self.records.update_thread(tenant, spec.thread_id, assistant_id=spec.assistant_id)
-        return str(uuid.uuid4()), spec
+                thread = await self.records.create_thread(
+                    tenant, spec.thread_id, {}, if_exists_return=True, assistant_id=spec.assistant_id
+                )
+            if thread.assistant_id != spec.assistant_id:
+                await self.records.update_thread(tenant, spec.thread_id, assistant_id=spec.assistant_id)
+        return str(uuid.uuid4()), spec, fresh
 
 
 class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
@@ -231,8 +238,8 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         self.core = core
 
     async def _events(self, tenant: str, spec: types_pb2.RunSpec) -> AsyncIterator[types_pb2.RunEvent]:
-        run_id, spec = await self.core.prepare_run(tenant, spec)
-        async for ev in self.core.dispatcher.execute(tenant, run_id, spec):
+        run_id, spec, fresh = await self.core.prepare_run(tenant, spec)
+        async for ev in self.core.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
             yield ev
 
     async def StreamRun(self, request: runs_pb2.StreamRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[runs_pb2.StreamRunResponse]:

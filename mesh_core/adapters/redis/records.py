@@ -159,9 +159,10 @@ class RecordStore:
         metadata: dict[str, Any] | None = None,
         *,
         if_exists_return: bool = False,
+        assistant_id: str = "",
     ) -> ThreadRecord:
         now = time.time()
-        rec = ThreadRecord(tenant_id, thread_id, dict(metadata or {}), "idle", now, now)
+        rec = ThreadRecord(tenant_id, thread_id, dict(metadata or {}), "idle", now, now, assistant_id=assistant_id)
         flat = [x for kv in _encode(rec).items() for x in kv]
         created = await self._create_thread(
             keys=[self.keys.thread_record(rec.scoped_id), self.keys.threads_index(tenant_id)],

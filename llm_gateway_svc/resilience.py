@@ -1,0 +1,104 @@
+"""Backoff, circuit breaker and deadline: small objects the router composes."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Backoff", "CircuitBreaker", "Deadline"]
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An absolute point on the monotonic clock."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds)
+
+    def remaining(self, clock: Callable[[], float] = time.monotonic) -> float:
+        return self.at - clock()
+
+    def expired(self, clock: Callable[[], float] = time.monotonic) -> bool:
+        return self.remaining(clock) <= 0
+
+
+class Backoff:
+    """Exponential backoff with full jitter: retry n sleeps U(0, min(cap, base * 2**n))."""
+
+    def __init__(self, base: float, cap: float, rng: Callable[[], float] = random.random) -> None:
+        self.base = base
+        self.cap = cap
+        self._rng = rng
+
+    def ceiling(self, retry: int) -> float:
+        return min(self.cap, self.base * (2 ** min(retry, 30)))
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Sleep before retry number ``retry`` (0-based); a server's Retry-After wins."""
+        if retry_after is not None:
+            return retry_after
+        return self._rng() * self.ceiling(retry)
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive failures; after ``reset_s`` lets one probe in.
+
+    A success closes it; a failed probe opens it again for another ``reset_s``.
+    """
+
+    def __init__(
+        self, threshold: int, reset_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.threshold = threshold
+        self.reset_s = reset_s
+        self._clock = clock
+        self._failures = 0
+        self._opened_at = 0.0
+        self._state: BreakerState = "closed"
+        self._probe_out = False
+
+    @property
+    def state(self) -> BreakerState:
+        if self._state == "open" and self._clock() - self._opened_at >= self.reset_s:
+            self._state = "half_open"
+            self._probe_out = False
+        return self._state
+
+    def retry_in(self) -> float:
+        """Seconds until the breaker lets a probe through (0 if it does now)."""
+        if self.state != "open":
+            return 0.0
+        return max(0.0, self._opened_at + self.reset_s - self._clock())
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self._probe_out:
+            self._probe_out = True
+            return True
+        return False
+
+    def on_success(self) -> None:
+        self._failures = 0
+        self._state = "closed"
+        self._probe_out = False
+
+    def on_failure(self) -> None:
+        self._failures += 1
+        if self._state == "half_open" or self._failures >= self.threshold:
+            self._state = "open"
+            self._opened_at = self._clock()
+            self._probe_out = False
+
+    def on_abandon(self) -> None:
+        """A call that was let through ended without a verdict (cancelled)."""
+        self._probe_out = False

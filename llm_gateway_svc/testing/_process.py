@@ -1,0 +1,131 @@
+"""Start the OpenAI stub and gateway replicas as real processes (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["ServiceProcess", "start_gateway", "start_openai_stub"]
+
+_READY = re.compile(rb"ready port=(\d+)(?: metrics_port=(-?\d+))?")
+
+
+@dataclass
+class ServiceProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    metrics_port: int = -1
+    _log: Any = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """For the OpenAI stub: the base URL a provider config points at."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- OpenAI stub admin ---------------------------------------------------------------
+    def add_faults(self, model: str, faults: list[dict[str, Any]], *, repeat: bool = False) -> None:
+        r = httpx.post(
+            f"http://127.0.0.1:{self.port}/admin/faults",
+            json={"model": model, "faults": faults, "repeat": repeat},
+        )
+        r.raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        r = httpx.get(f"http://127.0.0.1:{self.port}/admin/stats")
+        r.raise_for_status()
+        doc: dict[str, Any] = r.json()
+        return doc
+
+    def hits(self, model: str) -> int:
+        return int(self.stats()["by_model"].get(model, 0))
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def terminate(self, timeout: float = 10.0) -> int:
+        """SIGTERM, wait; SIGKILL if it does not exit. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+        return int(self.proc.returncode)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _start(argv: list[str], env: Mapping[str, str] | None, timeout: float) -> ServiceProcess:
+    log_path = Path(tempfile.mkstemp(prefix="lgmesh-llm-", suffix=".log")[1])
+    log = open(log_path, "ab")  # noqa: SIM115 - closed in terminate()
+    proc = subprocess.Popen(
+        [sys.executable, *argv],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            data = os.read(proc.stdout.fileno(), 4096)
+            buf += data
+            m = _READY.search(buf)
+            if m:
+                metrics = int(m.group(2)) if m.group(2) else -1
+                return ServiceProcess(proc, int(m.group(1)), log_path, metrics, log)
+            if not data and proc.poll() is not None:
+                break
+        elif proc.poll() is not None:
+            break
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait(5)
+    log.close()
+    raise RuntimeError(f"{argv[1]} did not start: {log_path.read_text(errors='replace')[-2000:]}")
+
+
+def start_openai_stub(timeout: float = 20.0) -> ServiceProcess:
+    return _start(["-m", "llm_gateway_svc.testing.openai_stub", "--port", "0"], None, timeout)
+
+
+def start_gateway(
+    config_path: str | Path,
+    *,
+    redis_url: str,
+    prefix: str,
+    port: int = 0,
+    metrics_port: int = -1,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> ServiceProcess:
+    env = {"LGMESH_REDIS_URL": redis_url, "LGMESH_PREFIX": prefix, **(extra_env or {})}
+    argv = ["-m", "llm_gateway_svc", "--port", str(port), "--metrics-port", str(metrics_port)]
+    argv += ["--config", str(config_path), "--drain-grace", "2"]
+    return _start(argv, env, timeout)

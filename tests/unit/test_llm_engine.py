@@ -1,0 +1,560 @@
+"""LLM gateway engine: backoff, breaker, routing, limits, idempotency, scripted rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from lgmesh.llm.v1 import llm_pb2
+
+from llm_gateway_svc._convert import request_from_pb
+from llm_gateway_svc.accounting import UsageLedger
+from llm_gateway_svc.config import ConfigError, LlmGatewaySettings
+from llm_gateway_svc.engine import LlmGateway
+from llm_gateway_svc.model import ChatRequest, ChatResult, Chunk, Message, ToolSpec, Usage
+from llm_gateway_svc.providers import OpenAIProvider, ProviderError, ScriptedProvider
+from llm_gateway_svc.providers.openai import build_body
+from llm_gateway_svc.resilience import Backoff, CircuitBreaker, Deadline
+from llm_gateway_svc.router import Attempts, Router
+from llm_gateway_svc.testing.memory_store import MemoryLlmStore
+from mesh_core.errors import (
+    DeadlineExceededError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from tests.helpers import assert_eventually
+
+
+def _settings(**extra: Any) -> LlmGatewaySettings:
+    doc: dict[str, Any] = {
+        "providers": {
+            "a": {
+                "type": "scripted",
+                "rules": [{"reply": "from a"}],
+                "retry": {"max_attempts": 3, "base_s": 0.01},
+            },
+            "b": {
+                "type": "scripted",
+                "rules": [{"reply": "from b"}],
+                "retry": {"max_attempts": 2, "base_s": 0.01},
+            },
+        },
+        "routes": {"m": ["a/x", "b/y"]},
+    }
+    doc.update(extra)
+    return LlmGatewaySettings.from_mapping(doc, env={})
+
+
+def _req(text: str = "hello", **kw: Any) -> ChatRequest:
+    return ChatRequest(model=kw.pop("model", "m"), messages=(Message("user", text),), **kw)
+
+
+class FlakyProvider:
+    """Fails with the queued errors, then answers; counts calls."""
+
+    def __init__(self, name: str, errors: list[ProviderError], forever: bool = False) -> None:
+        self.name = name
+        self.errors = errors
+        self.forever = forever
+        self.calls = 0
+
+    async def generate(self, request: ChatRequest, model: str, timeout: float) -> ChatResult:
+        self.calls += 1
+        if self.errors:
+            raise self.errors[0] if self.forever else self.errors.pop(0)
+        return ChatResult(
+            message=Message("assistant", f"{self.name}:{model}"),
+            usage=Usage(3, 2),
+            provider=self.name,
+            provider_model=model,
+        )
+
+    async def stream(
+        self, request: ChatRequest, model: str, timeout: float
+    ) -> AsyncIterator[Chunk]:
+        result = await self.generate(request, model, timeout)
+        yield Chunk(content_delta=result.message.content)
+        yield Chunk(finish_reason="stop", usage=result.usage, last=True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+# -- small objects ---------------------------------------------------------------------------
+
+
+def test_backoff_full_jitter_and_retry_after() -> None:
+    b = Backoff(base=0.1, cap=1.0, rng=lambda: 1.0)
+    assert [b.delay(n) for n in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert Backoff(0.1, 1.0, rng=lambda: 0.0).delay(3) == 0.0
+    assert b.delay(0, retry_after=2.5) == 2.5
+
+
+def test_circuit_breaker_opens_probes_and_closes() -> None:
+    now = [0.0]
+    br = CircuitBreaker(threshold=2, reset_s=5.0, clock=lambda: now[0])
+    br.on_failure()
+    assert br.allow()
+    br.on_failure()
+    assert br.state == "open" and not br.allow()
+    now[0] = 5.0
+    assert br.allow()  # the probe
+    assert not br.allow()  # only one
+    br.on_failure()
+    assert br.state == "open"
+    now[0] = 10.0
+    assert br.allow()
+    br.on_success()
+    assert br.state == "closed" and br.allow()
+
+
+def test_settings_resolve_key_from_env_and_hide_it() -> None:
+    s = LlmGatewaySettings.from_mapping(
+        {
+            "providers": {
+                "o": {"type": "openai", "base_url": "http://127.0.0.1:1/v1", "api_key_env": "K"}
+            },
+            "routes": {"m": "o/x"},
+        },
+        env={"K": "sk-secret-123", "LGMESH_PREFIX": "pfx"},
+    )
+    assert s.providers["o"].api_key == "sk-secret-123"
+    assert "sk-secret" not in repr(s)
+    assert s.infra.prefix == "pfx"
+    with pytest.raises(ConfigError):
+        LlmGatewaySettings.from_mapping({"routes": {"m": ["nope/x"]}}, env={})
+
+
+def test_default_config_routes_demo_alias_to_scripted() -> None:
+    s = LlmGatewaySettings.load(None, env={})
+    assert [str(t) for t in s.routes["mesh-demo"]] == ["scripted/demo"]
+
+
+# -- router ----------------------------------------------------------------------------------
+
+
+async def test_router_retries_then_falls_back() -> None:
+    s = _settings()
+    a = FlakyProvider("a", [ProviderError("server", "500", status=500)], forever=True)
+    b = FlakyProvider("b", [ProviderError("rate_limited", "429", status=429, retry_after=0.05)])
+    sleeps = Sleeps()
+    router = Router(s, {"a": a, "b": b}, sleep=sleeps)
+    att = Attempts()
+    result = await router.generate(_req(), Deadline.after(10), att)
+    assert result.message.content == "b:y"
+    assert (a.calls, b.calls) == (3, 2)
+    assert att.count == 5 and result.attempts == 5
+    assert sleeps.delays[-1] == 0.05  # Retry-After honoured
+    assert all(d <= 0.02 for d in sleeps.delays[:2])  # jitter within base * 2**n
+
+
+async def test_router_gives_up_with_unavailable_and_details() -> None:
+    s = _settings()
+    err = ProviderError("network", "down")
+    router = Router(
+        s,
+        {"a": FlakyProvider("a", [err], True), "b": FlakyProvider("b", [err], True)},
+        sleep=Sleeps(),
+    )
+    with pytest.raises(UnavailableError) as exc:
+        await router.generate(_req(), Deadline.after(10), Attempts())
+    assert exc.value.metadata["attempts"] == "5"
+    assert exc.value.metadata["last_error"] == "network"
+
+
+async def test_router_never_sleeps_past_the_deadline() -> None:
+    s = _settings()
+    err = ProviderError("rate_limited", "429", status=429, retry_after=30.0)
+    sleeps = Sleeps()
+    router = Router(
+        s,
+        {"a": FlakyProvider("a", [err], True), "b": FlakyProvider("b", [err], True)},
+        sleep=sleeps,
+    )
+    with pytest.raises(DeadlineExceededError) as exc:
+        await router.generate(_req(), Deadline.after(1.0), Attempts())
+    assert sleeps.delays == []
+    assert exc.value.metadata["retry_after_s"] == "30.000"
+
+
+async def test_router_does_not_retry_a_rejected_request() -> None:
+    a = FlakyProvider(
+        "a", [ProviderError("client", "provider answered HTTP 400", status=400)], True
+    )
+    b = FlakyProvider("b", [])
+    router = Router(_settings(), {"a": a, "b": b}, sleep=Sleeps())
+    with pytest.raises(InvalidArgumentError):
+        await router.generate(_req(), Deadline.after(5), Attempts())
+    assert (a.calls, b.calls) == (1, 0)
+
+
+async def test_router_skips_provider_with_open_breaker() -> None:
+    s = _settings(
+        providers={
+            "a": {
+                "type": "scripted",
+                "rules": [{"reply": "a"}],
+                "retry": {"max_attempts": 1},
+                "breaker": {"failure_threshold": 1, "reset_s": 60},
+            },
+            "b": {"type": "scripted", "rules": [{"reply": "b"}]},
+        }
+    )
+    a = FlakyProvider("a", [ProviderError("server", "503", status=503)], True)
+    b = FlakyProvider("b", [])
+    router = Router(s, {"a": a, "b": b}, sleep=Sleeps())
+    await router.generate(_req(), Deadline.after(5), Attempts())
+    assert router.breaker_state("a") == "open"
+    await router.generate(_req(), Deadline.after(5), Attempts())
+    assert (a.calls, b.calls) == (1, 2)
+
+
+async def test_unknown_model_is_not_found() -> None:
+    router = Router(_settings())
+    with pytest.raises(NotFoundError):
+        await router.generate(_req(model="nope"), Deadline.after(5), Attempts())
+
+
+# -- engine ----------------------------------------------------------------------------------
+
+
+async def test_idempotency_key_replays_without_calling_provider() -> None:
+    a = FlakyProvider("a", [])
+    gw = LlmGateway(
+        _settings(), MemoryLlmStore(), Router(_settings(), {"a": a, "b": FlakyProvider("b", [])})
+    )
+    first = await gw.generate(_req(idempotency_key="k1"), tenant="t", deadline=Deadline.after(5))
+    again = await gw.generate(_req(idempotency_key="k1"), tenant="t", deadline=Deadline.after(5))
+    chunks = [
+        c
+        async for c in gw.stream(_req(idempotency_key="k1"), tenant="t", deadline=Deadline.after(5))
+    ]
+    assert a.calls == 1
+    assert again.replayed and not first.replayed
+    assert again.message == first.message
+    assert chunks[-1].result is not None and chunks[-1].result.replayed
+    assert "".join(c.content_delta for c in chunks) == first.message.content
+    # Another tenant's identical key is a different key.
+    await gw.generate(_req(idempotency_key="k1"), tenant="u", deadline=Deadline.after(5))
+    assert a.calls == 2
+    with pytest.raises(FailedPreconditionError):
+        await gw.generate(
+            _req("other", idempotency_key="k1"), tenant="t", deadline=Deadline.after(5)
+        )
+
+
+async def test_failed_call_releases_its_idempotency_claim() -> None:
+    err = ProviderError("client", "HTTP 400", status=400)
+    a = FlakyProvider("a", [err])
+    store = MemoryLlmStore()
+    gw = LlmGateway(
+        _settings(),
+        store,
+        Router(_settings(), {"a": a, "b": FlakyProvider("b", [])}, sleep=Sleeps()),
+    )
+    with pytest.raises(InvalidArgumentError):
+        await gw.generate(_req(idempotency_key="k"), tenant="t", deadline=Deadline.after(5))
+    ok = await gw.generate(_req(idempotency_key="k"), tenant="t", deadline=Deadline.after(5))
+    assert ok.message.content == "a:x" and a.calls == 2
+
+
+async def test_rate_limit_rejects_with_retry_after() -> None:
+    s = _settings(limits={"window_s": 60, "tenant_default": {"rpm": 2}})
+    gw = LlmGateway(
+        s, MemoryLlmStore(), Router(s, {"a": FlakyProvider("a", []), "b": FlakyProvider("b", [])})
+    )
+    for _ in range(2):
+        await gw.generate(_req(), tenant="t", deadline=Deadline.after(5))
+    with pytest.raises(ResourceExhaustedError) as exc:
+        await gw.generate(_req(), tenant="t", deadline=Deadline.after(5))
+    assert exc.value.retry_after is not None and 0 < exc.value.retry_after <= 60
+    assert exc.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await gw.generate(_req(), tenant="other", deadline=Deadline.after(5))  # per tenant
+
+
+async def test_usage_accounted_per_tenant_and_cache_hits() -> None:
+    s = _settings(cache={"ttl_s": 60})
+    a = FlakyProvider("a", [])
+    store = MemoryLlmStore()
+    gw = LlmGateway(s, store, Router(s, {"a": a, "b": FlakyProvider("b", [])}))
+    await gw.generate(_req(), tenant="acme", deadline=Deadline.after(5))
+    cached = await gw.generate(_req(), tenant="acme", deadline=Deadline.after(5))
+    await gw.generate(_req(bypass_cache=True), tenant="acme", deadline=Deadline.after(5))
+    await gw.aclose()
+    assert cached.cached and a.calls == 2
+    usage = await store.usage("acme")
+    assert usage["input_tokens"] == 6 and usage["output_tokens"] == 4
+    assert usage["model:m:requests"] == 3
+
+
+async def test_bad_tenant_and_empty_messages_are_invalid() -> None:
+    gw = LlmGateway(_settings(), MemoryLlmStore())
+    with pytest.raises(InvalidArgumentError) as exc:
+        await gw.generate(
+            ChatRequest(model="m", messages=()), tenant="bad tenant!", deadline=Deadline.after(1)
+        )
+    fields = {v.field for v in exc.value.violations}
+    assert fields == {"x-lgmesh-tenant", "messages"}
+
+
+def test_convert_rejects_bad_messages_with_field_violations() -> None:
+    req = llm_pb2.GenerateRequest(
+        model="m",
+        messages=[
+            llm_pb2.ChatMessage(role=llm_pb2.ROLE_UNSPECIFIED),
+            llm_pb2.ChatMessage(role=llm_pb2.ROLE_TOOL),
+        ],
+        tools=[llm_pb2.ToolDefinition(name="t", parameters_json="[1]")],
+    )
+    with pytest.raises(InvalidArgumentError) as exc:
+        request_from_pb(req)
+    assert {v.field for v in exc.value.violations} == {
+        "messages[0].role",
+        "messages[1].tool_call_id",
+        "tools[0].parameters_json",
+    }
+
+
+# -- providers -------------------------------------------------------------------------------
+
+
+async def test_scripted_demo_rules() -> None:
+    s = LlmGatewaySettings.load(None, env={})
+    p = ScriptedProvider(s.providers["scripted"])
+
+    def ask(system: str, *rest: Message, tools: tuple[ToolSpec, ...] = ()) -> ChatResult:
+        msgs = (Message("system", system), Message("user", "quantum dots"), *rest)
+        return p.answer(ChatRequest(model="mesh-demo", messages=msgs, tools=tools), "demo")
+
+    plan = ask("You are the planner.")
+    assert len([line for line in plan.message.content.splitlines() if line.strip()]) == 3
+    first = ask("You are a researcher.", tools=(ToolSpec("search"),))
+    assert first.finish_reason == "tool_calls"
+    (call,) = first.message.tool_calls
+    assert call.name == "search" and json.loads(call.arguments_json) == {"query": "quantum dots"}
+    second = ask(
+        "You are a researcher.",
+        Message("assistant", tool_calls=first.message.tool_calls),
+        Message("tool", "dots are small", tool_call_id=call.id),
+    )
+    assert second.message.content == "Findings on quantum dots: dots are small"
+    assert "quantum dots" in ask("You are the writer.").message.content
+    assert ask("You are the writer.") == ask("You are the writer.")  # deterministic
+    chunks = [
+        c
+        async for c in p.stream(
+            ChatRequest(model="m", messages=(Message("system", "planner"), Message("user", "x"))),
+            "demo",
+            1,
+        )
+    ]
+    assert len(chunks) > 3 and chunks[-1].last and chunks[-1].usage is not None
+
+
+async def test_openai_provider_body_and_sse_parsing() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append({"body": body, "auth": request.headers.get("authorization")})
+        if not body.get("stream"):
+            return httpx.Response(
+                429, headers={"retry-after": "1.5"}, json={"error": {"type": "rate_limit"}}
+            )
+        events = [
+            {"choices": [{"delta": {"content": "Hel"}}]},
+            {"choices": [{"delta": {"content": "lo"}}]},
+            {
+                "choices": [
+                    {
+                        "delta": {
+                            "tool_calls": [
+                                {
+                                    "index": 0,
+                                    "id": "c1",
+                                    "function": {"name": "search", "arguments": '{"q"'},
+                                }
+                            ]
+                        }
+                    }
+                ]
+            },
+            {
+                "choices": [
+                    {
+                        "delta": {
+                            "tool_calls": [{"index": 0, "function": {"arguments": ': "x"}'}}]
+                        },
+                        "finish_reason": "tool_calls",
+                    }
+                ]
+            },
+            {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 4}},
+        ]
+        text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    s = LlmGatewaySettings.from_mapping(
+        {
+            "providers": {
+                "o": {"type": "openai", "base_url": "http://stub/v1", "api_key_env": "K"}
+            },
+            "routes": {"m": "o/gpt"},
+        },
+        env={"K": "sk-1"},
+    )
+    p = OpenAIProvider(s.providers["o"], transport=httpx.MockTransport(handler))
+    req = _req(tools=(ToolSpec("search", "find", {"type": "object"}),), tool_choice="search")
+    with pytest.raises(ProviderError) as exc:
+        await p.generate(req, "gpt", 5)
+    assert exc.value.kind == "rate_limited" and exc.value.retry_after == 1.5
+    assert "sk-1" not in str(exc.value)
+    chunks = [c async for c in p.stream(req, "gpt", 5)]
+    await p.aclose()
+    assert "".join(c.content_delta for c in chunks) == "Hello"
+    args = "".join(d.arguments_delta for c in chunks for d in c.tool_calls)
+    assert json.loads(args) == {"q": "x"}
+    assert (
+        chunks[-1].last
+        and chunks[-1].finish_reason == "tool_calls"
+        and chunks[-1].usage == Usage(7, 4)
+    )
+    assert seen[0]["auth"] == "Bearer sk-1"
+    assert seen[1]["body"]["tool_choice"] == {"type": "function", "function": {"name": "search"}}
+    assert build_body(req, "gpt", stream=True)["stream_options"] == {"include_usage": True}
+
+
+class SlowProvider(FlakyProvider):
+    def __init__(self, name: str, started: asyncio.Event, release: asyncio.Event) -> None:
+        super().__init__(name, [])
+        self.started, self.release = started, release
+
+    async def generate(self, request: ChatRequest, model: str, timeout: float) -> ChatResult:
+        self.started.set()
+        await self.release.wait()
+        return await super().generate(request, model, timeout)
+
+
+async def test_concurrent_calls_with_one_key_reach_the_provider_once() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    a = SlowProvider("a", started, release)
+    gw = LlmGateway(
+        _settings(), MemoryLlmStore(), Router(_settings(), {"a": a, "b": FlakyProvider("b", [])})
+    )
+    first = asyncio.ensure_future(
+        gw.generate(_req(idempotency_key="k"), tenant="t", deadline=Deadline.after(5))
+    )
+    await started.wait()
+    second = asyncio.ensure_future(
+        gw.generate(_req(idempotency_key="k"), tenant="t", deadline=Deadline.after(5))
+    )
+    await asyncio.sleep(0.1)  # the second is waiting on the first's claim
+    assert not second.done()
+    release.set()
+    one, two = await asyncio.gather(first, second)
+    assert a.calls == 1
+    assert two.replayed and two.message == one.message
+
+
+async def test_usage_ledger_keeps_rows_when_redis_fails() -> None:
+    class FailingOnce(MemoryLlmStore):
+        fails = 1
+
+        async def add_usage(self, rows: Any) -> None:
+            if self.fails:
+                self.fails -= 1
+                raise ConnectionError("redis down")
+            await super().add_usage(rows)
+
+    store = FailingOnce()
+    ledger = UsageLedger(store, 60, interval=3600)
+    ledger.add_usage("t", "m", 5, 7)
+    await ledger.flush()
+    assert await store.usage("t") == {}
+    ledger.add_usage("t", "m", 1, 1)
+    await ledger.aclose()
+    usage = await store.usage("t")
+    assert (usage["requests"], usage["input_tokens"], usage["output_tokens"]) == (2, 6, 8)
+
+
+async def test_unreachable_redis_is_unavailable_not_internal() -> None:
+    from llm_gateway_svc.store import RedisLlmStore
+    from tests.helpers import find_free_port
+
+    store = RedisLlmStore.from_url(f"redis://127.0.0.1:{find_free_port()}/0", "p")
+    gw = LlmGateway(
+        _settings(),
+        store,
+        Router(_settings(), {"a": FlakyProvider("a", []), "b": FlakyProvider("b", [])}),
+    )
+    with pytest.raises(UnavailableError) as exc:
+        await gw.generate(_req(idempotency_key="k"), tenant="t", deadline=Deadline.after(5))
+    assert exc.value.reason == "STORE_UNAVAILABLE"
+    await store.aclose()
+
+
+async def test_concurrent_upstream_calls_are_capped_per_provider() -> None:
+    class Gauge(FlakyProvider):
+        def __init__(self) -> None:
+            super().__init__("a", [])
+            self.now = self.peak = 0
+            self.gate = asyncio.Event()
+
+        async def generate(self, request: ChatRequest, model: str, timeout: float) -> ChatResult:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            try:
+                await self.gate.wait()
+                return await super().generate(request, model, timeout)
+            finally:
+                self.now -= 1
+
+    s = LlmGatewaySettings.from_mapping(
+        {
+            "providers": {
+                "a": {"type": "scripted", "rules": [{"reply": "a"}], "max_concurrency": 2}
+            },
+            "routes": {"m": ["a/x"]},
+        },
+        env={},
+    )
+    a = Gauge()
+    router = Router(s, {"a": a})
+    calls = [
+        asyncio.ensure_future(router.generate(_req(), Deadline.after(5), Attempts()))
+        for _ in range(5)
+    ]
+    await assert_eventually(lambda: a.now == 2)
+    a.gate.set()  # without the cap all five would be inside generate() by now
+    await asyncio.gather(*calls)
+    assert a.peak == 2 and a.calls == 5
+
+
+async def test_tokens_per_minute_limit_uses_actual_usage() -> None:
+    s = _settings(limits={"window_s": 60, "tenant_default": {"tpm": 10}})
+    gw = LlmGateway(
+        s, MemoryLlmStore(), Router(s, {"a": FlakyProvider("a", []), "b": FlakyProvider("b", [])})
+    )
+    await gw.generate(_req(), tenant="t", deadline=Deadline.after(5))  # reserves 1, spends 5
+    await gw.ledger.flush()
+    await gw.generate(_req(), tenant="t", deadline=Deadline.after(5))
+    await gw.ledger.flush()
+    with pytest.raises(ResourceExhaustedError) as exc:
+        await gw.generate(_req(), tenant="t", deadline=Deadline.after(5))
+    assert exc.value.metadata["limit"] == "tenant:t:tpm"
