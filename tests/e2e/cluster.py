@@ -39,8 +39,27 @@ class MeshCluster:
         }
         self.runtimes: list[ServiceProcess] = []
         self.gateways: list[ServiceProcess] = []
+        self.others: list[ServiceProcess] = []
         self._clients: list[MeshClient] = []
         self._echo = print if echo or os.environ.get("LGMESH_TEST_ECHO") else None
+
+    def add_llm_gateway(self) -> ServiceProcess:
+        """The LLM gateway with its demo config (scripted provider); runtimes started after it use it."""
+        proc = ServiceProcess(
+            "llm-gateway", ["llm-gateway", "--port", "0"], self.env,
+            log_file=self.tmp / "llm-gateway.log", echo=self._echo, cwd=str(ROOT),
+        ).start()
+        self.others.append(proc)
+        self.env["LGMESH_LLM_GATEWAY_ADDR"] = proc.address
+        return proc
+
+    def add_tools(self) -> ServiceProcess:
+        proc = ServiceProcess(
+            "tools", ["tools", "--port", "0"], self.env, log_file=self.tmp / "tools.log", echo=self._echo, cwd=str(ROOT)
+        ).start()
+        self.others.append(proc)
+        self.env["LGMESH_TOOLS_ADDR"] = proc.address
+        return proc
 
     def add_runtime(self, *, role: str = "both", extra: list[str] | None = None) -> ServiceProcess:
         n = len(self.runtimes) + 1
@@ -82,8 +101,9 @@ class MeshCluster:
         self._clients.clear()
 
     def stop(self) -> None:
-        for p in [*self.gateways, *self.runtimes]:
+        for p in [*self.gateways, *self.runtimes, *self.others]:
             p.stop()
 
     def logs(self) -> str:
-        return "\n".join(f"==== {p.name}\n{p.output()[-4000:]}" for p in [*self.runtimes, *self.gateways])
+        procs = [*self.runtimes, *self.gateways, *self.others]
+        return "\n".join(f"==== {p.name}\n{p.output()[-4000:]}" for p in procs)
