@@ -21,6 +21,7 @@ from gateway.placement import Placement
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
 from mesh_core.errors import MeshError, UnavailableError
+from mesh_core.telemetry import current_tracing
 
 __all__ = ["ChannelPool", "PassthroughError", "RunDispatcher", "rpc_error_reason"]
 
@@ -79,7 +80,9 @@ class ChannelPool:
     def stub(self, address: str) -> runtime_pb2_grpc.RuntimeServiceStub:
         ch = self._channels.get(address)
         if ch is None:
-            ch = self._channels[address] = grpc.aio.insecure_channel(address, options=self._opts)
+            ch = self._channels[address] = grpc.aio.insecure_channel(
+                address, options=self._opts, interceptors=current_tracing().client_interceptors()
+            )
         return runtime_pb2_grpc.RuntimeServiceStub(ch)
 
     async def close(self) -> None:

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"llm_gateway_svc: {exc}", file=sys.stderr)
         return 2
+    from mesh_core.telemetry import TracingSettings, setup_tracing
+
+    setup_tracing(TracingSettings.from_env("llm-gateway"), set_global=True)
     asyncio.run(serve(settings))
     return 0
 

@@ -58,6 +58,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from lgmesh.llm.v1 import llm_pb2 as pb
 from lgmesh.llm.v1 import llm_pb2_grpc as pb_grpc
+from mesh_core.telemetry import trace_metadata
 from pydantic import PrivateAttr
 
 __all__ = [
@@ -374,7 +375,7 @@ class MeshChatModel(BaseChatModel):
             digest = hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
             key = task_idempotency_key(digest)
         req.idempotency_key = key
-        return req, str(target), ((TENANT_HEADER, tenant),)
+        return req, str(target), ((TENANT_HEADER, tenant), *trace_metadata())
 
     def _stub(self, target: str) -> pb_grpc.LlmServiceStub:
         with self._lock:

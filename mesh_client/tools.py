@@ -33,6 +33,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from lgmesh.tools.v1 import tools_pb2 as pb
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
+from mesh_core.telemetry import trace_metadata
 from pydantic import PrivateAttr
 
 __all__ = [
@@ -255,7 +256,7 @@ class RemoteTool(BaseTool):
         req = self._request(arguments, tool_call_id)
         try:
             resp = self._conn.stub().InvokeTool(
-                req, timeout=self.call_timeout, metadata=self._conn.metadata
+                req, timeout=self.call_timeout, metadata=(*self._conn.metadata, *trace_metadata())
             )
         except grpc.RpcError as err:
             raise _translate(self.name, err) from None
@@ -271,7 +272,7 @@ class RemoteTool(BaseTool):
         req = self._request(arguments, tool_call_id)
         try:
             resp = await self._conn.astub().InvokeTool(
-                req, timeout=self.call_timeout, metadata=self._conn.metadata
+                req, timeout=self.call_timeout, metadata=(*self._conn.metadata, *trace_metadata())
             )
         except grpc.RpcError as err:
             raise _translate(self.name, err) from None

@@ -42,9 +42,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default=env_str(env, "LGMESH_LOG_LEVEL", "INFO"))
 
 
+def _tracing(service: str) -> None:
+    from mesh_core.telemetry import TracingSettings, setup_tracing
+
+    setup_tracing(TracingSettings.from_env(service), set_global=True)
+
+
 def _gateway(ns: argparse.Namespace) -> int:
     from gateway.app import GatewaySettings, serve
 
+    _tracing("gateway")
     settings = GatewaySettings(
         infra=InfraSettings.from_env(),
         host=ns.host,
@@ -61,6 +68,7 @@ def _gateway(ns: argparse.Namespace) -> int:
 def _runtime(ns: argparse.Namespace) -> int:
     from runtime_svc.app import RuntimeSettings, serve
 
+    _tracing("runtime")
     graphs = ns.graphs or os.environ.get("LGMESH_GRAPHS")
     if not graphs:
         print("lgmesh runtime: --graphs or LGMESH_GRAPHS is required", file=sys.stderr)

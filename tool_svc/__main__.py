@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from tool_svc._server import serve
 
     try:
+        from mesh_core.telemetry import TracingSettings, setup_tracing
+
+        setup_tracing(TracingSettings.from_env("tools"), set_global=True)
         asyncio.run(serve(settings))
     except ToolConfigError as exc:  # a tool that fails to import or describe itself
         print(f"tool_svc: {exc}", file=sys.stderr)

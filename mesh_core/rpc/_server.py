@@ -12,7 +12,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from mesh_core.rpc._errors import ErrorTranslationInterceptor
-from mesh_core.telemetry import GrpcMetricsInterceptor
+from mesh_core.telemetry import GrpcMetricsInterceptor, current_tracing
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,12 @@ class MeshServer:
         self.address = address
         self.max_message_bytes = max_message_bytes
         self.server = grpc.aio.server(
-            interceptors=[GrpcMetricsInterceptor(), *interceptors, ErrorTranslationInterceptor()],
+            interceptors=[
+                *current_tracing().server_interceptors(),
+                GrpcMetricsInterceptor(),
+                *interceptors,
+                ErrorTranslationInterceptor(),
+            ],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),

@@ -186,7 +186,7 @@ def setup_tracing(
     if exporter is None:
         url = settings.traces_url
         if url is None:
-            return Tracing(trace.NoOpTracer(), None)
+            return _remember(Tracing(trace.NoOpTracer(), None), set_global)
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=url)
@@ -208,7 +208,28 @@ def setup_tracing(
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1_000))
     if set_global:
         trace.set_tracer_provider(provider)
-    return Tracing(provider.get_tracer(INSTRUMENTATION_NAME), provider)
+    return _remember(Tracing(provider.get_tracer(INSTRUMENTATION_NAME), provider), set_global)
+
+
+_current: Tracing | None = None
+
+
+def _remember(tracing: Tracing, set_global: bool) -> Tracing:
+    global _current
+    if set_global:
+        _current = tracing
+    return tracing
+
+
+def current_tracing() -> Tracing:
+    """The process's tracing (set by ``setup_tracing(..., set_global=True)``; off until then).
+
+    MeshServer and the mesh's own gRPC channels pick their interceptors from it.
+    """
+    global _current
+    if _current is None:
+        _current = Tracing(trace.NoOpTracer(), None)
+    return _current
 
 
 # --- NATS headers ---------------------------------------------------------------------------
