@@ -1,0 +1,53 @@
+"""One run, one trace: gateway -> runtime -> (worker) -> LLM gateway / tools, via OTLP."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from mesh_core.localservers import LocalServers
+from tests.e2e.cluster import ROOT, MeshCluster
+from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+pytestmark = [pytest.mark.e2e]
+
+
+async def test_one_run_is_one_trace_across_services(infra: LocalServers, prefix: str, tmp_path: Path) -> None:
+    with OtlpReceiver() as receiver:
+        c = MeshCluster(
+            infra, prefix, tmp_path, graphs=str(ROOT / "mesh_demo" / "graphs.yaml"),
+            extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
+        )
+        try:
+            c.add_llm_gateway()
+            c.add_tools()
+            c.start(runtimes=2, gateways=1)
+            client = c.client()
+            t = await client.threads.create()
+            parts = [p async for p in client.runs.stream(t["thread_id"], "demo", input={"question": "tracing"})]
+            assert parts[-1].lifecycle["status"] == "success", c.logs()
+
+            def one_trace_with_all(spans: list[ReceivedSpan]) -> bool:
+                by_trace: dict[str, set[str]] = defaultdict(set)
+                for s in spans:
+                    by_trace[s.trace_id].add(s.service)
+                return any({"lgmesh-gateway", "lgmesh-runtime", "lgmesh-llm-gateway", "lgmesh-tools"} <= v
+                           for v in by_trace.values())
+
+            spans = receiver.wait_for(one_trace_with_all, timeout=20)
+        finally:
+            await c.aclose_clients()
+            c.stop()
+    run_spans = [s for s in spans if s.service == "lgmesh-gateway" and s.name.endswith("StreamRun")]
+    assert len(run_spans) == 1
+    trace_id = run_spans[0].trace_id
+    in_trace = [s for s in spans if s.trace_id == trace_id]
+    services = {s.service for s in in_trace}
+    assert {"lgmesh-gateway", "lgmesh-runtime", "lgmesh-llm-gateway", "lgmesh-tools"} <= services
+    # 1 planner + 3 researchers x 2 turns + 1 writer model calls, all in this trace
+    llm = [s for s in in_trace if s.service == "lgmesh-llm-gateway" and s.kind == "SERVER"]
+    assert len(llm) == 8, [s.name for s in llm]
+    ids = {s.span_id for s in in_trace}
+    assert all(s.parent_span_id in ids for s in in_trace if s is not run_spans[0])
