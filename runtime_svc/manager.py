@@ -357,7 +357,7 @@ class RunManager:
             graph_input,
             config,  # type: ignore[arg-type]
             stream_mode=modes,  # type: ignore[arg-type]
-            subgraphs=True,
+            subgraphs=req.stream_subgraphs,
             durability="sync",
             context=req.context or None,
             interrupt_before=list(req.interrupt_before) or None,
@@ -367,15 +367,16 @@ class RunManager:
         interrupts: list[Any] = []
         paused = False
         try:
-            async for ns, mode, chunk in stream:
-                if ns:
-                    if not req.stream_subgraphs or mode not in wanted:
-                        continue
-                elif mode == "values":
-                    values = chunk
-                elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:
-                    paused = True
-                    interrupts.extend(chunk["__interrupt__"])
+            async for item in stream:
+                # (ns, mode, chunk) with subgraphs; (mode, chunk) without. Events of
+                # @task calls carry their task's namespace either way.
+                ns, mode, chunk = item if len(item) == 3 else ((), *item)
+                if not ns:
+                    if mode == "values":
+                        values = chunk
+                    elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:
+                        paused = True
+                        interrupts.extend(chunk["__interrupt__"])
                 if mode not in wanted:
                     continue
                 lease.check()
@@ -391,6 +392,8 @@ class RunManager:
             log.info("run %s ended with %s", req.run_id, type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
             await self._end(handle, "error", error={"type": type(exc).__name__, "message": str(exc)})
             return
+        if interrupts:  # the run's output, as Pregel.ainvoke gives it
+            values = {**values, "__interrupt__": interrupts} if isinstance(values, dict) else {"__interrupt__": interrupts}
         lease.check()
         await self._end(
             handle,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from mesh_client import MeshClient
-from mesh_core.devmesh import ServiceProcess
+from mesh_core.devmesh import ServiceProcess, free_port
 from mesh_core.localservers import LocalServers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +25,7 @@ class MeshCluster:
         lease_ttl: int = 3,
         extra_env: dict[str, str] | None = None,
         echo: bool = False,
+        metrics: bool = False,
     ) -> None:
         self.infra = infra
         self.prefix = prefix
@@ -40,13 +41,23 @@ class MeshCluster:
         self.runtimes: list[ServiceProcess] = []
         self.gateways: list[ServiceProcess] = []
         self.others: list[ServiceProcess] = []
+        self.metrics = metrics
+        self.metrics_ports: dict[str, int] = {}
         self._clients: list[MeshClient] = []
         self._echo = print if echo or os.environ.get("LGMESH_TEST_ECHO") else None
 
-    def add_llm_gateway(self) -> ServiceProcess:
+    def _metrics_args(self, name: str) -> list[str]:
+        if not self.metrics:
+            return []
+        port = self.metrics_ports[name] = free_port()
+        return ["--metrics-port", str(port)]
+
+    def add_llm_gateway(self, config: str | None = None) -> ServiceProcess:
         """The LLM gateway with its demo config (scripted provider); runtimes started after it use it."""
         proc = ServiceProcess(
-            "llm-gateway", ["llm-gateway", "--port", "0"], self.env,
+            "llm-gateway",
+            ["llm-gateway", "--port", "0", *self._metrics_args("llm-gateway"), *(["--config", config] if config else [])],
+            self.env,
             log_file=self.tmp / "llm-gateway.log", echo=self._echo, cwd=str(ROOT),
         ).start()
         self.others.append(proc)
@@ -55,7 +66,7 @@ class MeshCluster:
 
     def add_tools(self) -> ServiceProcess:
         proc = ServiceProcess(
-            "tools", ["tools", "--port", "0"], self.env, log_file=self.tmp / "tools.log", echo=self._echo, cwd=str(ROOT)
+            "tools", ["tools", "--port", "0", *self._metrics_args("tools")], self.env, log_file=self.tmp / "tools.log", echo=self._echo, cwd=str(ROOT)
         ).start()
         self.others.append(proc)
         self.env["LGMESH_TOOLS_ADDR"] = proc.address
@@ -66,7 +77,8 @@ class MeshCluster:
         proc = ServiceProcess(
             f"runtime-{n}",
             ["runtime", "--graphs", self.graphs, "--role", role, "--lease-ttl", str(self.lease_ttl),
-             "--runtime-id", f"{self.prefix}-rt{n}", "--drain-timeout", "10", *(extra or [])],
+             "--runtime-id", f"{self.prefix}-rt{n}", "--drain-timeout", "10",
+             *self._metrics_args(f"runtime-{n}"), *(extra or [])],
             self.env,
             log_file=self.tmp / f"runtime-{n}.log",
             echo=self._echo,
@@ -78,7 +90,7 @@ class MeshCluster:
     def add_gateway(self) -> ServiceProcess:
         n = len(self.gateways) + 1
         proc = ServiceProcess(
-            f"gateway-{n}", ["gateway"], self.env, log_file=self.tmp / f"gateway-{n}.log", echo=self._echo, cwd=str(ROOT)
+            f"gateway-{n}", ["gateway", *self._metrics_args(f"gateway-{n}")], self.env, log_file=self.tmp / f"gateway-{n}.log", echo=self._echo, cwd=str(ROOT)
         ).start()
         self.gateways.append(proc)
         return proc

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
@@ -32,13 +33,20 @@ class RouteState(TypedDict, total=False):
     result: str
 
 
-def _route_builder() -> StateGraph[Any]:
-    def classify(state: RouteState) -> dict[str, Any]:
-        return {"path": ["classify"]}
+class RouteContext(TypedDict, total=False):
+    label: str
 
-    def route(state: RouteState) -> str:
+
+def _route_builder() -> StateGraph[Any, Any, Any, Any]:
+    def classify(state: RouteState, runtime: Runtime[RouteContext]) -> dict[str, Any]:
+        label = (runtime.context or {}).get("label", "none")
+        return {"path": [f"classify[{label}]"]}
+
+    def route(state: RouteState, config: RunnableConfig) -> str:
+        # a run's configurable reaches edges and nodes
+        threshold = int(config.get("configurable", {}).get("threshold", 10))
         x = state.get("x", 0)
-        return "big" if x > 10 else "small" if x >= 0 else "negative"
+        return "big" if x > threshold else "small" if x >= 0 else "negative"
 
     def big(state: RouteState) -> dict[str, Any]:
         return {"path": ["big"], "result": f"big:{state['x']}"}
@@ -46,7 +54,7 @@ def _route_builder() -> StateGraph[Any]:
     def small(state: RouteState) -> dict[str, Any]:
         return {"path": ["small"], "result": f"small:{state['x']}"}
 
-    b = StateGraph(RouteState)
+    b = StateGraph(RouteState, context_schema=RouteContext)
     b.add_node("classify", classify)
     b.add_node("big", big)
     b.add_node("small", small)
@@ -68,9 +76,12 @@ class FanState(TypedDict, total=False):
     summary: str
 
 
-def _fan_builder() -> StateGraph[Any]:
+def _fan_builder() -> StateGraph[Any, Any, Any, Any]:
     def start(state: FanState) -> dict[str, Any]:
-        get_stream_writer()({"phase": "start", "seed": state.get("seed", 0)})
+        writer = get_stream_writer()
+        writer({"phase": "start", "seed": state.get("seed", 0)})
+        writer("a plain string event")
+        writer([1, 2.5, None, True])
         return {"items": ["start"], "total": 0}
 
     def branch(name: str, factor: int) -> Any:
@@ -112,7 +123,7 @@ class WordState(TypedDict):
     word: str
 
 
-def _send_builder() -> StateGraph[Any]:
+def _send_builder() -> StateGraph[Any, Any, Any, Any]:
     def plan(state: MapState) -> dict[str, Any]:
         return {"lengths": []}
 
@@ -129,7 +140,7 @@ def _send_builder() -> StateGraph[Any]:
 
     b = StateGraph(MapState)
     b.add_node("plan", plan)
-    b.add_node("measure", measure)  # type: ignore[arg-type]
+    b.add_node("measure", measure)
     b.add_node("reduce", reduce)
     b.add_edge(START, "plan")
     b.add_conditional_edges("plan", fan_out, ["measure"])
@@ -141,13 +152,40 @@ def _send_builder() -> StateGraph[Any]:
 send = _send_builder().compile()
 
 
+class SignState(TypedDict, total=False):
+    signers: list[str]
+    signatures: Annotated[list[str], operator.add]
+
+
+class SignerState(TypedDict):
+    signer: str
+
+
+def _send_interrupt_builder() -> StateGraph[Any, Any, Any, Any]:
+    def fan_out(state: SignState) -> list[Send]:
+        return [Send("sign", {"signer": s}) for s in state.get("signers", [])]
+
+    def sign(state: SignerState) -> dict[str, Any]:
+        answer = interrupt({"sign": state["signer"]})
+        return {"signatures": [f"{state['signer']}={answer}"]}
+
+    b = StateGraph(SignState)
+    b.add_node("sign", sign)
+    b.add_conditional_edges(START, fan_out, ["sign"])
+    b.add_edge("sign", END)
+    return b
+
+
+send_interrupt = _send_interrupt_builder().compile()
+
+
 # -- Command(goto/update), also from inside a subgraph to its parent -----------------------
 class CmdState(TypedDict, total=False):
     n: int
     trail: Annotated[list[str], operator.add]
 
 
-def _command_builder() -> StateGraph[Any]:
+def _command_builder() -> StateGraph[Any, Any, Any, Any]:
     def inner(state: CmdState) -> Command[Any]:
         # jump out of the subgraph straight to a node of the parent graph
         return Command(graph=Command.PARENT, goto="finish", update={"trail": ["inner->parent"]})
@@ -196,7 +234,7 @@ class AskState(TypedDict, total=False):
     result: str
 
 
-def _ask_builder() -> StateGraph[Any]:
+def _ask_builder() -> StateGraph[Any, Any, Any, Any]:
     def ask(state: AskState) -> dict[str, Any]:
         first = interrupt({"q": "who", "request": state.get("request", "")})
         second = interrupt({"q": "how many", "who": first})
@@ -224,10 +262,13 @@ class OuterState(TypedDict, total=False):
     verdict: str
 
 
-def _nested_builder() -> StateGraph[Any]:
-    def c_prepare(state: OuterState) -> dict[str, Any]:
+def _nested_builder() -> StateGraph[Any, Any, Any, Any]:
+    async def c_prepare(state: OuterState) -> dict[str, Any]:
         get_stream_writer()({"child": "prepare", "topic": state.get("topic")})
-        return {"log": ["c_prepare"]}
+        if state.get("topic") == "boom":
+            raise InventoryError("the child graph failed on 'boom'")
+        msg = await _fake(f"thinking about {state.get('topic')}").ainvoke("go")
+        return {"log": ["c_prepare", str(msg.content)]}
 
     def c_review(state: OuterState) -> dict[str, Any]:
         get_stream_writer()({"child": "review"})
@@ -270,13 +311,17 @@ class VoteState(TypedDict, total=False):
     outcome: str
 
 
-def _vote_builder() -> StateGraph[Any]:
+def _vote_builder() -> StateGraph[Any, Any, Any, Any]:
     def voter(name: str) -> Any:
         def run(state: VoteState) -> dict[str, Any]:
             answer = interrupt({"voter": name, "motion": state.get("motion", "")})
             return {"votes": [f"{name}:{answer}"]}
 
         return run
+
+    def clerk(state: VoteState) -> dict[str, Any]:
+        # a sibling that does not interrupt: its write is kept while the others wait
+        return {"votes": ["clerk:present"]}
 
     def tally(state: VoteState) -> dict[str, Any]:
         return {"outcome": "|".join(sorted(state.get("votes", [])))}
@@ -285,13 +330,70 @@ def _vote_builder() -> StateGraph[Any]:
     for name in ("alice", "bob", "carol"):
         b.add_node(name, voter(name))
         b.add_edge(START, name)
+    b.add_node("clerk", clerk)
+    b.add_edge(START, "clerk")
     b.add_node("tally", tally)
-    b.add_edge(["alice", "bob", "carol"], "tally")
+    b.add_edge(["alice", "bob", "carol", "clerk"], "tally")
     b.add_edge("tally", END)
     return b
 
 
 parallel_interrupt = _vote_builder().compile()
+
+
+# -- interrupts two subgraph levels down, in parallel Send tasks (nested resume map) -------
+class TeamState(TypedDict, total=False):
+    team: str
+    notes: Annotated[list[str], operator.add]
+    reports: Annotated[list[str], operator.add]
+
+
+class HqState(TypedDict, total=False):
+    teams: list[str]
+    reports: Annotated[list[str], operator.add]
+
+
+def _nested_parallel_builder() -> StateGraph[Any, Any, Any, Any]:
+    def desk_ask(state: TeamState) -> dict[str, Any]:
+        get_stream_writer()({"desk": state.get("team")})
+        answer = interrupt({"team": state.get("team"), "notes": state.get("notes", [])})
+        return {"notes": [f"desk:{answer}"]}
+
+    desk_b = StateGraph(TeamState)
+    desk_b.add_node("desk_ask", desk_ask)
+    desk_b.add_edge(START, "desk_ask")
+    desk = desk_b.compile()
+
+    def brief(state: TeamState) -> dict[str, Any]:
+        return {"notes": [f"brief:{state.get('team')}"]}
+
+    def report(state: TeamState) -> dict[str, Any]:
+        return {"reports": [f"{state.get('team')}:{'+'.join(state.get('notes', []))}"]}
+
+    team_b = StateGraph(TeamState)
+    team_b.add_node("brief", brief)
+    team_b.add_node("desk", desk)
+    team_b.add_node("report", report)
+    team_b.add_edge(START, "brief")
+    team_b.add_edge("brief", "desk")
+    team_b.add_edge("desk", "report")
+    team = team_b.compile()
+
+    def dispatch(state: HqState) -> list[Send]:
+        return [Send("team", {"team": t}) for t in state.get("teams", [])]
+
+    async def team_node(state: TeamState) -> dict[str, Any]:
+        out = await team.ainvoke(state)
+        return {"reports": out.get("reports", [])}
+
+    b = StateGraph(HqState)
+    b.add_node("team", team_node)
+    b.add_conditional_edges(START, dispatch, ["team"])
+    b.add_edge("team", END)
+    return b
+
+
+nested_parallel = _nested_parallel_builder().compile()
 
 
 # -- RetryPolicy: succeeds on the 3rd attempt / never succeeds -----------------------------
@@ -301,7 +403,7 @@ class RetryState(TypedDict, total=False):
     done: str
 
 
-def _retry_builder(max_attempts: int) -> StateGraph[Any]:
+def _retry_builder(max_attempts: int) -> StateGraph[Any, Any, Any, Any]:
     def flaky(state: RetryState, runtime: Runtime[Any]) -> dict[str, Any]:
         info = runtime.execution_info
         attempt = info.node_attempt if info is not None else 1
@@ -341,15 +443,17 @@ class ErrState(TypedDict, total=False):
     ok: Annotated[list[str], operator.add]
 
 
-def _error_builder() -> StateGraph[Any]:
+def _error_builder() -> StateGraph[Any, Any, Any, Any]:
     def check(state: ErrState) -> dict[str, Any]:
         return {"ok": ["check"]}
 
-    def healthy(state: ErrState) -> dict[str, Any]:
+    # both async without awaits: LangGraph starts them in order on the event loop, so the
+    # sibling has always finished (and its writes are kept) when the error is raised
+    async def healthy(state: ErrState) -> dict[str, Any]:
         get_stream_writer()({"healthy": True})
         return {"ok": ["healthy"]}
 
-    def broken(state: ErrState) -> dict[str, Any]:
+    async def broken(state: ErrState) -> dict[str, Any]:
         get_stream_writer()({"broken": "about to fail"})
         raise InventoryError(f"sku {state.get('sku')!r} is out of stock (warehouse 7)")
 
@@ -383,7 +487,7 @@ def _fake(text: str) -> GenericFakeChatModel:
     return GenericFakeChatModel(messages=iter([AIMessage(content=text)]))
 
 
-def _chat_builder() -> StateGraph[Any]:
+def _chat_builder() -> StateGraph[Any, Any, Any, Any]:
     async def poet(state: ChatState) -> dict[str, Any]:
         msg = await _fake(f"roses about {state.get('topic')} are red and blue").ainvoke("go")
         return {"messages": [msg]}
@@ -442,11 +546,18 @@ def draft(topic: str) -> str:
     return f"a draft about {topic}"
 
 
+@task
+def review(text: str) -> str:
+    # interrupt() inside a task: the task's result is cached once it is answered
+    return str(interrupt({"review": text}))
+
+
 @entrypoint()
 def functional_interrupt(inputs: dict[str, Any]) -> dict[str, Any]:
     text = draft(inputs.get("topic", "")).result()
-    decision = interrupt({"draft": text, "action": "approve?"})
-    return {"draft": text, "decision": decision}
+    note = review(text).result()
+    decision = interrupt({"draft": text, "note": note, "action": "approve?"})
+    return {"draft": text, "note": note, "decision": decision}
 
 
 # -- recursion limit -----------------------------------------------------------------------
@@ -454,7 +565,7 @@ class LoopState(TypedDict, total=False):
     count: int
 
 
-def _loop_builder() -> StateGraph[Any]:
+def _loop_builder() -> StateGraph[Any, Any, Any, Any]:
     def tick(state: LoopState) -> dict[str, Any]:
         return {"count": state.get("count", 0) + 1}
 
