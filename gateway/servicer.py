@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -110,7 +110,7 @@ class GatewayCore:
                 break
             else:
                 if not self._graphs and last_err is not None:
-                    raise PassthroughError(last_err)  # type: ignore[arg-type]
+                    raise PassthroughError(last_err)
         return self._graphs
 
     async def require_graph(self, assistant_id: str) -> types_pb2.Assistant:
@@ -237,7 +237,7 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
     def __init__(self, core: GatewayCore) -> None:
         self.core = core
 
-    async def _events(self, tenant: str, spec: types_pb2.RunSpec) -> AsyncIterator[types_pb2.RunEvent]:
+    async def _events(self, tenant: str, spec: types_pb2.RunSpec) -> AsyncGenerator[types_pb2.RunEvent, None]:
         run_id, spec, fresh = await self.core.prepare_run(tenant, spec)
         async for ev in self.core.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
             yield ev

@@ -17,7 +17,6 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
-
 from lgmesh.api.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
@@ -27,6 +26,7 @@ from lgmesh.api.v1 import (
     threads_pb2_grpc,
     types_pb2,
 )
+
 from mesh_core.jsonvalue import from_struct, from_value, to_struct, to_value
 
 __all__ = ["MeshClient", "StreamPart", "get_client"]

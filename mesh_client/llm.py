@@ -58,8 +58,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from lgmesh.llm.v1 import llm_pb2 as pb
 from lgmesh.llm.v1 import llm_pb2_grpc as pb_grpc
-from mesh_core.telemetry import trace_metadata
 from pydantic import PrivateAttr
+
+from mesh_core.telemetry import trace_metadata
 
 __all__ = [
     "CONFIG_KEY_LLM_TARGET",

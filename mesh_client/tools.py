@@ -33,8 +33,9 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from lgmesh.tools.v1 import tools_pb2 as pb
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
-from mesh_core.telemetry import trace_metadata
 from pydantic import PrivateAttr
+
+from mesh_core.telemetry import trace_metadata
 
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",

@@ -90,6 +90,7 @@ def _runtime(ns: argparse.Namespace) -> int:
         lease_ttl=ns.lease_ttl,
         drain_timeout=ns.drain_timeout,
         worker_concurrency=ns.worker_concurrency,
+        remote=ns.remote,
         extra_configurable=extra,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -140,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--lease-ttl", type=int, default=env_int(os.environ, "LGMESH_LEASE_TTL", 5))
     r.add_argument("--drain-timeout", type=float, default=30.0)
     r.add_argument("--worker-concurrency", type=int, default=env_int(os.environ, "LGMESH_WORKER_CONCURRENCY", 4))
+    r.add_argument(
+        "--remote", choices=["send", "all", "off"], default=env_str(os.environ, "LGMESH_REMOTE", "send"),
+        help="which tasks go to workers: Send fan-out (default), every task, or none",
+    )
 
     d = sub.add_parser("dev", help="run the whole mesh locally")
     d.add_argument("--demo", action="store_true", help="run the demo graph once the mesh is up, then keep serving")

@@ -46,12 +46,11 @@ def command_from_pb(cmd: types_pb2.Command) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     if cmd.HasField("resume"):
         out["resume"] = from_value(cmd.resume)
-        if cmd.resume_map:
-            if not isinstance(out["resume"], dict):
-                raise InvalidArgumentError(
-                    "command.resume must be an object of interrupt id -> value when resume_map is set",
-                    [FieldViolation("run.command.resume", "expected a JSON object")],
-                )
+        if cmd.resume_map and not isinstance(out["resume"], dict):
+            raise InvalidArgumentError(
+                "command.resume must be an object of interrupt id -> value when resume_map is set",
+                [FieldViolation("run.command.resume", "expected a JSON object")],
+            )
     if cmd.HasField("update"):
         out["update"] = from_value(cmd.update)
     if cmd.goto:

@@ -69,7 +69,8 @@ class RuntimeSettings:
     sweep_grace: float = 2.0
     worker_concurrency: int = 4
     max_message_bytes: int = 8 * 1024 * 1024
-    remote_tasks: bool = False
+    # Which tasks go to workers over NATS: "send" (Send fan-out), "all", or "off".
+    remote: str = "send"
     # Put into every run's config["configurable"], e.g. lgmesh_llm_target / lgmesh_tools_target.
     extra_configurable: dict[str, str] = field(default_factory=dict)
 
@@ -103,7 +104,7 @@ class Runtime:
         self.session = EtcdSession(infra, ttl=s.lease_ttl, margin=s.lease_margin)
         await self.session.start()
         self._closers.append(self.session.close)
-        if s.role in ("worker", "both") and s.remote_tasks:
+        if s.role in ("worker", "both"):
             await self._start_worker(names)
         if s.role in ("owner", "both"):
             await self._start_owner()
@@ -117,7 +118,9 @@ class Runtime:
             self.checkpointer,
             concurrency=self.settings.worker_concurrency,
             worker_id=self.settings.runtime_id,
+            nc=self.nc,
         )
+        print(f"LGMESH_WORKER {self.settings.runtime_id} pid={os.getpid()}", flush=True)
         await self.worker.start()
         self._closers.append(self.worker.stop)
 
@@ -134,9 +137,7 @@ class Runtime:
         async def sink(ev: Event) -> None:
             await eventlog.publish(_convert.event_to_pb(ev), durable=ev.final)
 
-        configure = None
-        if s.remote_tasks:
-            configure = await self._remote_configure()
+        remote = await self._start_remote() if s.remote != "off" else None
         self.manager = RunManager(
             RunManagerSettings(
                 runtime_id=s.runtime_id,
@@ -152,7 +153,8 @@ class Runtime:
             sink,
             last_seq=eventlog.last_seq,
             bump_fence=self.checkpointer.abump_fence,
-            configure=configure,
+            remote=remote,
+            remote_mode=s.remote,
         )
         servicer = RuntimeServicer(self.manager, self.graphs, self.checkpointer)
         self.server.add(runtime_pb2_grpc.add_RuntimeServiceServicer_to_server, servicer, SERVICE_NAME)
@@ -176,16 +178,16 @@ class Runtime:
         self.sweeper.start()
         self._tasks.append(asyncio.create_task(self._report_load()))
 
-    async def _remote_configure(self) -> Any:
-        """The owner side of Send fan-out, if the worker queue is available."""
-        try:
-            from runtime_svc.remote import RemoteExecutor
-        except ImportError:
-            return None
-        self.remote = RemoteExecutor(self.nc, self.settings.infra, owner_id=self.settings.runtime_id)
-        await self.remote.start()
-        self._closers.append(self.remote.stop)
-        return self.remote.configure_run
+    async def _start_remote(self) -> Any:
+        """The owner side of Send fan-out: sends remote-eligible tasks to the worker queue."""
+        from runtime_svc.remote import RemoteExecutor
+
+        remote = RemoteExecutor(
+            self.settings.infra, self.checkpointer, owner_id=self.settings.runtime_id, nc=self.nc
+        )
+        await remote.start()
+        self._closers.append(remote.stop)
+        return remote
 
     async def _report_load(self) -> None:
         last = -1

@@ -54,7 +54,7 @@ class LeasesLike(Protocol):
 
     async def acquire(self, thread_id: str, timeout: float | None = None) -> Any: ...
 
-    async def release(self, lease: Any) -> None: ...
+    async def release(self, lease: Any) -> Any: ...
 
 
 EventSink = Callable[[Event], Awaitable[None]]
@@ -88,8 +88,11 @@ class RunManager:
         *,
         last_seq: Callable[[str], Awaitable[int]],
         bump_fence: Callable[[str, int], Awaitable[None]],
-        configure: Callable[[dict[str, Any], RunRequest], dict[str, Any]] | None = None,
+        remote: Any = None,
+        remote_mode: str = "send",
     ) -> None:
+        """``remote``: a RemoteExecutor (runtime_svc.remote) that sends remote-eligible
+        tasks (``remote_mode``: "send" = Send tasks, "all" = every task) to workers."""
         self.settings = settings
         self.graphs = graphs
         self.checkpointer = checkpointer
@@ -98,7 +101,8 @@ class RunManager:
         self.sink = sink
         self._last_seq = last_seq
         self._bump_fence = bump_fence
-        self._configure = configure
+        self.remote = remote
+        self.remote_mode = remote_mode
         self.runs: dict[str, RunHandle] = {}
         self._held: dict[str, _HeldLease] = {}
         self._lease_locks: dict[str, asyncio.Lock] = {}
@@ -321,10 +325,9 @@ class RunManager:
         metadata = {**(user.pop("metadata", None) or {}), **req.metadata}
         metadata[RUN_ID_KEY] = req.run_id
         metadata["lgmesh_tenant"] = req.tenant_id
-        config: dict[str, Any] = {**user, "configurable": conf, "metadata": metadata}
-        if self._configure is not None:
-            config = self._configure(config, req)
-        return config
+        # Workers rebuild tasks with this configurable: subgraph checkpoints they write are fenced too.
+        conf["fencing_token"] = lease.token
+        return {**user, "configurable": conf, "metadata": metadata}
 
     async def _graph_input(self, req: RunRequest, graph: Pregel, config: dict[str, Any]) -> Any:
         if req.resume:
@@ -349,14 +352,26 @@ class RunManager:
         req = handle.req
         config = self._config(req, lease)
         graph_input = await self._graph_input(req, graph, config)
+        if self.remote is None or self.remote_mode == "off":
+            await self._stream(handle, graph, lease, config, graph_input)
+            return
+        async with self.remote.run(
+            config, graph_id=req.assistant_id, run_id=req.run_id, remote=self.remote_mode
+        ) as remote_config:
+            await self._stream(handle, graph, lease, remote_config, graph_input)
+
+    async def _stream(
+        self, handle: RunHandle, graph: Pregel, lease: ThreadLeaseLike, config: Any, graph_input: Any
+    ) -> None:
+        req = handle.req
         wanted = {m for m in req.stream_modes if m in ("values", "updates", "custom", "messages", "debug")}
         # "values" and "updates" are always streamed: the last values are the run's output
         # and an "__interrupt__" update says the run paused (no extra state read at the end).
         modes = sorted(wanted | {"values", "updates"})
-        stream = graph.astream(
+        stream = graph.astream(  # type: ignore[call-overload]
             graph_input,
-            config,  # type: ignore[arg-type]
-            stream_mode=modes,  # type: ignore[arg-type]
+            config,
+            stream_mode=modes,
             subgraphs=req.stream_subgraphs,
             durability="sync",
             context=req.context or None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 from pathlib import Path
 
@@ -50,8 +51,9 @@ async def test_sigterm_drains_and_hands_over(infra: LocalServers, prefix: str, t
                     draining = cluster.runtimes[int(rid.rsplit("-rt", 1)[1]) - 1]
                     draining.signal(signal.SIGTERM)
                     # readiness fails at once while the run is still being drained
+                    address = draining.address
                     await assert_eventually(
-                        lambda: _health_not_serving(draining.address), timeout=3,
+                        functools.partial(_health_not_serving, address), timeout=3,
                         message="draining runtime reports NOT_SERVING",
                     )
         end = parts[-1]

@@ -103,6 +103,11 @@ async def test_owner_sigkill_mid_run(cluster: MeshCluster, infra: LocalServers, 
     assert [(p.event, p.data) for p in joined] == [(p.event, p.data) for p in parts]
 
 
+async def _wake_later(proc, delay: float) -> None:  # type: ignore[no-untyped-def]
+    await asyncio.sleep(delay)
+    proc.signal(signal.SIGCONT)
+
+
 async def test_zombie_owner_cannot_commit(cluster: MeshCluster, infra: LocalServers, prefix: str) -> None:
     client = cluster.client()
     count_key = f"{prefix}:zcounts"
@@ -117,12 +122,7 @@ async def test_zombie_owner_cannot_commit(cluster: MeshCluster, infra: LocalServ
             paused = _runtime_by_id(cluster, parts[0].lifecycle["runtime_id"])
             paused.signal(signal.SIGSTOP)
             zombie_pid = paused.pid
-
-            async def wake_later() -> None:
-                await asyncio.sleep(TTL + 3)  # well past its lease
-                paused.signal(signal.SIGCONT)
-
-            waker = asyncio.create_task(wake_later())
+            waker = asyncio.create_task(_wake_later(paused, TTL + 3))  # well past its lease
     await waker
     end = parts[-1]
     assert end.lifecycle["status"] == "success", (end.lifecycle.get("error"), cluster.logs())

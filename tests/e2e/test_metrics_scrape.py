@@ -91,7 +91,7 @@ async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: s
         await sampler
         after = await _scrape(ports)
 
-        gw = [n for n in ports if n.startswith("gateway")][0]
+        gw = next(n for n in ports if n.startswith("gateway"))
         runs_served = _sum(after[gw], "lgmesh_grpc_requests_total", service="lgmesh.api.v1.RunService") - _sum(
             before[gw], "lgmesh_grpc_requests_total", service="lgmesh.api.v1.RunService"
         )

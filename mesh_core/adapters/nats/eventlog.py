@@ -14,11 +14,12 @@ import logging
 from collections.abc import AsyncIterator
 
 import nats
+from lgmesh.api.v1 import types_pb2
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from lgmesh.api.v1 import types_pb2
 from mesh_core.adapters.nats.subjects import NatsNames
 
 __all__ = ["DEFAULT_EVENT_MAX_AGE", "RunEventLog", "connect_nats", "is_final_event"]
@@ -107,7 +108,7 @@ class RunEventLog:
         arrives for that long (None: wait forever)."""
         queue: asyncio.Queue[types_pb2.RunEvent] = asyncio.Queue()
 
-        async def on_msg(msg: nats.aio.msg.Msg) -> None:
+        async def on_msg(msg: Msg) -> None:
             ev = types_pb2.RunEvent()
             ev.ParseFromString(msg.data)
             queue.put_nowait(ev)

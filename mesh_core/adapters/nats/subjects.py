@@ -59,3 +59,16 @@ class NatsNames:
     def task_reply(self, owner_id: str) -> str:
         """Where workers send task results for one owner process."""
         return f"{self._p}.taskreply.{owner_id}"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        """Keeps dead-lettered tasks (limits retention) so an operator can inspect them."""
+        return f"{self._p}_TASKS_DEAD"
+
+    def task_cancel(self, invocation_id: str) -> str:
+        """Owner -> every worker: stop the tasks of one run invocation (core NATS)."""
+        return f"{self._p}.taskcancel.{invocation_id}"
+
+    @property
+    def task_cancel_wildcard(self) -> str:
+        return f"{self._p}.taskcancel.*"

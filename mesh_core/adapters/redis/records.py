@@ -84,7 +84,11 @@ def _encode(obj: Any) -> dict[str, str]:
     return out
 
 
-def _decode(raw: dict[bytes, bytes] | dict[str, str]) -> dict[str, Any]:
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _decode(raw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in raw.items():
         key = k.decode() if isinstance(k, bytes) else k
@@ -187,7 +191,7 @@ class RecordStore:
 
     async def update_thread(self, tenant_id: str, thread_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
-        enc = {k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()}
+        enc: dict[Any, Any] = {k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()}
         key = self.keys.thread_record(scoped_thread_id(tenant_id, thread_id))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.exists(key)
@@ -206,7 +210,7 @@ class RecordStore:
             pipe.zrem(self.keys.threads_index(tenant_id), thread_id)
             pipe.delete(self.keys.thread_runs(scoped), self.keys.thread_queue(scoped))
             for rid in run_ids:
-                r = rid.decode()
+                r = _text(rid)
                 pipe.delete(self.keys.run_record(scoped, r), self.keys.run_index(r))
                 pipe.hdel(self.keys.active_runs(), r)
             deleted, *_ = await pipe.execute()
@@ -224,7 +228,7 @@ class RecordStore:
         out: list[ThreadRecord] = []
         skipped = 0
         for raw_id in ids:
-            rec = await self.get_thread(tenant_id, raw_id.decode())
+            rec = await self.get_thread(tenant_id, _text(raw_id))
             if rec is None:
                 continue
             if metadata and any(rec.metadata.get(k) != v for k, v in metadata.items()):
@@ -261,7 +265,7 @@ class RecordStore:
             ],
             args=[run.run_id, now, scoped, *flat],
         )
-        return active.decode() if isinstance(active, bytes) else str(active)
+        return _text(active)
 
     async def claim_thread(self, run: RunRecord) -> str:
         """Try again to make a waiting run the thread's active run; returns the active run id."""
@@ -270,7 +274,7 @@ class RecordStore:
             keys=[self.keys.thread_record(scoped), self.keys.run_record(scoped, run.run_id)],
             args=[run.run_id, time.time()],
         )
-        return active.decode() if isinstance(active, bytes) else str(active)
+        return _text(active)
 
     async def get_run(self, tenant_id: str, thread_id: str, run_id: str) -> RunRecord | None:
         raw = await self.redis.hgetall(
@@ -282,7 +286,7 @@ class RecordStore:
         scoped = await self.redis.get(self.keys.run_index(run_id))
         if scoped is None:
             return None
-        tenant, _, thread_id = scoped.decode().partition(":")
+        tenant, _, thread_id = _text(scoped).partition(":")
         if tenant != tenant_id:
             return None
         return await self.get_run(tenant, thread_id, run_id)
@@ -291,7 +295,7 @@ class RecordStore:
         fields["updated_at"] = time.time()
         for k, v in fields.items():
             setattr(run, k, v)
-        enc = {k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()}
+        enc: dict[Any, Any] = {k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()}
         scoped = run.scoped_thread
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.run_record(scoped, run.run_id), mapping=enc)
@@ -327,7 +331,7 @@ class RecordStore:
         out: list[RunRecord] = []
         skipped = 0
         for rid in ids:
-            rec = await self.get_run(tenant_id, thread_id, rid.decode())
+            rec = await self.get_run(tenant_id, thread_id, _text(rid))
             if rec is None or (status and rec.status != status):
                 continue
             if skipped < offset:
@@ -341,7 +345,7 @@ class RecordStore:
     async def active_runs(self) -> list[tuple[str, str]]:
         """(run_id, scoped thread id) of every run recorded as pending or running."""
         raw = await self.redis.hgetall(self.keys.active_runs())
-        return [(k.decode(), v.decode()) for k, v in raw.items()]
+        return [(_text(k), _text(v)) for k, v in raw.items()]
 
     async def get_run_scoped(self, scoped_thread: str, run_id: str) -> RunRecord | None:
         raw = await self.redis.hgetall(self.keys.run_record(scoped_thread, run_id))
