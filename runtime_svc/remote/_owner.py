@@ -54,6 +54,7 @@ from langgraph._internal._scratchpad import PregelScratchpad
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.constants import TAG_HIDDEN
 from langgraph.errors import GraphInterrupt
 from langgraph.types import PregelExecutableTask
 from nats.aio.client import Client as NATS
@@ -177,6 +178,8 @@ class RemoteRun:
         is_pull = len(path) == 2 and path[0] == PULL
         if not (is_send or is_pull):
             return False  # functional API calls, error handlers
+        if TAG_HIDDEN in (task.config.get("tags") or ()):
+            return False  # LangGraph's own nodes (__start__ ...)
         flag = (task.config.get("metadata") or {}).get(REMOTE_METADATA_KEY)
         if flag is not None:
             return bool(flag)
@@ -218,6 +221,7 @@ class RemoteRun:
             await ex._wait_checkpoint(req.thread_id, req.checkpoint_id)
             fut: asyncio.Future[TaskReply] = asyncio.get_running_loop().create_future()
             ex._pending[key] = fut
+            ex._requests[key] = req
             await ex._publish(req)
             published = True
             self.stats.submitted += 1
@@ -230,6 +234,7 @@ class RemoteRun:
             raise
         finally:
             ex._pending.pop(key, None)
+            ex._requests.pop(key, None)
             if self._sem is not None:
                 self._sem.release()
         self._apply(task, reply)
@@ -300,7 +305,10 @@ class RemoteExecutor:
         owner_id: str | None = None,
         queue: TaskQueueSettings | None = None,
         serde: SerializerProtocol | None = None,
+        nc: NATS | None = None,
     ) -> None:
+        """``nc``: an open NATS connection to share (left open by ``stop``); by
+        default ``start`` opens its own to ``settings.nats_url``."""
         self.settings = settings
         self.names = NatsNames(settings.prefix)
         self.owner_id = owner_id or uuid.uuid4().hex[:12]
@@ -308,10 +316,14 @@ class RemoteExecutor:
         self.checkpointer = checkpointer
         self.serde: SerializerProtocol = serde or JsonPlusSerializer()
         self.reply_subject = self.names.task_reply(self.owner_id)
-        self._nc: NATS | None = None
+        self._nc: NATS | None = nc
+        self._own_nc = nc is None
         self._js: JetStreamContext | None = None
         self._sub: Subscription | None = None
         self._pending: dict[tuple[str, str], asyncio.Future[TaskReply]] = {}
+        self._requests: dict[tuple[str, str], TaskRequest] = {}
+        self._reconnects = 0
+        self._watcher: asyncio.Task[None] | None = None
         self._runs: weakref.WeakValueDictionary[str, RemoteRun] = weakref.WeakValueDictionary()
         self._saved: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._saving: dict[tuple[str, str], asyncio.Future[None]] = {}
@@ -320,23 +332,34 @@ class RemoteExecutor:
         self.dropped_replies = 0
 
     async def start(self) -> None:
-        self._nc = await nats.connect(
-            self.settings.nats_url,
-            name=f"lgmesh-owner-{self.owner_id}",
-            max_reconnect_attempts=-1,
-        )
+        if self._nc is None:
+            self._own_nc = True
+            self._nc = await nats.connect(
+                self.settings.nats_url,
+                name=f"lgmesh-owner-{self.owner_id}",
+                max_reconnect_attempts=-1,
+            )
         self._js = self._nc.jetstream()
-        await ensure_task_queue(self._js, self.names, self.queue)
+        await ensure_task_queue(self._js, self.names, self.queue, consumer=False)
         self._sub = await self._nc.subscribe(self.reply_subject, cb=self._on_reply)
+        self._watcher = asyncio.create_task(self._watch_reconnects(self._nc))
 
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watcher
+            self._watcher = None
         for run in list(self._runs.values()):
             with contextlib.suppress(Exception):
                 await run.cancel()
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
-        if self._nc is not None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self._nc is not None and self._own_nc:
             with contextlib.suppress(Exception):
                 await self._nc.close()
         self._nc = self._js = self._sub = None
@@ -423,12 +446,13 @@ class RemoteExecutor:
             return False
         return True
 
-    async def _publish(self, req: TaskRequest) -> None:
+    async def _publish(self, req: TaskRequest, attempt: int = 0) -> None:
         assert self._js is not None, "RemoteExecutor is stopped"
         data = encode_request(self.serde, req)
         # the id is unique per invocation, so a retried publish is de-duplicated but a
         # resume (or a new owner) can send the same task again within the window
-        headers = {"Nats-Msg-Id": f"{req.task_id}:{req.invocation_id}"}
+        msg_id = f"{req.task_id}:{req.invocation_id}"
+        headers = {"Nats-Msg-Id": f"{msg_id}:{attempt}" if attempt else msg_id}
         await self._js.publish(
             self.names.tasks_subject, data, stream=self.names.tasks_stream, headers=headers
         )
@@ -465,6 +489,28 @@ class RemoteExecutor:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    async def _watch_reconnects(self, nc: NATS) -> None:
+        # works for a shared connection too (its reconnect callback isn't ours)
+        seen = nc.stats["reconnects"]
+        while True:
+            await asyncio.sleep(0.2)
+            if nc.stats["reconnects"] != seen and nc.is_connected:
+                seen = nc.stats["reconnects"]
+                await self._on_reconnected()
+
+    async def _on_reconnected(self) -> None:
+        """Replies published while this owner was disconnected are lost: send the
+        outstanding tasks again (they run again; a late duplicate reply is dropped)."""
+        self._reconnects += 1
+        for key, req in list(self._requests.items()):
+            fut = self._pending.get(key)
+            if fut is None or fut.done():
+                continue
+            try:
+                await self._publish(req, attempt=self._reconnects)
+            except Exception:
+                log.exception("re-sending task %s after reconnect failed", req.task_id)
 
     async def _on_reply(self, msg: Msg) -> None:
         try:

@@ -61,10 +61,10 @@ class TaskQueueSettings:
 
 
 async def ensure_task_queue(
-    js: JetStreamContext, names: NatsNames, queue: TaskQueueSettings
+    js: JetStreamContext, names: NatsNames, queue: TaskQueueSettings, *, consumer: bool = True
 ) -> None:
-    """Create (idempotently) the work-queue stream, the shared durable pull consumer
-    and the dead-letter stream."""
+    """Create (idempotently) the work-queue stream, the dead-letter stream and, with
+    ``consumer`` (workers), the shared durable pull consumer."""
     await _ensure_stream(
         js,
         StreamConfig(
@@ -85,7 +85,9 @@ async def ensure_task_queue(
             max_age=queue.dead_letter_max_age,
         ),
     )
-    consumer = ConsumerConfig(
+    if not consumer:
+        return
+    config = ConsumerConfig(
         name=names.tasks_consumer,
         durable_name=names.tasks_consumer,
         ack_policy=AckPolicy.EXPLICIT,
@@ -97,16 +99,20 @@ async def ensure_task_queue(
         max_ack_pending=-1,
         max_waiting=4096,
     )
+    # nats-server would silently update a consumer created with other settings: check
     try:
-        await js.add_consumer(names.tasks_stream, config=consumer)
-    except BadRequestError:
-        # exists with another config (e.g. an older ack_wait): update it in place
         info = await js.consumer_info(names.tasks_stream, names.tasks_consumer)
-        if (info.config.ack_wait, info.config.max_deliver) != (
-            consumer.ack_wait,
-            consumer.max_deliver,
-        ):
-            raise
+    except NotFoundError:
+        await js.add_consumer(names.tasks_stream, config=config)
+        info = await js.consumer_info(names.tasks_stream, names.tasks_consumer)
+    have = (info.config.ack_wait, info.config.max_deliver)
+    want = (config.ack_wait, config.max_deliver)
+    if have != want:
+        raise ValueError(
+            f"task consumer {names.tasks_consumer} exists with (ack_wait, max_deliver)="
+            f"{have}, this worker wants {want}: every worker of a mesh must use the "
+            "same TaskQueueSettings (delete the consumer to change them)"
+        )
 
 
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:

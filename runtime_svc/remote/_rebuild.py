@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph._internal._constants import (
@@ -87,7 +87,7 @@ def _task_path(path: Sequence[Any]) -> tuple[Any, ...]:
 
 
 async def rebuild_task(
-    graph: Pregel,
+    graph: Pregel[Any, Any, Any, Any],
     checkpointer: BaseCheckpointSaver[Any],
     saved: CheckpointTuple,
     req: TaskRequest,
@@ -154,4 +154,4 @@ async def rebuild_task(
             f"{req.checkpoint_id} on this worker",
             task_id=req.task_id,
         )
-    return cast(PregelExecutableTask, task)
+    return task

@@ -77,7 +77,7 @@ class TaskWorker:
     def __init__(
         self,
         settings: InfraSettings,
-        graphs: Mapping[str, Pregel],
+        graphs: Mapping[str, Pregel[Any, Any, Any, Any]],
         checkpointer: BaseCheckpointSaver[Any],
         *,
         concurrency: int = 4,
@@ -85,7 +85,9 @@ class TaskWorker:
         queue: TaskQueueSettings | None = None,
         serde: SerializerProtocol | None = None,
         pending_poll_interval: float = 5.0,
+        nc: NATS | None = None,
     ) -> None:
+        """``nc``: an open NATS connection to share (left open by ``stop``)."""
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self.settings = settings
@@ -97,8 +99,10 @@ class TaskWorker:
         self.queue = queue or TaskQueueSettings()
         self.serde: SerializerProtocol = serde or JsonPlusSerializer()
         self.pending_poll_interval = pending_poll_interval
-        self._nc: NATS | None = None
+        self._nc: NATS | None = nc
+        self._own_nc = nc is None
         self._js: JetStreamContext | None = None
+        self._subs: list[Any] = []
         self._loops: list[asyncio.Task[None]] = []
         self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._handlers: set[asyncio.Task[None]] = set()
@@ -116,17 +120,20 @@ class TaskWorker:
         return len(self._handlers)
 
     async def start(self) -> None:
-        self._nc = await nats.connect(
-            self.settings.nats_url,
-            name=f"lgmesh-worker-{self.worker_id}",
-            max_reconnect_attempts=-1,
-        )
+        if self._nc is None:
+            self._own_nc = True
+            self._nc = await nats.connect(
+                self.settings.nats_url,
+                name=f"lgmesh-worker-{self.worker_id}",
+                max_reconnect_attempts=-1,
+            )
         self._js = self._nc.jetstream()
         await ensure_task_queue(self._js, self.names, self.queue)
         psub = await self._js.pull_subscribe_bind(
             durable=self.names.tasks_consumer, stream=self.names.tasks_stream
         )
-        await self._nc.subscribe(self.names.task_cancel_wildcard, cb=self._on_cancel)
+        cancel_sub = await self._nc.subscribe(self.names.task_cancel_wildcard, cb=self._on_cancel)
+        self._subs = [psub, cancel_sub]
         self._loops = [
             asyncio.create_task(self._fetch_loop(psub), name="lgmesh-worker-fetch"),
             asyncio.create_task(self._pending_loop(), name="lgmesh-worker-pending"),
@@ -145,7 +152,11 @@ class TaskWorker:
                 t.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        if self._nc is not None:
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs = []
+        if self._nc is not None and self._own_nc:
             # not drain(): it waits out the pull subscription's pending fetch
             with contextlib.suppress(Exception):
                 await self._nc.close()
@@ -294,7 +305,9 @@ class TaskWorker:
             await arun_with_retry(task, None)
         except GraphInterrupt as exc:
             interrupts = list(exc.args[0]) if exc.args else []
-            return reply("interrupt", writes=list(task.writes), custom=custom, interrupts=interrupts)
+            return reply(
+                "interrupt", writes=list(task.writes), custom=custom, interrupts=interrupts
+            )
         except Exception as exc:
             return reply(
                 "error",

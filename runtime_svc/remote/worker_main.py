@@ -35,7 +35,7 @@ from runtime_svc.remote._worker import TaskWorker
 __all__ = ["load_graph", "main", "parse_graph_refs"]
 
 
-def load_graph(ref: str) -> Pregel:
+def load_graph(ref: str) -> Pregel[Any, Any, Any, Any]:
     target, sep, attr = ref.rpartition(":")
     if not sep or not target or not attr:
         raise ValueError(f"graph reference {ref!r} must look like 'module:attr'")

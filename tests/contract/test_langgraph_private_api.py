@@ -1,0 +1,148 @@
+"""Fails loudly when a LangGraph upgrade moves a private API the remote executor uses.
+
+runtime_svc.remote plugs into LangGraph through private hooks (the runner submit
+key, task rebuilding, the retry wrapper). LangGraph is pinned to one version; this
+test is what to look at first when bumping it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from importlib.metadata import version
+
+import pytest
+
+PINNED = "1.2.22"
+
+
+def test_langgraph_is_the_pinned_version() -> None:
+    assert version("langgraph") == PINNED, (
+        "langgraph changed version: re-check every private API below, then update PINNED"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "value"),
+    [
+        ("langgraph._internal._constants", "CONFIG_KEY_RUNNER_SUBMIT", "__pregel_runner_submit"),
+        ("langgraph._internal._constants", "CONFIG_KEY_SCRATCHPAD", "__pregel_scratchpad"),
+        ("langgraph._internal._constants", "CONFIG_KEY_RUNTIME", "__pregel_runtime"),
+        ("langgraph._internal._constants", "CONFIG_KEY_CHECKPOINT_MAP", "checkpoint_map"),
+        ("langgraph._internal._constants", "CONFIG_KEY_CHECKPOINT_NS", "checkpoint_ns"),
+        ("langgraph._internal._constants", "CONFIG_KEY_CHECKPOINT_ID", "checkpoint_id"),
+        ("langgraph._internal._constants", "CONFIG_KEY_THREAD_ID", "thread_id"),
+        ("langgraph._internal._constants", "CONF", "configurable"),
+        ("langgraph._internal._constants", "PUSH", "__pregel_push"),
+        ("langgraph._internal._constants", "PULL", "__pregel_pull"),
+        ("langgraph._internal._constants", "RESUME", "__resume__"),
+        ("langgraph._internal._constants", "NS_SEP", "|"),
+        ("langgraph._internal._constants", "NULL_TASK_ID", "00000000-0000-0000-0000-000000000000"),
+    ],
+)
+def test_constants(module: str, name: str, value: str) -> None:
+    assert getattr(importlib.import_module(module), name) == value
+
+
+def _params(fn: object) -> list[str]:
+    return list(inspect.signature(fn).parameters)  # type: ignore[arg-type]
+
+
+def test_prepare_single_task_signature() -> None:
+    from langgraph.pregel._algo import checkpoint_null_version, prepare_single_task
+
+    assert _params(prepare_single_task)[:2] == ["task_path", "task_id_checksum"]
+    required = {
+        "checkpoint",
+        "checkpoint_id_bytes",
+        "checkpoint_null_version",
+        "pending_writes",
+        "processes",
+        "channels",
+        "managed",
+        "config",
+        "step",
+        "stop",
+        "for_execution",
+        "store",
+        "checkpointer",
+        "manager",
+        "retry_policy",
+        "cache_policy",
+    }
+    assert required <= set(_params(prepare_single_task))
+    assert _params(checkpoint_null_version) == ["checkpoint"]
+
+
+def test_channels_from_checkpoint_signature() -> None:
+    from langgraph.pregel._checkpoint import achannels_from_checkpoint
+
+    assert inspect.iscoroutinefunction(achannels_from_checkpoint)
+    assert _params(achannels_from_checkpoint) == ["specs", "checkpoint", "saver", "config"]
+
+
+def test_retry_wrapper_signature() -> None:
+    from langgraph.pregel._retry import arun_with_retry, run_with_retry
+
+    assert inspect.iscoroutinefunction(arun_with_retry)
+    assert _params(arun_with_retry)[:2] == ["task", "retry_policy"]
+    assert _params(run_with_retry)[:2] == ["task", "retry_policy"]
+
+
+def test_task_status_reader() -> None:
+    from langgraph.pregel._task_status import read_task_statuses
+
+    status = read_task_statuses([("t1", "x", 1), ("t2", "__interrupt__", [])])
+    assert status["t1"].output == (("x", 1),)
+    assert status["t2"].output == ()
+
+
+def test_scratchpad_fields() -> None:
+    from langgraph._internal._scratchpad import PregelScratchpad
+
+    fields = set(inspect.signature(PregelScratchpad).parameters)
+    assert {"step", "stop", "resume", "get_null_resume"} <= fields
+
+
+def test_runner_takes_submit_from_config_and_submits_with_retry_wrapper() -> None:
+    """The runner must still read our submitter from the config and submit
+    (arun_with_retry, task, retry_policy, ...) through it."""
+    from langgraph.pregel import _runner, main
+
+    assert "CONFIG_KEY_RUNNER_SUBMIT" in inspect.getsource(main)
+    src = inspect.getsource(_runner.PregelRunner.atick)
+    assert "self.submit()(" in src and "arun_with_retry" in src
+    assert "__cancel_on_exit__" in src and "__reraise_on_exit__" in src
+
+
+def test_executable_task_fields() -> None:
+    import dataclasses
+
+    from langgraph.types import PregelExecutableTask
+
+    fields = {f.name for f in dataclasses.fields(PregelExecutableTask)}
+    assert {"name", "input", "proc", "writes", "config", "id", "path", "retry_policy"} <= fields
+
+
+def test_runtime_fields() -> None:
+    from langgraph.runtime import Runtime
+
+    params = set(inspect.signature(Runtime).parameters)
+    assert {"context", "store", "stream_writer"} <= params
+
+
+def test_graph_interrupt_carries_interrupts() -> None:
+    from langgraph.errors import GraphInterrupt
+    from langgraph.types import Interrupt
+
+    exc = GraphInterrupt((Interrupt(value=1, id="x"),))
+    assert exc.args[0][0].value == 1
+
+
+def test_remote_package_imports() -> None:
+    # the remote package imports every private name above at import time
+    import runtime_svc.remote._owner
+    import runtime_svc.remote._rebuild
+    import runtime_svc.remote._worker
+
+    assert runtime_svc.remote._rebuild.prepare_single_task is not None
