@@ -66,8 +66,13 @@ def _gateway(ns: argparse.Namespace) -> int:
 
 
 def _runtime(ns: argparse.Namespace) -> int:
+    import gc
+
     from runtime_svc.app import RuntimeSettings, serve
 
+    # The Pregel loop allocates many short-lived objects per step: collecting the young
+    # generation less often cuts the owner's CPU per task by about a fifth (bench/fanout.py).
+    gc.set_threshold(100_000, 50, 100)
     _tracing("runtime")
     graphs = ns.graphs or os.environ.get("LGMESH_GRAPHS")
     if not graphs:
