@@ -259,6 +259,7 @@ class RunManager:
             else:
                 lease = await self._lease_for(scoped, wait=True)
                 lease_taken = True
+            handle.lease = lease
             lock = self._thread_locks.setdefault(scoped, asyncio.Lock())
             async with lock:
                 if waiting_for is not None:
@@ -280,8 +281,12 @@ class RunManager:
             if handle.handover:
                 lost = RunLostError("run handed over: the runtime is draining")
             else:
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.shield(self._end(handle, "cancelled"))
+                except StaleOwnerError:
+                    lost = RunLostError("run moved to another runtime: this one lost the thread's lease")
+                except Exception:  # the run is cancelled either way; the record may lag
+                    log.warning("run %s: could not record its cancellation", req.run_id)
         except StaleOwnerError as exc:
             log.warning("run %s: lost thread ownership (%s)", req.run_id, exc.message)
             lost = RunLostError("run moved to another runtime: this one lost the thread's lease")
@@ -289,17 +294,24 @@ class RunManager:
             if isinstance(exc, UnavailableError) and exc.reason in ("THREAD_OWNED_ELSEWHERE",):
                 lost = RunLostError(exc.message)
             else:
-                await self._end(handle, "error", error={"type": type(exc).__name__, "message": exc.message})
+                lost = await self._end_or_lose(handle, exc, exc.message)
         except TimeoutError:
             lost = RunLostError("thread is still owned by another runtime")
         except Exception as exc:
             log.exception("run %s failed in the runtime", req.run_id)
-            await self._end(handle, "error", error={"type": type(exc).__name__, "message": str(exc)})
+            lost = await self._end_or_lose(handle, exc, str(exc))
         finally:
             await handle.close(lost)
             self.runs.pop(req.run_id, None)
             if lease_taken:
                 await self._lease_done(scoped, release=lost is None or handle.handover)
+
+    async def _end_or_lose(self, handle: RunHandle, exc: BaseException, message: str) -> RunLostError | None:
+        try:
+            await self._end(handle, "error", error={"type": type(exc).__name__, "message": message})
+        except StaleOwnerError:
+            return RunLostError("run moved to another runtime: this one lost the thread's lease")
+        return None
 
     async def _wait_thread_free(self, record: RunRecord) -> None:
         delay = 0.02
@@ -431,7 +443,14 @@ class RunManager:
             fields["error"] = error
         if interrupts:
             fields["interrupts"] = interrupts
-        await self.records.finish_run(handle.record, status, **fields)
+        owner = ""
+        if handle.lease is not None:
+            # A runtime that lost the thread (paused past its TTL) must not end the run:
+            # its new owner does. Self-fencing first, then the record's owner in Redis.
+            handle.lease.check()
+            owner = self.settings.runtime_id
+        if not await self.records.finish_run(handle.record, status, owner=owner, **fields):
+            raise StaleOwnerError("the run belongs to another runtime now", reason="STALE_OWNER")
         lc: dict[str, Any] = {"interrupts": interrupts or []}
         if error is not None:
             lc["error"] = error

@@ -114,6 +114,7 @@ class RunHandle:
         self.task: asyncio.Task[None] | None = None
         self.cancel_action: str | None = None
         self.handover = False
+        self.lease: Any = None
 
     @property
     def run_id(self) -> str:

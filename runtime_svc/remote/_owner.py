@@ -9,13 +9,37 @@ there. For each task the runner submits, ``RemoteRun.submit`` either
   task on the loop; a thread for sync runs), or
 * publishes a ``TaskRequest`` to the work queue and returns a future that resolves
   from the worker's ``TaskReply``: the writes go into ``task.writes`` (the runner then
-  commits them exactly as for a local task), custom stream events are re-emitted
-  through the run's stream writer, and an interrupt or the node's exception is raised.
+  commits them exactly as for a local task), and an interrupt or the node's exception
+  is raised.
+
+While the task runs, its stream events arrive as ``TaskEvents`` (ahead of the reply,
+in order) and are re-emitted into the owner's LangGraph stream where the same event of
+a local task would go: custom events through the run's stream writer (with the
+namespace they were written in), messages-mode chunks through the run's
+``StreamMessagesHandler`` (metadata as the worker's handler built it: the same keys a
+local task's chunks carry), and subgraph events through the parent stream
+(``CONFIG_KEY_STREAM``) when the run streams subgraphs. The request carries what
+LangGraph hands down from the run to a task's subgraphs (resume map, resuming flag,
+durability, stream modes), so subgraphs of a remote task interrupt, resume (also with
+a resume map), raise ``Command.PARENT`` and fail exactly as in-process. A task that
+runs again (redelivery after a worker died, a retry) emits its events again, as
+LangGraph's own retries do.
 
 Which tasks go remote: by default every ``Send`` (PUSH) task of the root graph; a node
 opts in or out with node metadata ``{"lgmesh_remote": True/False}``; ``remote="all"``
-sends every root-graph node, ``remote="none"`` none. Tasks of subgraphs and functional
-API calls always stay on the owner.
+sends every root-graph node, ``remote="none"`` none. Always on the owner:
+
+* tasks of subgraphs (their checkpoint lives under the parent task, which runs them);
+* functional API calls (``@task``) and error handlers: the owner's loop schedules them;
+* the node of a functional API ``entrypoint`` (whatever the metadata says). Its body
+  makes ``@task`` calls, and a call is not a function call: the Pregel loop registers
+  it as a task of the current step (``accept_push``), saves its result as a pending
+  write of the run's checkpoint (so a resumed entrypoint gets the cached result instead
+  of running it again) and streams its ``updates``. Only the owner has that loop; a
+  worker running the entrypoint would re-run every call on each resume and lose the
+  calls' events. A StateGraph node that makes ``@task`` calls must be marked
+  ``{"lgmesh_remote": False}``; on a worker such a call fails with ``RemoteTaskError``
+  saying so.
 """
 
 from __future__ import annotations
@@ -42,11 +66,16 @@ from langgraph._internal._constants import (
     CONFIG_KEY_CHECKPOINT_ID,
     CONFIG_KEY_CHECKPOINT_MAP,
     CONFIG_KEY_CHECKPOINT_NS,
+    CONFIG_KEY_DURABILITY,
+    CONFIG_KEY_RESUME_MAP,
+    CONFIG_KEY_RESUMING,
     CONFIG_KEY_RUNNER_SUBMIT,
     CONFIG_KEY_RUNTIME,
     CONFIG_KEY_SCRATCHPAD,
+    CONFIG_KEY_STREAM,
     CONFIG_KEY_THREAD_ID,
     NS_SEP,
+    PREVIOUS,
     PULL,
     PUSH,
 )
@@ -56,6 +85,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.constants import TAG_HIDDEN
 from langgraph.errors import GraphInterrupt
+from langgraph.pregel._messages import StreamMessagesHandler
 from langgraph.types import PregelExecutableTask
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -64,14 +94,16 @@ from nats.js import JetStreamContext
 
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
+from mesh_core.telemetry import inject_nats_headers
 from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError
 from runtime_svc.remote._metrics import REMOTE_TASKS
 from runtime_svc.remote._queue import TaskQueueSettings, ensure_task_queue
 from runtime_svc.remote._rebuild import checkpoint_config
 from runtime_svc.remote._wire import (
+    TaskEvents,
     TaskReply,
     TaskRequest,
-    decode_reply,
+    decode_message,
     encode_request,
     error_from_info,
 )
@@ -86,6 +118,7 @@ _CONFIG_SKIP = frozenset(
     (CONFIG_KEY_THREAD_ID, CONFIG_KEY_CHECKPOINT_NS, CONFIG_KEY_CHECKPOINT_ID, "checkpoint_map")
 )
 _KNOWN_CHECKPOINTS = 256
+DEFAULT_SIBLING_GRACE = 5.0
 
 
 @dataclass
@@ -130,6 +163,9 @@ class RemoteRun:
         self._recursion_limit = recursion_limit
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # remote tasks in flight -> their step; those that failed and wait for siblings
+        self._step_of: dict[asyncio.Task[Any], int] = {}
+        self._failing: set[asyncio.Task[Any]] = set()
         self._cancelled = False
 
     # LangGraph calls the configured value to get the submit function (it expects a
@@ -152,7 +188,8 @@ class RemoteRun:
             loop = asyncio.get_running_loop()
             atask = loop.create_task(self._run_remote(task), name=__name__)
             self._tasks.add(atask)
-            atask.add_done_callback(self._tasks.discard)
+            self._step_of[atask] = _step(task)
+            atask.add_done_callback(self._task_done)
             return atask
         self.stats.local += 1
         if asyncio.iscoroutinefunction(fn):
@@ -164,6 +201,11 @@ class RemoteRun:
         # sync runs (graph.invoke/stream): LangGraph waits on concurrent futures
         ctx = copy_context()
         return self.executor._threads.submit(ctx.run, fn, *args, **kwargs)
+
+    def _task_done(self, atask: asyncio.Task[Any]) -> None:
+        self._tasks.discard(atask)
+        self._step_of.pop(atask, None)
+        self._failing.discard(atask)
 
     def is_remote(self, task: PregelExecutableTask) -> bool:
         """Whether this task goes to the task queue."""
@@ -180,6 +222,8 @@ class RemoteRun:
             return False  # functional API calls, error handlers
         if TAG_HIDDEN in (task.config.get("tags") or ()):
             return False  # LangGraph's own nodes (__start__ ...)
+        if _is_entrypoint(task):
+            return False  # its @task calls need the owner's loop (see the module doc)
         flag = (task.config.get("metadata") or {}).get(REMOTE_METADATA_KEY)
         if flag is not None:
             return bool(flag)
@@ -189,6 +233,9 @@ class RemoteRun:
         conf = task.config[CONF]
         scratchpad: PregelScratchpad = conf[CONFIG_KEY_SCRATCHPAD]
         runtime = conf.get(CONFIG_KEY_RUNTIME)
+        stream = conf.get(CONFIG_KEY_STREAM)
+        handler = _messages_handler(task)
+        resuming = conf.get(CONFIG_KEY_RESUMING)
         return TaskRequest(
             graph_id=self.graph_id,
             thread_id=str(conf[CONFIG_KEY_THREAD_ID]),
@@ -206,9 +253,33 @@ class RemoteRun:
             null_resume=scratchpad.get_null_resume(False),
             context=getattr(runtime, "context", None),
             configurable=self._configurable,
-            metadata=self._metadata,
+            metadata=self._task_metadata(task),
             recursion_limit=self._recursion_limit,
+            resume_map=conf.get(CONFIG_KEY_RESUME_MAP) or None,
+            resuming=bool(resuming) if resuming is not None else None,
+            durability=conf.get(CONFIG_KEY_DURABILITY),
+            stream_modes=sorted(getattr(stream, "modes", ()) or ()),
+            messages=handler is not None,
+            messages_subgraphs=bool(handler.subgraphs) if handler is not None else False,
+            messages_parent_ns=(
+                list(handler.parent_ns)
+                if handler is not None and handler.parent_ns is not None
+                else None
+            ),
         )
+
+    def _task_metadata(self, task: PregelExecutableTask) -> dict[str, Any]:
+        """The metadata the owner's task carries (the run's config metadata plus what
+        LangGraph added, such as configurable values), without the task's own
+        ``langgraph_*`` keys, which the worker adds again."""
+        meta = {
+            k: v
+            for k, v in (task.config.get("metadata") or {}).items()
+            if not k.startswith("langgraph_")
+        }
+        if self.executor._serializable(meta):
+            return meta
+        return {k: v for k, v in meta.items() if self.executor._serializable(v)}
 
     async def _run_remote(self, task: PregelExecutableTask) -> None:
         ex = self.executor
@@ -222,6 +293,7 @@ class RemoteRun:
             fut: asyncio.Future[TaskReply] = asyncio.get_running_loop().create_future()
             ex._pending[key] = fut
             ex._requests[key] = req
+            ex._active[key] = (self, task)
             await ex._publish(req)
             published = True
             self.stats.submitted += 1
@@ -235,9 +307,35 @@ class RemoteRun:
         finally:
             ex._pending.pop(key, None)
             ex._requests.pop(key, None)
+            ex._active.pop(key, None)
             if self._sem is not None:
                 self._sem.release()
+        if reply.status in ("error", "dead"):
+            await self._let_siblings_finish(_step(task))
         self._apply(task, reply)
+
+    async def _let_siblings_finish(self, step: int) -> None:
+        """Before a failed task's error stops the step, give the step's other remote
+        tasks up to ``sibling_grace`` seconds to reply, so that their writes are kept.
+
+        In-process, LangGraph starts a step's tasks together and a sibling that doesn't
+        wait on I/O has finished (its writes saved) by the time a failing task's error
+        is seen; remote siblings run concurrently on workers and their replies race the
+        error's. Waiting for them (bounded) keeps what they did instead of cancelling
+        finished work; one still running after the grace is cancelled as in-process.
+        """
+        me = asyncio.current_task()
+        if me is None:
+            return
+        self._failing.add(me)
+        others = [
+            t
+            for t, s in self._step_of.items()
+            if s == step and t is not me and not t.done() and t not in self._failing
+        ]
+        grace = self.executor.sibling_grace
+        if others and grace > 0:
+            await asyncio.wait(others, timeout=grace)
 
     def _apply(self, task: PregelExecutableTask, reply: TaskReply) -> None:
         REMOTE_TASKS.labels(self.graph_id, reply.status).inc()
@@ -246,8 +344,6 @@ class RemoteRun:
             msg = reply.error.message if reply.error else "dead-lettered"
             raise TaskDeadLetteredError(msg, task_id=task.id)
         task.writes.extend(reply.writes)
-        if reply.custom:
-            self._emit_custom(task, reply.custom)
         if reply.status == "ok":
             self.stats.ok += 1
             self.stats.skipped += int(reply.skipped)
@@ -260,17 +356,39 @@ class RemoteRun:
             raise RemoteTaskError(f"task {task.name!r} failed on worker {reply.worker_id}")
         raise error_from_info(reply.error, task_name=task.name, worker_id=reply.worker_id)
 
-    def _emit_custom(self, task: PregelExecutableTask, events: list[Any]) -> None:
+    def _emit_events(self, task: PregelExecutableTask, events: TaskEvents) -> None:
+        """Re-emit a remote task's stream events where a local task's would go."""
+        conf = task.config[CONF]
+        for channel, ns, mode, payload in events.items:
+            try:
+                if channel == "custom":
+                    self._emit_custom(task, ns, payload)
+                elif channel == "messages":
+                    handler = _messages_handler(task)
+                    if handler is not None:
+                        msg, meta = payload
+                        if getattr(msg, "id", None) is not None:
+                            handler.seen.add(msg.id)
+                        handler.stream((ns, "messages", (msg, _tuples(meta))))
+                elif (stream := conf.get(CONFIG_KEY_STREAM)) is not None:
+                    stream((ns, mode, payload))
+            except Exception:
+                log.warning(
+                    "re-emitting a %r event of task %s failed", mode, task.id, exc_info=True
+                )
+
+    def _emit_custom(self, task: PregelExecutableTask, ns: tuple[str, ...], event: Any) -> None:
         runtime = task.config[CONF].get(CONFIG_KEY_RUNTIME)
         writer = getattr(runtime, "stream_writer", None)
-        # LangGraph's writer reads the task's namespace from the config context var
-        token = var_child_runnable_config.set(task.config)
+        # LangGraph's writer reads the namespace from the config context var: give it one
+        # whose parent namespace is where the worker's writer was called
+        conf = {**task.config[CONF], CONFIG_KEY_CHECKPOINT_NS: NS_SEP.join((*ns, task.name))}
+        token = var_child_runnable_config.set({**task.config, CONF: conf})
         try:
-            for event in events:
-                if writer is not None:
-                    writer(event)
-                if self._stream_writer is not None:
-                    self._stream_writer(event)
+            if writer is not None:
+                writer(event)
+            if self._stream_writer is not None:
+                self._stream_writer(event)
         finally:
             var_child_runnable_config.reset(token)
 
@@ -283,6 +401,48 @@ class RemoteRun:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.executor._broadcast_cancel(self.invocation_id, None)
+
+
+def _messages_handler(task: PregelExecutableTask) -> StreamMessagesHandler | None:
+    """The run's messages-mode handler among the task's callbacks, if it streams messages."""
+    callbacks = task.config.get("callbacks") if task.config else None
+    handlers = getattr(callbacks, "handlers", None)
+    if handlers is None and isinstance(callbacks, list):
+        handlers = callbacks
+    for h in handlers or ():
+        if isinstance(h, StreamMessagesHandler):
+            return h
+    return None
+
+
+def _tuples(meta: Any) -> Any:
+    """LangGraph's metadata as a local task's chunk carries it (the wire makes lists of
+    the path and trigger tuples)."""
+    if not isinstance(meta, dict):
+        return meta
+    out = dict(meta)
+    for key in ("langgraph_path", "langgraph_triggers"):
+        if isinstance(out.get(key), list):
+            out[key] = _deep_tuple(out[key])
+    return out
+
+
+def _deep_tuple(value: Any) -> Any:
+    return tuple(_deep_tuple(v) for v in value) if isinstance(value, list) else value
+
+
+def _step(task: PregelExecutableTask) -> int:
+    scratchpad = (task.config.get(CONF) or {}).get(CONFIG_KEY_SCRATCHPAD)
+    return int(getattr(scratchpad, "step", -1))
+
+
+def _is_entrypoint(task: PregelExecutableTask) -> bool:
+    """Whether the task runs a functional API ``entrypoint`` (it saves ``__previous__``)."""
+    for writer in task.writers:
+        for entry in getattr(writer, "writes", ()):
+            if getattr(entry, "channel", None) == PREVIOUS:
+                return True
+    return False
 
 
 async def _gated(sem: asyncio.Semaphore, coro: Any) -> Any:
@@ -306,10 +466,14 @@ class RemoteExecutor:
         queue: TaskQueueSettings | None = None,
         serde: SerializerProtocol | None = None,
         nc: NATS | None = None,
+        sibling_grace: float = DEFAULT_SIBLING_GRACE,
     ) -> None:
         """``nc``: an open NATS connection to share (left open by ``stop``); by
-        default ``start`` opens its own to ``settings.nats_url``."""
+        default ``start`` opens its own to ``settings.nats_url``. ``sibling_grace``:
+        seconds a failed remote task waits for its step's other remote tasks before
+        its error stops the step (see ``RemoteRun._let_siblings_finish``)."""
         self.settings = settings
+        self.sibling_grace = sibling_grace
         self.names = NatsNames(settings.prefix)
         self.owner_id = owner_id or uuid.uuid4().hex[:12]
         self.queue = queue or TaskQueueSettings()
@@ -322,6 +486,7 @@ class RemoteExecutor:
         self._sub: Subscription | None = None
         self._pending: dict[tuple[str, str], asyncio.Future[TaskReply]] = {}
         self._requests: dict[tuple[str, str], TaskRequest] = {}
+        self._active: dict[tuple[str, str], tuple[RemoteRun, PregelExecutableTask]] = {}
         self._reconnects = 0
         self._watcher: asyncio.Task[None] | None = None
         self._runs: weakref.WeakValueDictionary[str, RemoteRun] = weakref.WeakValueDictionary()
@@ -452,7 +617,8 @@ class RemoteExecutor:
         # the id is unique per invocation, so a retried publish is de-duplicated but a
         # resume (or a new owner) can send the same task again within the window
         msg_id = f"{req.task_id}:{req.invocation_id}"
-        headers = {"Nats-Msg-Id": f"{msg_id}:{attempt}" if attempt else msg_id}
+        # the trace context of the run goes along: the worker's task span continues it
+        headers = inject_nats_headers({"Nats-Msg-Id": f"{msg_id}:{attempt}" if attempt else msg_id})
         await self._js.publish(
             self.names.tasks_subject, data, stream=self.names.tasks_stream, headers=headers
         )
@@ -514,10 +680,15 @@ class RemoteExecutor:
 
     async def _on_reply(self, msg: Msg) -> None:
         try:
-            reply = decode_reply(self.serde, msg.data)
+            reply = decode_message(self.serde, msg.data)
         except Exception:
             log.warning("undecodable task reply on %s dropped", msg.subject)
             self.dropped_replies += 1
+            return
+        if isinstance(reply, TaskEvents):
+            active = self._active.get((reply.invocation_id, reply.task_id))
+            if active is not None:  # else: nobody waits for the task any more
+                active[0]._emit_events(active[1], reply)
             return
         fut = self._pending.get((reply.invocation_id, reply.task_id))
         if fut is None or fut.done():

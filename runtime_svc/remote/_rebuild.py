@@ -19,27 +19,56 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph._internal._constants import (
     CONF,
+    CONFIG_KEY_CALL,
     CONFIG_KEY_CHECKPOINT_ID,
     CONFIG_KEY_CHECKPOINT_NS,
+    CONFIG_KEY_DURABILITY,
+    CONFIG_KEY_RESUME_MAP,
+    CONFIG_KEY_RESUMING,
     CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_STREAM,
     CONFIG_KEY_THREAD_ID,
+    INPUT,
+    NS_SEP,
     NULL_TASK_ID,
     PULL,
     PUSH,
     RESUME,
 )
-from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple, PendingWrite
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    CheckpointTuple,
+    PendingWrite,
+    copy_checkpoint,
+)
+from langgraph.config import get_config
 from langgraph.pregel import Pregel
-from langgraph.pregel._algo import checkpoint_null_version, prepare_single_task
+from langgraph.pregel._algo import (
+    PregelTaskWrites,
+    apply_writes,
+    checkpoint_null_version,
+    prepare_single_task,
+)
 from langgraph.pregel._checkpoint import achannels_from_checkpoint
+from langgraph.pregel._messages import StreamMessagesHandler
 from langgraph.pregel._task_status import read_task_statuses
+from langgraph.pregel.protocol import StreamProtocol
 from langgraph.runtime import Runtime
 from langgraph.types import PregelExecutableTask
 
 from runtime_svc.remote._errors import RemoteTaskError
-from runtime_svc.remote._wire import TaskRequest
+from runtime_svc.remote._wire import EventChannel, TaskRequest
 
-__all__ = ["CheckpointMissingError", "load_checkpoint", "rebuild_task", "saved_output"]
+__all__ = [
+    "CheckpointMissingError",
+    "EventSink",
+    "load_checkpoint",
+    "rebuild_task",
+    "saved_output",
+]
+
+#: receives a task's stream events as they happen: (channel, namespace, mode, payload)
+EventSink = Callable[[EventChannel, tuple[str, ...], str, Any], None]
 
 
 class CheckpointMissingError(Exception):
@@ -92,9 +121,14 @@ async def rebuild_task(
     saved: CheckpointTuple,
     req: TaskRequest,
     *,
-    stream_writer: Callable[[Any], None],
+    events: EventSink,
 ) -> PregelExecutableTask:
-    checkpoint = saved.checkpoint
+    """The owner's task, rebuilt with a config that behaves like the owner's task config:
+    the run's stream (custom writer, messages handler, subgraph stream) goes to
+    ``events``, and what LangGraph hands down to subgraphs (resume map, resuming flag,
+    durability) is the owner's."""
+    # a copy: concurrent tasks of one step share the loaded tuple
+    checkpoint = copy_checkpoint(saved.checkpoint)
     migrate = getattr(graph, "_migrate_checkpoint", None)
     if migrate is not None:
         migrate(checkpoint)
@@ -104,22 +138,59 @@ async def rebuild_task(
         saver=checkpointer,
         config=saved.config,
     )
+    # The owner's loop applies the checkpoint's null-task writes (a Command's update and
+    # goto, saved on the checkpoint when a run starts from it) to its channels before it
+    # prepares the step's tasks, without saving a new checkpoint: do the same here.
+    null_writes = [w[1:] for w in (saved.pending_writes or ()) if w[0] == NULL_TASK_ID]
+    if null_writes:
+        apply_writes(
+            checkpoint,
+            channels,
+            [PregelTaskWrites((), INPUT, null_writes, [])],
+            checkpointer.get_next_version,
+            graph.trigger_to_nodes,
+        )
     pending: list[PendingWrite] = []
     if req.resume:
         pending.append((req.task_id, RESUME, list(req.resume)))
     if req.null_resume is not None:
         pending.append((NULL_TASK_ID, RESUME, req.null_resume))
+
+    def stream_writer(chunk: Any) -> None:
+        # as the root graph's writer: the namespace of the (sub)graph the writer runs in
+        ns = get_config()[CONF][CONFIG_KEY_CHECKPOINT_NS].split(NS_SEP)[:-1]
+        events("custom", tuple(ns), "custom", chunk)
+
     runtime = Runtime(context=req.context, store=graph.store, stream_writer=stream_writer)
+    conf: dict[str, Any] = {
+        **req.configurable,
+        CONFIG_KEY_THREAD_ID: req.thread_id,
+        CONFIG_KEY_CHECKPOINT_NS: req.checkpoint_ns,
+        CONFIG_KEY_RUNTIME: runtime,
+        CONFIG_KEY_CALL: _no_call,
+    }
+    if req.resuming is not None:
+        conf[CONFIG_KEY_RESUMING] = req.resuming
+    if req.durability is not None:
+        conf[CONFIG_KEY_DURABILITY] = req.durability
+    if req.stream_modes:
+        conf[CONFIG_KEY_STREAM] = StreamProtocol(
+            lambda c: events("stream", tuple(c[0]), c[1], c[2]),
+            set(req.stream_modes),  # type: ignore[arg-type]
+        )
     config: RunnableConfig = {
-        CONF: {
-            **req.configurable,
-            CONFIG_KEY_THREAD_ID: req.thread_id,
-            CONFIG_KEY_CHECKPOINT_NS: req.checkpoint_ns,
-            CONFIG_KEY_RUNTIME: runtime,
-        },
+        CONF: conf,
         "metadata": dict(req.metadata),
         "recursion_limit": req.recursion_limit,
     }
+    if req.messages:
+        parent_ns = tuple(req.messages_parent_ns) if req.messages_parent_ns is not None else None
+        handler = StreamMessagesHandler(
+            lambda c: events("messages", tuple(c[0]), c[1], c[2]),
+            req.messages_subgraphs,
+            parent_ns=parent_ns,
+        )
+        config["callbacks"] = [handler]
     checkpoint_id_bytes = binascii.unhexlify(checkpoint["id"].replace("-", ""))
     try:
         task = prepare_single_task(
@@ -154,4 +225,16 @@ async def rebuild_task(
             f"{req.checkpoint_id} on this worker",
             task_id=req.task_id,
         )
+    if req.resume_map:
+        # not given to prepare_single_task: req.resume already holds what the owner's
+        # scratchpad took from the map for this task; subgraphs of the task read it here
+        task.config[CONF][CONFIG_KEY_RESUME_MAP] = req.resume_map
     return task
+
+
+def _no_call(*_args: Any, **_kwargs: Any) -> Any:
+    raise RemoteTaskError(
+        "a @task was called inside a node running on a remote worker: @task calls are "
+        "scheduled by the owner's Pregel loop; give this node metadata "
+        '{"lgmesh_remote": False} to keep it on the owner'
+    )

@@ -1,4 +1,5 @@
-"""What travels between an owner and the workers: task requests, task replies, errors.
+"""What travels between an owner and the workers: task requests, task replies, task
+events, errors.
 
 Both messages are plain dataclasses encoded with LangGraph's serde (``JsonPlusSerializer``,
 msgpack, no pickle), so channel values, ``Send`` packets, ``Interrupt`` objects and
@@ -7,6 +8,10 @@ messages round-trip the same way they do through the checkpointer.
 A node's exception can't be encoded as an object (serde stores exceptions as their
 repr), so it travels as ``ErrorInfo`` (module, qualified name, message, args) and
 the owner rebuilds the same type when that type's module is already imported there.
+
+While a task runs, the worker sends its stream events (custom events, messages-mode
+chunks, subgraph events) as ``TaskEvents`` batches to the owner's reply subject, in
+order, before the ``TaskReply``; ``decode_message`` tells the two apart.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ from runtime_svc.remote._errors import RemoteTaskError
 
 __all__ = [
     "ErrorInfo",
+    "EventChannel",
+    "TaskEvents",
     "TaskReply",
     "TaskRequest",
+    "decode_message",
     "decode_reply",
     "decode_request",
+    "encode_events",
     "encode_reply",
     "encode_request",
     "error_from_info",
@@ -32,6 +41,9 @@ __all__ = [
 ]
 
 ReplyStatus = Literal["ok", "interrupt", "error", "dead"]
+#: where the owner re-emits an event: "custom" -> the run's stream writer, "messages" ->
+#: the run's messages-mode handler, "stream" -> the parent stream subgraphs write to
+EventChannel = Literal["custom", "messages", "stream"]
 _SEP = b"\x00"
 
 
@@ -59,6 +71,17 @@ class TaskRequest:
     configurable: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     recursion_limit: int = 25
+    # LangGraph's per-run values of the owner's task config that subgraphs of the task
+    # read: resume map (interrupt id -> value), resuming flag (None: not set), durability
+    resume_map: dict[str, Any] | None = None
+    resuming: bool | None = None
+    durability: str | None = None
+    # what the owner's run streams: the modes subgraphs stream to (empty: subgraph
+    # events not streamed), and whether/how messages-mode chunks are collected
+    stream_modes: list[str] = field(default_factory=list)
+    messages: bool = False
+    messages_subgraphs: bool = False
+    messages_parent_ns: list[str] | None = None
 
 
 @dataclass
@@ -76,7 +99,6 @@ class TaskReply:
     invocation_id: str
     status: ReplyStatus
     writes: list[tuple[str, Any]] = field(default_factory=list)
-    custom: list[Any] = field(default_factory=list)
     interrupts: list[Any] = field(default_factory=list)
     error: ErrorInfo | None = None
     worker_id: str = ""
@@ -115,7 +137,6 @@ def encode_reply(serde: SerializerProtocol, reply: TaskReply) -> bytes:
         "invocation_id": reply.invocation_id,
         "status": reply.status,
         "writes": [[c, v] for c, v in reply.writes],
-        "custom": list(reply.custom),
         "interrupts": list(reply.interrupts),
         "error": asdict(reply.error) if reply.error is not None else None,
         "worker_id": reply.worker_id,
@@ -126,19 +147,62 @@ def encode_reply(serde: SerializerProtocol, reply: TaskReply) -> bytes:
 
 
 def decode_reply(serde: SerializerProtocol, raw: bytes) -> TaskReply:
-    obj = _unpack(serde, raw)
+    return _reply(_unpack(serde, raw))
+
+
+def _reply(obj: dict[str, Any]) -> TaskReply:
     err = obj.get("error")
     return TaskReply(
         task_id=obj["task_id"],
         invocation_id=obj["invocation_id"],
         status=obj["status"],
         writes=[(str(c), v) for c, v in obj.get("writes") or []],
-        custom=list(obj.get("custom") or []),
         interrupts=list(obj.get("interrupts") or []),
         error=ErrorInfo(**err) if err else None,
         worker_id=obj.get("worker_id", ""),
         deliveries=int(obj.get("deliveries", 1)),
         skipped=bool(obj.get("skipped", False)),
+    )
+
+
+@dataclass
+class TaskEvents:
+    """Stream events of a running task, in the order the task emitted them.
+
+    ``items``: ``(channel, namespace, mode, payload)``; ``seq`` numbers the batches of
+    one delivery (``deliveries``) of the task from 0.
+    """
+
+    task_id: str
+    invocation_id: str
+    seq: int
+    items: list[tuple[EventChannel, tuple[str, ...], str, Any]]
+    deliveries: int = 1
+
+
+def encode_events(serde: SerializerProtocol, events: TaskEvents) -> bytes:
+    obj = {
+        "kind": "events",
+        "task_id": events.task_id,
+        "invocation_id": events.invocation_id,
+        "seq": events.seq,
+        "deliveries": events.deliveries,
+        "items": [[c, list(ns), m, p] for c, ns, m, p in events.items],
+    }
+    return _pack(serde, obj)
+
+
+def decode_message(serde: SerializerProtocol, raw: bytes) -> TaskReply | TaskEvents:
+    """A message of the owner's reply subject: a task's reply or a batch of its events."""
+    obj = _unpack(serde, raw)
+    if obj.get("kind") != "events":
+        return _reply(obj)
+    return TaskEvents(
+        task_id=obj["task_id"],
+        invocation_id=obj["invocation_id"],
+        seq=int(obj["seq"]),
+        deliveries=int(obj.get("deliveries", 1)),
+        items=[(c, tuple(str(x) for x in ns), str(m), p) for c, ns, m, p in obj["items"]],
     )
 
 

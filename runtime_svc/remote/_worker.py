@@ -7,6 +7,13 @@ reply is published; a worker that dies leaves its tasks unacked and JetStream
 redelivers them after ``ack_wait``. The delivery after ``max_deliveries`` doesn't
 run the task: it goes to the dead-letter stream and the owner gets
 ``TaskDeadLetteredError`` for it.
+
+While a task runs, its stream events (custom events, messages-mode chunks, events of
+its subgraphs when the run streams them) go to the owner as they happen: core NATS
+publishes of ``TaskEvents`` batches to the owner's reply subject, from one sender per
+task, flushed before the reply; one connection and one subject keep them in order.
+Each delivery runs in a ``lgmesh.task <node>`` span (kind CONSUMER) continuing the
+trace context the owner put in the task message's headers.
 """
 
 from __future__ import annotations
@@ -32,9 +39,11 @@ from langgraph.pregel._retry import arun_with_retry
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
+from mesh_core.telemetry import current_tracing
 from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError
 from runtime_svc.remote._metrics import (
     WORKER_INFLIGHT,
@@ -45,15 +54,19 @@ from runtime_svc.remote._metrics import (
 from runtime_svc.remote._queue import TaskQueueSettings, ensure_task_queue
 from runtime_svc.remote._rebuild import (
     CheckpointMissingError,
+    EventSink,
     load_checkpoint,
     rebuild_task,
     saved_output,
 )
 from runtime_svc.remote._wire import (
     ErrorInfo,
+    EventChannel,
+    TaskEvents,
     TaskReply,
     TaskRequest,
     decode_request,
+    encode_events,
     encode_reply,
     error_info,
 )
@@ -65,6 +78,7 @@ log = logging.getLogger(__name__)
 _CHECKPOINT_CACHE = 32
 _CANCEL_MEMORY = 4096
 _CANCEL_TTL = 600.0
+_EVENT_BATCH = 256
 
 
 class TaskWorker:
@@ -235,8 +249,20 @@ class TaskWorker:
         current = asyncio.current_task()
         assert current is not None
         self._running[key] = current
+        attributes: dict[str, str | int | float | bool] = {
+            "lgmesh.task_id": req.task_id,
+            "lgmesh.run_id": req.run_id,
+            "lgmesh.graph_id": req.graph_id,
+            "lgmesh.deliveries": deliveries,
+        }
         try:
-            reply = await self._execute(req, deliveries)
+            with current_tracing().start_span(
+                f"lgmesh.task {req.task_name}",
+                parent_headers=dict(msg.headers or {}),
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            ):
+                reply = await self._execute(req, deliveries)
         except asyncio.CancelledError:
             if key in self._owner_cancelled:
                 # the owner stopped waiting: done with it, don't redeliver
@@ -264,11 +290,15 @@ class TaskWorker:
         finally:
             heartbeat.cancel()
             self._running.pop(key, None)
-        assert self._nc is not None
-        await self._nc.publish(req.reply_subject, encode_reply(self.serde, reply))
+        await self._send(req.reply_subject, encode_reply(self.serde, reply))
         await msg.ack()
         WORKER_TASKS.labels(self.worker_id, "skipped" if reply.skipped else reply.status).inc()
         WORKER_TASK_SECONDS.observe(time.monotonic() - started)
+
+    async def _send(self, subject: str, data: bytes) -> None:
+        """Publish to an owner's reply subject (replies and event batches)."""
+        assert self._nc is not None, "TaskWorker is stopped"
+        await self._nc.publish(subject, data)
 
     async def _heartbeat(self, msg: Msg) -> None:
         while True:
@@ -294,28 +324,27 @@ class TaskWorker:
         saved = await self._checkpoint(req, fresh=deliveries > 1)
         if (done := saved_output(saved, req.task_id)) is not None:
             return reply("ok", writes=done, skipped=True)
-        custom: list[Any] = []
+        forwarder = _EventForwarder(self, req, deliveries)
         try:
-            task = await rebuild_task(
-                graph, self.checkpointer, saved, req, stream_writer=custom.append
-            )
-        except RemoteTaskError as exc:
-            return reply("error", error=error_info(self.serde, exc))
-        try:
-            await arun_with_retry(task, None)
-        except GraphInterrupt as exc:
-            interrupts = list(exc.args[0]) if exc.args else []
-            return reply(
-                "interrupt", writes=list(task.writes), custom=custom, interrupts=interrupts
-            )
-        except Exception as exc:
-            return reply(
-                "error",
-                writes=list(task.writes),
-                custom=custom,
-                error=error_info(self.serde, exc),
-            )
-        return reply("ok", writes=list(task.writes), custom=custom)
+            try:
+                task = await rebuild_task(
+                    graph, self.checkpointer, saved, req, events=forwarder.emit
+                )
+            except RemoteTaskError as exc:
+                return reply("error", error=error_info(self.serde, exc))
+            try:
+                await arun_with_retry(task, None)
+            except GraphInterrupt as exc:
+                interrupts = list(exc.args[0]) if exc.args else []
+                await forwarder.flush()
+                return reply("interrupt", writes=list(task.writes), interrupts=interrupts)
+            except Exception as exc:
+                await forwarder.flush()
+                return reply("error", writes=list(task.writes), error=error_info(self.serde, exc))
+            await forwarder.flush()
+            return reply("ok", writes=list(task.writes))
+        finally:
+            forwarder.close()
 
     async def _checkpoint(self, req: TaskRequest, *, fresh: bool) -> CheckpointTuple:
         """The task's checkpoint; concurrent tasks of one step share one load."""
@@ -352,8 +381,7 @@ class TaskWorker:
             worker_id=f"{self.worker_id}/{os.getpid()}",
             deliveries=deliveries,
         )
-        assert self._nc is not None
-        await self._nc.publish(req.reply_subject, encode_reply(self.serde, reply))
+        await self._send(req.reply_subject, encode_reply(self.serde, reply))
         await msg.ack()
         WORKER_TASKS.labels(self.worker_id, "dead").inc()
 
@@ -416,3 +444,105 @@ class TaskWorker:
         if entry is None:
             return False
         return entry[1] is None or key[1] in entry[1]
+
+
+class _EventForwarder:
+    """Sends one task delivery's stream events to its owner, in order, as they happen.
+
+    ``emit`` may be called from the event loop or from a thread (sync nodes); one sender
+    coroutine publishes whatever is queued as one ``TaskEvents`` batch at a time.
+    """
+
+    def __init__(self, worker: TaskWorker, req: TaskRequest, deliveries: int) -> None:
+        self._worker = worker
+        self._req = req
+        self._deliveries = deliveries
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[tuple[EventChannel, tuple[str, ...], str, Any] | None] = (
+            asyncio.Queue()
+        )
+        self._seq = 0
+        self._sender: asyncio.Task[None] | None = None
+        self.emit: EventSink = self._emit
+
+    def _emit(self, channel: EventChannel, ns: tuple[str, ...], mode: str, payload: Any) -> None:
+        item = (channel, ns, mode, payload)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._put(item)
+        else:
+            self._loop.call_soon_threadsafe(self._put, item)
+
+    def _put(self, item: tuple[EventChannel, tuple[str, ...], str, Any] | None) -> None:
+        self._queue.put_nowait(item)
+        if self._sender is None:
+            self._sender = self._loop.create_task(self._send_loop())
+
+    async def _send_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            done = False
+            while not self._queue.empty() and len(batch) < _EVENT_BATCH:
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    done = True
+                    break
+                batch.append(nxt)
+            await self._publish(batch)
+            if done:
+                return
+
+    async def _publish(self, batch: list[tuple[EventChannel, tuple[str, ...], str, Any]]) -> None:
+        serde = self._worker.serde
+        req = self._req
+
+        def encode(items: list[tuple[EventChannel, tuple[str, ...], str, Any]]) -> bytes:
+            return encode_events(
+                serde,
+                TaskEvents(req.task_id, req.invocation_id, self._seq, items, self._deliveries),
+            )
+
+        try:
+            data = encode(batch)
+        except Exception:
+            # drop what can't be encoded (the rest still goes), never the task
+            ok = []
+            for item in batch:
+                try:
+                    encode([item])
+                except Exception:
+                    log.warning(
+                        "task %s: a %r stream event could not be encoded and was dropped",
+                        req.task_id,
+                        item[2],
+                    )
+                else:
+                    ok.append(item)
+            if not ok:
+                return
+            data = encode(ok)
+        self._seq += 1
+        try:
+            await self._worker._send(req.reply_subject, data)
+        except Exception:
+            log.warning("task %s: stream events could not be sent", req.task_id, exc_info=True)
+
+    async def flush(self) -> None:
+        """Send everything emitted so far (before the reply goes out)."""
+        # events a thread (a sync node) emitted are scheduled already: let them queue
+        await asyncio.sleep(0)
+        if self._sender is None:
+            return
+        self._queue.put_nowait(None)
+        sender, self._sender = self._sender, None
+        await sender
+
+    def close(self) -> None:
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()

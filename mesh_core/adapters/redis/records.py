@@ -147,6 +147,20 @@ return ARGV[1]
 """
 
 
+# End a run: KEYS run, thread, active_runs; ARGV run_id, owner ('' = any), thread status,
+# now, then the run's fields to set. Returns 0 (and writes nothing) if owner mismatches.
+_FINISH_RUN = """
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[2], 'active_run') == ARGV[1] then
+  redis.call('HSET', KEYS[2], 'active_run', '', 'status', ARGV[3], 'updated_at', ARGV[4])
+end
+return 1
+"""
+
+
 class RecordStore:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self.redis = redis
@@ -154,6 +168,7 @@ class RecordStore:
         self._create_thread = redis.register_script(_CREATE_THREAD)
         self._begin_run = redis.register_script(_BEGIN_RUN)
         self._claim_thread = redis.register_script(_CLAIM_THREAD)
+        self._finish_run = redis.register_script(_FINISH_RUN)
 
     # -- threads ---------------------------------------------------------------------
     async def create_thread(
@@ -303,25 +318,30 @@ class RecordStore:
                 pipe.hdel(self.keys.active_runs(), run.run_id)
             await pipe.execute()
 
-    async def finish_run(self, run: RunRecord, status: str, **fields: Any) -> None:
-        """Mark a run ended and free its thread (thread status follows the run's)."""
-        await self.update_run(run, status=status, **fields)
+    async def finish_run(self, run: RunRecord, status: str, *, owner: str = "", **fields: Any) -> bool:
+        """Mark a run ended and free its thread (thread status follows the run's), atomically.
+
+        With ``owner``, nothing is written unless the run record still names that owner:
+        a runtime that lost the run to another (a paused "zombie") cannot end it.
+        Returns whether the run was ended.
+        """
+        now = time.time()
+        fields["status"] = status
+        fields["updated_at"] = now
+        flat = [x for k, v in fields.items() for x in (k, json.dumps(v) if k in _JSON_FIELDS else str(v))]
         thread_status = {"interrupted": "interrupted", "error": "error"}.get(status, "idle")
-        key = self.keys.thread_record(run.scoped_thread)
-        # Free the thread only if this run still holds it.
-        await self.redis.eval(
-            """
-            if redis.call('HGET', KEYS[1], 'active_run') == ARGV[1] then
-              redis.call('HSET', KEYS[1], 'active_run', '', 'status', ARGV[2], 'updated_at', ARGV[3])
-            end
-            return 1
-            """,
-            1,
-            key,
-            run.run_id,
-            thread_status,
-            time.time(),
+        done = await self._finish_run(
+            keys=[
+                self.keys.run_record(run.scoped_thread, run.run_id),
+                self.keys.thread_record(run.scoped_thread),
+                self.keys.active_runs(),
+            ],
+            args=[run.run_id, owner, thread_status, now, *flat],
         )
+        if done:
+            for k, v in fields.items():
+                setattr(run, k, v)
+        return bool(done)
 
     async def list_runs(
         self, tenant_id: str, thread_id: str, status: str = "", limit: int = 10, offset: int = 0
