@@ -71,7 +71,8 @@ def run_dev(ns: argparse.Namespace) -> int:
             if ns.demo or ns.demo_only:
                 from mesh_demo.run import main as demo_main
 
-                code = _in_thread(demo_main, gw.address, DEV_API_KEY)
+                names = {p.pid: p.name for p in procs}
+                code = _in_thread(demo_main, gw.address, DEV_API_KEY, names)
                 if ns.demo_only:
                     return code
             _say("lgmesh dev: serving; Ctrl-C stops everything")

@@ -15,8 +15,17 @@ def _out(text: str = "", end: str = "\n") -> None:
     sys.stdout.flush()
 
 
-async def run_demo(address: str, api_key: str, question: str = QUESTION) -> int:
+async def run_demo(
+    address: str, api_key: str, question: str = QUESTION, names: dict[int, str] | None = None
+) -> int:
+    """Stream one run of ``demo``; ``names`` maps process ids to service names for display."""
     client = MeshClient(address, api_key)
+
+    def where(ran_on: str) -> str:
+        pid = ran_on.rpartition(":")[2]
+        name = (names or {}).get(int(pid)) if pid.isdigit() else None
+        return f"{name} (pid {pid})" if name else ran_on
+
     try:
         thread = await client.threads.create(metadata={"demo": True})
         _out(f"\n== demo: thread {thread['thread_id']}, question: {question!r}")
@@ -34,7 +43,7 @@ async def run_demo(address: str, api_key: str, question: str = QUESTION) -> int:
                 _out(f"   [{part.seq:>3}] run {lc['kind']} ({lc['status']}) on {lc['runtime_id']}")
                 status = lc["status"]
             elif part.event == "custom":
-                who = part.data.get("ran_on", "?")
+                who = where(str(part.data.get("ran_on", "?")))
                 if part.data.get("node") == "planner":
                     _out(f"   [{part.seq:>3}] planner chose {len(part.data['topics'])} topics (ran on {who})")
                 elif part.data.get("node") == "researcher":
@@ -59,5 +68,5 @@ async def run_demo(address: str, api_key: str, question: str = QUESTION) -> int:
         await client.close()
 
 
-def main(address: str, api_key: str) -> int:
-    return asyncio.run(run_demo(address, api_key))
+def main(address: str, api_key: str, names: dict[int, str] | None = None) -> int:
+    return asyncio.run(run_demo(address, api_key, names=names))

@@ -82,3 +82,19 @@ async def test_grpcurl_list_describe_stream_and_health(mesh: MeshCluster) -> Non
 
     denied = run(addr, "lgmesh.api.v1.ThreadService/GetThread", data={"threadId": thread_id}, key="nope")
     assert denied.returncode != 0 and "Unauthenticated" in denied.stderr
+
+
+async def test_reflection_answers_under_v1_and_v1alpha(mesh: MeshCluster) -> None:
+    import grpc
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    async with grpc.aio.insecure_channel(mesh.gateways[0].address) as ch:
+        for service in ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"):
+            call = ch.stream_stream(
+                f"/{service}/ServerReflectionInfo",
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+            )
+            replies = [r async for r in call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))]
+            names = {s.name for s in replies[0].list_services_response.service}
+            assert "lgmesh.api.v1.RunService" in names, service

@@ -55,6 +55,8 @@ async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: s
         for name, text in before.items():  # every series the autoscalers read is exported
             if name.startswith("runtime"):
                 assert "lgmesh_runtime_running_runs" in text
+                # workers (role both): KEDA reads the JetStream backlog directly; these are exported too
+                assert "lgmesh_worker_queue_pending" in text and "lgmesh_worker_inflight_tasks" in text
             if name.startswith("gateway"):
                 assert "lgmesh_grpc_requests_total" in text or "lgmesh_grpc_request_seconds" in text
         assert "lgmesh_llm_inflight_requests" in before["llm-gateway"]
@@ -71,6 +73,8 @@ async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: s
                 peaks["running"] = max(peaks["running"], running)
                 peaks["llm"] = max(peaks["llm"], _sum(now["llm-gateway"], "lgmesh_llm_inflight_requests"))
                 peaks["tools"] = max(peaks["tools"], _sum(now["tools"], "lgmesh_tool_inflight"))
+                inflight = sum(_sum(t, "lgmesh_worker_inflight_tasks") for n, t in now.items() if n.startswith("runtime"))
+                peaks["worker"] = max(peaks["worker"], inflight)
                 await asyncio.sleep(0.1)
 
         client = c.client()
@@ -108,6 +112,7 @@ async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: s
             before["llm-gateway"], "lgmesh_llm_upstream_seconds_count"
         )
         assert peaks["tools"] >= 1, peaks
+        assert peaks["worker"] >= 1, peaks  # the demo's researchers are Send tasks run by workers
         assert _sum(after["tools"], "lgmesh_tool_inflight") == 0
     finally:
         await c.aclose_clients()
