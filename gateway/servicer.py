@@ -251,18 +251,32 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         tenant = self.core.tenant(context, request)
         spec = types_pb2.RunSpec.FromString(request.run.SerializeToString())
         del spec.stream_modes[:]
-        spec.stream_modes.append(types_pb2.STREAM_MODE_VALUES)
+        spec.stream_modes.append(types_pb2.STREAM_MODE_UNSPECIFIED)  # lifecycle events only
         last: types_pb2.RunEvent | None = None
-        run_id = ""
-        async for ev in self._events(tenant, spec):
-            run_id = ev.run_id
+        attempts = 0
+        run_id, spec, fresh = await self.core.prepare_run(tenant, spec)
+        async for ev in self.core.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
             last = ev
+            attempts += ev.mode == "lifecycle" and ev.lifecycle.kind == types_pb2.LIFECYCLE_KIND_RESUMED
         resp = runs_pb2.WaitRunResponse()
         if last is not None and is_final_event(last):
             resp.values.CopyFrom(last.data)
-        rec = await self.core.records.find_run(tenant, run_id) if run_id else None
-        if rec is not None:
-            resp.run.CopyFrom(_convert.run_to_pb(rec))
+            lc = last.lifecycle
+            resp.run.CopyFrom(
+                types_pb2.Run(
+                    run_id=last.run_id,
+                    thread_id=spec.thread_id,
+                    assistant_id=spec.assistant_id,
+                    status=lc.status,
+                    metadata=spec.metadata,
+                    multitask_strategy=spec.multitask_strategy or types_pb2.MULTITASK_STRATEGY_REJECT,
+                    interrupts=lc.interrupts,
+                    attempts=attempts,
+                    updated_at=last.time,
+                )
+            )
+            if lc.HasField("error"):
+                resp.run.error.CopyFrom(lc.error)
         return resp
 
     async def CreateRun(self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.CreateRunResponse:

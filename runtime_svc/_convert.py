@@ -63,7 +63,10 @@ def request_from_pb(
 ) -> RunRequest:
     config = from_struct(spec.config) if spec.HasField("config") else {}
     validate_config(config)
-    modes = tuple(MODE_NAMES[m] for m in spec.stream_modes if m in MODE_NAMES) or ("values",)
+    if list(spec.stream_modes) == [types_pb2.STREAM_MODE_UNSPECIFIED]:
+        modes: tuple[str, ...] = ()  # lifecycle events only (WaitRun: the end carries the output)
+    else:
+        modes = tuple(MODE_NAMES[m] for m in spec.stream_modes if m in MODE_NAMES) or ("values",)
     return RunRequest(
         tenant_id=tenant_id,
         run_id=run_id,

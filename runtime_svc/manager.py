@@ -269,12 +269,13 @@ class RunManager:
                     if fresh is None or fresh.status not in ACTIVE_STATUSES:
                         return  # it ended meanwhile (another runtime finished it)
                     record = handle.record = fresh
-                await self.records.update_run(
-                    record,
-                    status="running",
-                    owner=self.settings.runtime_id,
-                    attempts=record.attempts + (1 if req.resume else 0),
-                )
+                if req.resume or waiting_for is not None:  # a fresh run was recorded as running
+                    await self.records.update_run(
+                        record,
+                        status="running",
+                        owner=self.settings.runtime_id,
+                        attempts=record.attempts + (1 if req.resume else 0),
+                    )
                 await self._lifecycle(handle, "resumed" if req.resume else "started", "running")
                 await self._execute(handle, graph, lease)
         except asyncio.CancelledError:

@@ -15,6 +15,15 @@ Worker process (same graph code)::
     await worker.start()
     ...
     await worker.stop()
+
+What runs where, how remote tasks stream and how their subgraphs behave is described
+in ``_owner`` (owner side, including which nodes stay on the owner and why) and
+``_worker`` (event forwarding, the task's trace span). In short: a remote task's stream
+events (custom, messages-mode tokens with their metadata, subgraph events) reach the
+owner's ``astream`` while the task runs, with the namespaces and metadata a local task's
+would have; interrupts, resume maps, ``Command.PARENT`` and errors inside its subgraphs
+behave as in-process; the node of a functional API ``entrypoint`` always runs on the
+owner (its ``@task`` calls need the owner's Pregel loop).
 """
 
 from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError

@@ -63,6 +63,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph._internal._constants import (
     CONF,
+    CONFIG_KEY_CALL,
     CONFIG_KEY_CHECKPOINT_ID,
     CONFIG_KEY_CHECKPOINT_MAP,
     CONFIG_KEY_CHECKPOINT_NS,
@@ -75,6 +76,7 @@ from langgraph._internal._constants import (
     CONFIG_KEY_STREAM,
     CONFIG_KEY_THREAD_ID,
     NS_SEP,
+    NULL_TASK_ID,
     PREVIOUS,
     PULL,
     PUSH,
@@ -185,8 +187,9 @@ class RemoteRun:
     ) -> Any:
         task = args[0] if args and isinstance(args[0], PregelExecutableTask) else None
         if task is not None and asyncio.iscoroutinefunction(fn) and self.is_remote(task):
+            null_writes = _null_writes(kwargs.get("configurable"))
             loop = asyncio.get_running_loop()
-            atask = loop.create_task(self._run_remote(task), name=__name__)
+            atask = loop.create_task(self._run_remote(task, null_writes), name=__name__)
             self._tasks.add(atask)
             self._step_of[atask] = _step(task)
             atask.add_done_callback(self._task_done)
@@ -229,7 +232,9 @@ class RemoteRun:
             return bool(flag)
         return self.mode == "all" or is_send
 
-    def _request(self, task: PregelExecutableTask) -> TaskRequest:
+    def _request(
+        self, task: PregelExecutableTask, null_writes: list[tuple[str, Any]] | None = None
+    ) -> TaskRequest:
         conf = task.config[CONF]
         scratchpad: PregelScratchpad = conf[CONFIG_KEY_SCRATCHPAD]
         runtime = conf.get(CONFIG_KEY_RUNTIME)
@@ -255,6 +260,7 @@ class RemoteRun:
             configurable=self._configurable,
             metadata=self._task_metadata(task),
             recursion_limit=self._recursion_limit,
+            null_writes=null_writes,
             resume_map=conf.get(CONFIG_KEY_RESUME_MAP) or None,
             resuming=bool(resuming) if resuming is not None else None,
             durability=conf.get(CONFIG_KEY_DURABILITY),
@@ -281,14 +287,16 @@ class RemoteRun:
             return meta
         return {k: v for k, v in meta.items() if self.executor._serializable(v)}
 
-    async def _run_remote(self, task: PregelExecutableTask) -> None:
+    async def _run_remote(
+        self, task: PregelExecutableTask, null_writes: list[tuple[str, Any]] | None = None
+    ) -> None:
         ex = self.executor
         key = (self.invocation_id, task.id)
         published = False
         if self._sem is not None:
             await self._sem.acquire()
         try:
-            req = self._request(task)
+            req = self._request(task, null_writes)
             await ex._wait_checkpoint(req.thread_id, req.checkpoint_id)
             fut: asyncio.Future[TaskReply] = asyncio.get_running_loop().create_future()
             ex._pending[key] = fut
@@ -413,6 +421,23 @@ def _messages_handler(task: PregelExecutableTask) -> StreamMessagesHandler | Non
         if isinstance(h, StreamMessagesHandler):
             return h
     return None
+
+
+def _null_writes(configurable: Any) -> list[tuple[str, Any]] | None:
+    """The null-task writes the owner's loop holds for the step's checkpoint (a
+    ``Command``'s update/goto/resume): applied to the channels before the step's tasks
+    were prepared, and saved in the background, so maybe not readable yet.
+
+    The runner hands each task its ``@task`` call hook, a partial whose
+    ``schedule_task`` is the loop's ``aaccept_push``: the loop is its ``__self__``.
+    ``None`` when that can't be found (the worker then reads the saved writes).
+    """
+    call = (configurable or {}).get(CONFIG_KEY_CALL) if isinstance(configurable, dict) else None
+    schedule = getattr(call, "keywords", {}).get("schedule_task")
+    pending = getattr(getattr(schedule, "__self__", None), "checkpoint_pending_writes", None)
+    if not isinstance(pending, list):
+        return None
+    return [(c, v) for tid, c, v in pending if tid == NULL_TASK_ID]
 
 
 def _tuples(meta: Any) -> Any:

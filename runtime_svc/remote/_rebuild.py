@@ -140,8 +140,13 @@ async def rebuild_task(
     )
     # The owner's loop applies the checkpoint's null-task writes (a Command's update and
     # goto, saved on the checkpoint when a run starts from it) to its channels before it
-    # prepares the step's tasks, without saving a new checkpoint: do the same here.
-    null_writes = [w[1:] for w in (saved.pending_writes or ()) if w[0] == NULL_TASK_ID]
+    # prepares the step's tasks, without saving a new checkpoint: do the same here, with
+    # the owner's copy of them when it sent one (its background save may still be going)
+    null_writes = (
+        [(str(c), v) for c, v in req.null_writes]
+        if req.null_writes is not None
+        else [(w[1], w[2]) for w in (saved.pending_writes or ()) if w[0] == NULL_TASK_ID]
+    )
     if null_writes:
         apply_writes(
             checkpoint,

@@ -74,6 +74,9 @@ class TaskRequest:
     # LangGraph's per-run values of the owner's task config that subgraphs of the task
     # read: resume map (interrupt id -> value), resuming flag (None: not set), durability
     resume_map: dict[str, Any] | None = None
+    # the null-task writes (a Command's update/goto) the owner's loop applied to the
+    # step's checkpoint before preparing the task (None: read the saved ones)
+    null_writes: list[tuple[str, Any]] | None = None
     resuming: bool | None = None
     durability: str | None = None
     # what the owner's run streams: the modes subgraphs stream to (empty: subgraph

@@ -131,6 +131,7 @@ redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 redis.call('SET', KEYS[5], ARGV[3])
 if active then return active end
 redis.call('HSET', KEYS[1], 'active_run', ARGV[1], 'status', 'busy', 'updated_at', ARGV[2])
+redis.call('HSET', KEYS[2], 'status', 'running')
 return ARGV[1]
 """
 
@@ -263,7 +264,8 @@ class RecordStore:
         """Record ``run`` and make it the thread's active run if the thread is free.
 
         Returns the id of the thread's active run afterwards: ``run.run_id`` when it
-        got the thread, otherwise the run that holds it.
+        got the thread (the run is then recorded as "running"), otherwise the run that
+        holds it (the new run stays "pending").
         """
         now = time.time()
         run.created_at = run.created_at or now
@@ -280,6 +282,8 @@ class RecordStore:
             ],
             args=[run.run_id, now, scoped, *flat],
         )
+        if _text(active) == run.run_id:
+            run.status = "running"
         return _text(active)
 
     async def claim_thread(self, run: RunRecord) -> str:
