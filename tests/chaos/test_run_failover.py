@@ -50,8 +50,8 @@ async def test_owner_sigkill_mid_run(cluster: MeshCluster, infra: LocalServers, 
     early: list[StreamPart] = []
 
     async def follower_that_disconnects() -> None:
-        # A second client watching on the other gateway that drops after 3 events.
-        await asyncio.sleep(0.3)
+        # A second client watching on the other gateway that drops after 3 events
+        # (started once the first event, and so the run id, is known).
         async for p in watcher.runs.join_stream(t["thread_id"], parts[0].run_id):
             early.append(p)
             if len(early) == 3:
@@ -64,7 +64,8 @@ async def test_owner_sigkill_mid_run(cluster: MeshCluster, infra: LocalServers, 
         if follower is None:
             follower = asyncio.create_task(follower_that_disconnects())
         if p.event == "updates" and "work" in p.data:
-            committed_before_kill.append(p.data["work"]["step"]) if not killed_at else None
+            if not killed_at:
+                committed_before_kill.append(p.data["work"]["step"])
             if p.data["work"]["step"] == 3 and not killed_at:
                 owner = _runtime_by_id(cluster, parts[0].lifecycle["runtime_id"])
                 owner.kill()
