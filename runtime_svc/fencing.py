@@ -22,9 +22,10 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 
+from mesh_core.adapters.redis import FENCING_TOKEN_KEY
+
 __all__ = ["FENCING_TOKEN_KEY", "FencedCheckpointer"]
 
-FENCING_TOKEN_KEY = "fencing_token"
 
 
 class _Lease(Protocol):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from mesh_core.telemetry import LATENCY_BUCKETS
+
 __all__ = [
     "IDEMPOTENCY_STORE_ERRORS",
     "TOOL_ERRORS",
@@ -27,24 +29,7 @@ TOOL_LATENCY = Histogram(
     "lgmesh_tool_invocation_seconds",
     "Time from receiving an invocation to its outcome (queueing included), by tool and outcome.",
     ["tool", "outcome"],
-    buckets=(
-        0.0005,
-        0.001,
-        0.0025,
-        0.005,
-        0.01,
-        0.025,
-        0.05,
-        0.1,
-        0.25,
-        0.5,
-        1,
-        2.5,
-        5,
-        10,
-        30,
-        60,
-    ),
+    buckets=LATENCY_BUCKETS,
 )
 TOOL_INVOCATIONS = Counter(
     "lgmesh_tool_invocations_total",

@@ -1,6 +1,10 @@
 """Prometheus metrics (and, when configured, OpenTelemetry tracing) for every service."""
 
-from mesh_core.telemetry._metrics import GrpcMetricsInterceptor, start_metrics_server
+from mesh_core.telemetry._metrics import (
+    LATENCY_BUCKETS,
+    GrpcMetricsInterceptor,
+    start_metrics_server,
+)
 from mesh_core.telemetry._tracing import (
     TRACE_HEADERS,
     Tracing,
@@ -15,6 +19,7 @@ from mesh_core.telemetry._tracing import (
 )
 
 __all__ = [
+    "LATENCY_BUCKETS",
     "TRACE_HEADERS",
     "GrpcMetricsInterceptor",
     "Tracing",
