@@ -22,8 +22,8 @@ in ``_owner`` (owner side, including which nodes stay on the owner and why) and
 events (custom, messages-mode tokens with their metadata, subgraph events) reach the
 owner's ``astream`` while the task runs, with the namespaces and metadata a local task's
 would have; interrupts, resume maps, ``Command.PARENT`` and errors inside its subgraphs
-behave as in-process; the node of a functional API ``entrypoint`` always runs on the
-owner (its ``@task`` calls need the owner's Pregel loop).
+behave as in-process; ``@task`` calls it makes are run by the owner's Pregel loop (saved,
+replayed on resume and streamed as for a local node) and answered to the worker.
 """
 
 from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError

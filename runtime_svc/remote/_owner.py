@@ -27,19 +27,19 @@ LangGraph's own retries do.
 
 Which tasks go remote: by default every ``Send`` (PUSH) task of the root graph; a node
 opts in or out with node metadata ``{"lgmesh_remote": True/False}``; ``remote="all"``
-sends every root-graph node, ``remote="none"`` none. Always on the owner:
+sends every root-graph node (functional API ``entrypoint`` nodes too), ``remote="none"``
+none. Always on the owner: tasks of subgraphs (their checkpoint lives under the parent
+task, which runs them), ``@task`` calls and error handlers (the owner's loop schedules
+them).
 
-* tasks of subgraphs (their checkpoint lives under the parent task, which runs them);
-* functional API calls (``@task``) and error handlers: the owner's loop schedules them;
-* the node of a functional API ``entrypoint`` (whatever the metadata says). Its body
-  makes ``@task`` calls, and a call is not a function call: the Pregel loop registers
-  it as a task of the current step (``accept_push``), saves its result as a pending
-  write of the run's checkpoint (so a resumed entrypoint gets the cached result instead
-  of running it again) and streams its ``updates``. Only the owner has that loop; a
-  worker running the entrypoint would re-run every call on each resume and lose the
-  calls' events. A StateGraph node that makes ``@task`` calls must be marked
-  ``{"lgmesh_remote": False}``; on a worker such a call fails with ``RemoteTaskError``
-  saying so.
+``@task`` calls made by a remote node: the worker sends each call (in call order, with
+the task's events) to the owner, which runs it through the call hook LangGraph's runner
+gave the task (``CONFIG_KEY_CALL``), exactly as for a local node: the loop registers the
+call as a task of the step, returns its saved result on resume instead of running it
+again, runs it (on the owner) and streams its ``updates``; the outcome (value,
+interrupt, error) goes back to the worker, where the node's call future resolves. The
+``@task`` is found on the owner by module and qualified name, so it must be defined at
+module level (a nested one fails the call with ``RemoteTaskError``).
 """
 
 from __future__ import annotations
@@ -60,34 +60,23 @@ from typing import Any, Literal
 
 import nats
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import var_child_runnable_config
 from langgraph._internal._constants import (
     CONF,
     CONFIG_KEY_CALL,
     CONFIG_KEY_CHECKPOINT_ID,
     CONFIG_KEY_CHECKPOINT_MAP,
     CONFIG_KEY_CHECKPOINT_NS,
-    CONFIG_KEY_DURABILITY,
-    CONFIG_KEY_RESUME_MAP,
-    CONFIG_KEY_RESUMING,
     CONFIG_KEY_RUNNER_SUBMIT,
-    CONFIG_KEY_RUNTIME,
-    CONFIG_KEY_SCRATCHPAD,
-    CONFIG_KEY_STREAM,
     CONFIG_KEY_THREAD_ID,
     NS_SEP,
-    NULL_TASK_ID,
-    PREVIOUS,
     PULL,
     PUSH,
 )
-from langgraph._internal._scratchpad import PregelScratchpad
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.constants import TAG_HIDDEN
 from langgraph.errors import GraphInterrupt
-from langgraph.pregel._messages import StreamMessagesHandler
 from langgraph.types import PregelExecutableTask
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -101,13 +90,23 @@ from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError
 from runtime_svc.remote._metrics import REMOTE_TASKS
 from runtime_svc.remote._queue import TaskQueueSettings, ensure_task_queue
 from runtime_svc.remote._rebuild import checkpoint_config
+from runtime_svc.remote._relay import (
+    emit_events,
+    null_writes,
+    run_call,
+    task_request,
+    task_step,
+)
 from runtime_svc.remote._wire import (
+    TaskCallResult,
     TaskEvents,
     TaskReply,
     TaskRequest,
     decode_message,
+    encode_call_result,
     encode_request,
     error_from_info,
+    error_info,
 )
 
 __all__ = ["REMOTE_METADATA_KEY", "RemoteExecutor", "RemoteMode", "RemoteRun", "RunStats"]
@@ -187,11 +186,13 @@ class RemoteRun:
     ) -> Any:
         task = args[0] if args and isinstance(args[0], PregelExecutableTask) else None
         if task is not None and asyncio.iscoroutinefunction(fn) and self.is_remote(task):
-            null_writes = _null_writes(kwargs.get("configurable"))
+            hooks = kwargs.get("configurable")
+            call_hook = hooks.get(CONFIG_KEY_CALL) if isinstance(hooks, dict) else None
+            nulls = null_writes(hooks)
             loop = asyncio.get_running_loop()
-            atask = loop.create_task(self._run_remote(task, null_writes), name=__name__)
+            atask = loop.create_task(self._run_remote(task, nulls, call_hook), name=__name__)
             self._tasks.add(atask)
-            self._step_of[atask] = _step(task)
+            self._step_of[atask] = task_step(task)
             atask.add_done_callback(self._task_done)
             return atask
         self.stats.local += 1
@@ -225,8 +226,6 @@ class RemoteRun:
             return False  # functional API calls, error handlers
         if TAG_HIDDEN in (task.config.get("tags") or ()):
             return False  # LangGraph's own nodes (__start__ ...)
-        if _is_entrypoint(task):
-            return False  # its @task calls need the owner's loop (see the module doc)
         flag = (task.config.get("metadata") or {}).get(REMOTE_METADATA_KEY)
         if flag is not None:
             return bool(flag)
@@ -235,60 +234,23 @@ class RemoteRun:
     def _request(
         self, task: PregelExecutableTask, null_writes: list[tuple[str, Any]] | None = None
     ) -> TaskRequest:
-        conf = task.config[CONF]
-        scratchpad: PregelScratchpad = conf[CONFIG_KEY_SCRATCHPAD]
-        runtime = conf.get(CONFIG_KEY_RUNTIME)
-        stream = conf.get(CONFIG_KEY_STREAM)
-        handler = _messages_handler(task)
-        resuming = conf.get(CONFIG_KEY_RESUMING)
-        return TaskRequest(
+        return task_request(
+            task,
             graph_id=self.graph_id,
-            thread_id=str(conf[CONFIG_KEY_THREAD_ID]),
-            checkpoint_ns="",
-            checkpoint_id=conf[CONFIG_KEY_CHECKPOINT_MAP][""],
-            step=scratchpad.step,
-            stop=scratchpad.stop,
-            task_id=task.id,
-            task_name=task.name,
-            task_path=list(task.path[:2]),
             run_id=self.run_id,
             invocation_id=self.invocation_id,
             reply_subject=self.executor.reply_subject,
-            resume=list(scratchpad.resume),
-            null_resume=scratchpad.get_null_resume(False),
-            context=getattr(runtime, "context", None),
             configurable=self._configurable,
-            metadata=self._task_metadata(task),
             recursion_limit=self._recursion_limit,
             null_writes=null_writes,
-            resume_map=conf.get(CONFIG_KEY_RESUME_MAP) or None,
-            resuming=bool(resuming) if resuming is not None else None,
-            durability=conf.get(CONFIG_KEY_DURABILITY),
-            stream_modes=sorted(getattr(stream, "modes", ()) or ()),
-            messages=handler is not None,
-            messages_subgraphs=bool(handler.subgraphs) if handler is not None else False,
-            messages_parent_ns=(
-                list(handler.parent_ns)
-                if handler is not None and handler.parent_ns is not None
-                else None
-            ),
+            serializable=self.executor._serializable,
         )
 
-    def _task_metadata(self, task: PregelExecutableTask) -> dict[str, Any]:
-        """The metadata the owner's task carries (the run's config metadata plus what
-        LangGraph added, such as configurable values), without the task's own
-        ``langgraph_*`` keys, which the worker adds again."""
-        meta = {
-            k: v
-            for k, v in (task.config.get("metadata") or {}).items()
-            if not k.startswith("langgraph_")
-        }
-        if self.executor._serializable(meta):
-            return meta
-        return {k: v for k, v in meta.items() if self.executor._serializable(v)}
-
     async def _run_remote(
-        self, task: PregelExecutableTask, null_writes: list[tuple[str, Any]] | None = None
+        self,
+        task: PregelExecutableTask,
+        null_writes: list[tuple[str, Any]] | None = None,
+        call_hook: Any = None,
     ) -> None:
         ex = self.executor
         key = (self.invocation_id, task.id)
@@ -301,7 +263,7 @@ class RemoteRun:
             fut: asyncio.Future[TaskReply] = asyncio.get_running_loop().create_future()
             ex._pending[key] = fut
             ex._requests[key] = req
-            ex._active[key] = (self, task)
+            ex._active[key] = (self, task, call_hook)
             await ex._publish(req)
             published = True
             self.stats.submitted += 1
@@ -319,7 +281,7 @@ class RemoteRun:
             if self._sem is not None:
                 self._sem.release()
         if reply.status in ("error", "dead"):
-            await self._let_siblings_finish(_step(task))
+            await self._let_siblings_finish(task_step(task))
         self._apply(task, reply)
 
     async def _let_siblings_finish(self, step: int) -> None:
@@ -364,41 +326,15 @@ class RemoteRun:
             raise RemoteTaskError(f"task {task.name!r} failed on worker {reply.worker_id}")
         raise error_from_info(reply.error, task_name=task.name, worker_id=reply.worker_id)
 
-    def _emit_events(self, task: PregelExecutableTask, events: TaskEvents) -> None:
-        """Re-emit a remote task's stream events where a local task's would go."""
-        conf = task.config[CONF]
-        for channel, ns, mode, payload in events.items:
-            try:
-                if channel == "custom":
-                    self._emit_custom(task, ns, payload)
-                elif channel == "messages":
-                    handler = _messages_handler(task)
-                    if handler is not None:
-                        msg, meta = payload
-                        if getattr(msg, "id", None) is not None:
-                            handler.seen.add(msg.id)
-                        handler.stream((ns, "messages", (msg, _tuples(meta))))
-                elif (stream := conf.get(CONFIG_KEY_STREAM)) is not None:
-                    stream((ns, mode, payload))
-            except Exception:
-                log.warning(
-                    "re-emitting a %r event of task %s failed", mode, task.id, exc_info=True
-                )
+    def _emit_events(
+        self, task: PregelExecutableTask, events: TaskEvents, call_hook: Any = None
+    ) -> None:
+        ex = self.executor
 
-    def _emit_custom(self, task: PregelExecutableTask, ns: tuple[str, ...], event: Any) -> None:
-        runtime = task.config[CONF].get(CONFIG_KEY_RUNTIME)
-        writer = getattr(runtime, "stream_writer", None)
-        # LangGraph's writer reads the namespace from the config context var: give it one
-        # whose parent namespace is where the worker's writer was called
-        conf = {**task.config[CONF], CONFIG_KEY_CHECKPOINT_NS: NS_SEP.join((*ns, task.name))}
-        token = var_child_runnable_config.set({**task.config, CONF: conf})
-        try:
-            if writer is not None:
-                writer(event)
-            if self._stream_writer is not None:
-                self._stream_writer(event)
-        finally:
-            var_child_runnable_config.reset(token)
+        def on_call(body: dict[str, Any]) -> None:
+            run_call(task, call_hook, body, ex.serde, ex._answer_call)
+
+        emit_events(task, events, extra_writer=self._stream_writer, on_call=on_call)
 
     async def cancel(self) -> None:
         """Cancel this invocation's outstanding remote tasks (owner futures and workers)."""
@@ -409,65 +345,6 @@ class RemoteRun:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         await self.executor._broadcast_cancel(self.invocation_id, None)
-
-
-def _messages_handler(task: PregelExecutableTask) -> StreamMessagesHandler | None:
-    """The run's messages-mode handler among the task's callbacks, if it streams messages."""
-    callbacks = task.config.get("callbacks") if task.config else None
-    handlers = getattr(callbacks, "handlers", None)
-    if handlers is None and isinstance(callbacks, list):
-        handlers = callbacks
-    for h in handlers or ():
-        if isinstance(h, StreamMessagesHandler):
-            return h
-    return None
-
-
-def _null_writes(configurable: Any) -> list[tuple[str, Any]] | None:
-    """The null-task writes the owner's loop holds for the step's checkpoint (a
-    ``Command``'s update/goto/resume): applied to the channels before the step's tasks
-    were prepared, and saved in the background, so maybe not readable yet.
-
-    The runner hands each task its ``@task`` call hook, a partial whose
-    ``schedule_task`` is the loop's ``aaccept_push``: the loop is its ``__self__``.
-    ``None`` when that can't be found (the worker then reads the saved writes).
-    """
-    call = (configurable or {}).get(CONFIG_KEY_CALL) if isinstance(configurable, dict) else None
-    schedule = getattr(call, "keywords", {}).get("schedule_task")
-    pending = getattr(getattr(schedule, "__self__", None), "checkpoint_pending_writes", None)
-    if not isinstance(pending, list):
-        return None
-    return [(c, v) for tid, c, v in pending if tid == NULL_TASK_ID]
-
-
-def _tuples(meta: Any) -> Any:
-    """LangGraph's metadata as a local task's chunk carries it (the wire makes lists of
-    the path and trigger tuples)."""
-    if not isinstance(meta, dict):
-        return meta
-    out = dict(meta)
-    for key in ("langgraph_path", "langgraph_triggers"):
-        if isinstance(out.get(key), list):
-            out[key] = _deep_tuple(out[key])
-    return out
-
-
-def _deep_tuple(value: Any) -> Any:
-    return tuple(_deep_tuple(v) for v in value) if isinstance(value, list) else value
-
-
-def _step(task: PregelExecutableTask) -> int:
-    scratchpad = (task.config.get(CONF) or {}).get(CONFIG_KEY_SCRATCHPAD)
-    return int(getattr(scratchpad, "step", -1))
-
-
-def _is_entrypoint(task: PregelExecutableTask) -> bool:
-    """Whether the task runs a functional API ``entrypoint`` (it saves ``__previous__``)."""
-    for writer in task.writers:
-        for entry in getattr(writer, "writes", ()):
-            if getattr(entry, "channel", None) == PREVIOUS:
-                return True
-    return False
 
 
 async def _gated(sem: asyncio.Semaphore, coro: Any) -> Any:
@@ -511,13 +388,14 @@ class RemoteExecutor:
         self._sub: Subscription | None = None
         self._pending: dict[tuple[str, str], asyncio.Future[TaskReply]] = {}
         self._requests: dict[tuple[str, str], TaskRequest] = {}
-        self._active: dict[tuple[str, str], tuple[RemoteRun, PregelExecutableTask]] = {}
+        self._active: dict[tuple[str, str], tuple[RemoteRun, PregelExecutableTask, Any]] = {}
         self._reconnects = 0
         self._watcher: asyncio.Task[None] | None = None
         self._runs: weakref.WeakValueDictionary[str, RemoteRun] = weakref.WeakValueDictionary()
         self._saved: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._saving: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._cancel_batch: dict[str, set[str]] = {}
+        self._answers: set[asyncio.Future[None]] = set()
         self._threads = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="lgmesh-local")
         self.dropped_replies = 0
 
@@ -713,13 +591,33 @@ class RemoteExecutor:
         if isinstance(reply, TaskEvents):
             active = self._active.get((reply.invocation_id, reply.task_id))
             if active is not None:  # else: nobody waits for the task any more
-                active[0]._emit_events(active[1], reply)
+                active[0]._emit_events(active[1], reply, active[2])
             return
         fut = self._pending.get((reply.invocation_id, reply.task_id))
         if fut is None or fut.done():
             self.dropped_replies += 1  # nobody waits for it (cancelled, or a duplicate)
             return
         fut.set_result(reply)
+
+    def _answer_call(self, subject: str, result: TaskCallResult) -> None:
+        try:
+            data = encode_call_result(self.serde, result)
+        except Exception as exc:  # the @task's result can't travel
+            err = error_info(self.serde, RemoteTaskError(f"@task result not encodable: {exc}"))
+            data = encode_call_result(
+                self.serde, TaskCallResult(result.call_id, "error", error=err)
+            )
+        fut = asyncio.ensure_future(self._respond(subject, data))
+        self._answers.add(fut)
+        fut.add_done_callback(self._answers.discard)
+
+    async def _respond(self, subject: str, data: bytes) -> None:
+        if self._nc is None or self._nc.is_closed:
+            return
+        try:
+            await self._nc.publish(subject, data)
+        except Exception:
+            log.warning("answering a @task call on %s failed", subject, exc_info=True)
 
     def _cancel_later(self, invocation_id: str, task_id: str) -> None:
         first = not self._cancel_batch

@@ -1,7 +1,8 @@
 """Rebuild a task on a worker exactly as the owner's Pregel loop built it.
 
 Every private LangGraph API the remote executor relies on is imported here or in
-``_owner.py``; ``tests/contract/test_langgraph_private_api.py`` pins them.
+``_owner.py``; ``tests/contract/test_langgraph_private_api.py`` and
+``tests/unit/test_remote_langgraph_hooks.py`` pin them.
 
 The worker loads the checkpoint the owner derived the task from (saved before the
 task was published), hydrates the channels with ``achannels_from_checkpoint`` and
@@ -63,6 +64,7 @@ __all__ = [
     "CheckpointMissingError",
     "EventSink",
     "load_checkpoint",
+    "null_resume_left",
     "rebuild_task",
     "saved_output",
 ]
@@ -122,6 +124,7 @@ async def rebuild_task(
     req: TaskRequest,
     *,
     events: EventSink,
+    call: Callable[..., Any] | None = None,
 ) -> PregelExecutableTask:
     """The owner's task, rebuilt with a config that behaves like the owner's task config:
     the run's stream (custom writer, messages handler, subgraph stream) goes to
@@ -172,7 +175,7 @@ async def rebuild_task(
         CONFIG_KEY_THREAD_ID: req.thread_id,
         CONFIG_KEY_CHECKPOINT_NS: req.checkpoint_ns,
         CONFIG_KEY_RUNTIME: runtime,
-        CONFIG_KEY_CALL: _no_call,
+        CONFIG_KEY_CALL: call or _no_call,
     }
     if req.resuming is not None:
         conf[CONFIG_KEY_RESUMING] = req.resuming
@@ -237,9 +240,32 @@ async def rebuild_task(
     return task
 
 
+def null_resume_left(scratchpad: Any) -> bool | None:
+    """Whether the run's null resume value (a scalar ``Command(resume=...)``) is still
+    there for the task of ``scratchpad`` to take; ``None`` if that can't be told.
+
+    ``PregelScratchpad.get_null_resume(False)`` returns the value even after an
+    ``interrupt()`` (of the task or of one of its ``@task`` calls, which share the
+    list of pending writes) consumed it, so this looks at the list it closes over.
+    """
+    fn = getattr(scratchpad, "get_null_resume", None)
+    code, closure = getattr(fn, "__code__", None), getattr(fn, "__closure__", None)
+    if code is None or closure is None:
+        return None
+    cells = dict(zip(code.co_freevars, closure, strict=False))
+    try:
+        write = cells["null_resume_write"].cell_contents
+        pending = cells["pending_writes"].cell_contents
+        parent = cells["parent_scratchpad"].cell_contents
+    except (KeyError, ValueError):
+        return None
+    if write is None:
+        return null_resume_left(parent) if parent is not None else False
+    return any(w is write for w in pending)
+
+
 def _no_call(*_args: Any, **_kwargs: Any) -> Any:
     raise RemoteTaskError(
-        "a @task was called inside a node running on a remote worker: @task calls are "
-        "scheduled by the owner's Pregel loop; give this node metadata "
-        '{"lgmesh_remote": False} to keep it on the owner'
+        "a @task was called inside a node running on a remote worker that can't take "
+        'the owner\'s answers; give this node metadata {"lgmesh_remote": False}'
     )

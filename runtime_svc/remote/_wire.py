@@ -27,12 +27,15 @@ from runtime_svc.remote._errors import RemoteTaskError
 __all__ = [
     "ErrorInfo",
     "EventChannel",
+    "TaskCallResult",
     "TaskEvents",
     "TaskReply",
     "TaskRequest",
+    "decode_call_result",
     "decode_message",
     "decode_reply",
     "decode_request",
+    "encode_call_result",
     "encode_events",
     "encode_reply",
     "encode_request",
@@ -42,8 +45,10 @@ __all__ = [
 
 ReplyStatus = Literal["ok", "interrupt", "error", "dead"]
 #: where the owner re-emits an event: "custom" -> the run's stream writer, "messages" ->
-#: the run's messages-mode handler, "stream" -> the parent stream subgraphs write to
-EventChannel = Literal["custom", "messages", "stream"]
+#: the run's messages-mode handler, "stream" -> the parent stream subgraphs write to;
+#: "call": not an event but a ``@task`` call the task made, for the owner's loop to run
+EventChannel = Literal["custom", "messages", "stream", "call"]
+CallStatus = Literal["ok", "interrupt", "error"]
 _SEP = b"\x00"
 
 
@@ -209,6 +214,48 @@ def decode_message(serde: SerializerProtocol, raw: bytes) -> TaskReply | TaskEve
     )
 
 
+@dataclass
+class TaskCallResult:
+    """The outcome of a ``@task`` call a remote task made, run by the owner's loop."""
+
+    call_id: str
+    status: CallStatus
+    value: Any = None
+    interrupts: list[Any] = field(default_factory=list)
+    error: ErrorInfo | None = None
+    #: the call took the run's null resume value (a scalar ``Command(resume=...)``),
+    #: so the calling node must not take it again
+    null_resume_consumed: bool = False
+
+
+def encode_call_result(serde: SerializerProtocol, result: TaskCallResult) -> bytes:
+    obj = {
+        "kind": "call_result",
+        "call_id": result.call_id,
+        "status": result.status,
+        "value": result.value,
+        "interrupts": list(result.interrupts),
+        "error": asdict(result.error) if result.error is not None else None,
+        "null_resume_consumed": result.null_resume_consumed,
+    }
+    return _pack(serde, obj)
+
+
+def decode_call_result(serde: SerializerProtocol, raw: bytes) -> TaskCallResult:
+    obj = _unpack(serde, raw)
+    if obj.get("kind") != "call_result":
+        raise ValueError("not a call result")
+    err = obj.get("error")
+    return TaskCallResult(
+        call_id=str(obj["call_id"]),
+        status=obj["status"],
+        value=obj.get("value"),
+        interrupts=list(obj.get("interrupts") or []),
+        error=ErrorInfo(**err) if err else None,
+        null_resume_consumed=bool(obj.get("null_resume_consumed", False)),
+    )
+
+
 def error_info(serde: SerializerProtocol, exc: BaseException) -> ErrorInfo:
     cls = type(exc)
     args: list[Any] = []
@@ -242,8 +289,11 @@ def _lookup_class(module: str, qualname: str) -> type[BaseException] | None:
     return None
 
 
-def error_from_info(info: ErrorInfo, *, task_name: str, worker_id: str) -> BaseException:
-    """The node's exception, rebuilt as the same type when possible."""
+def error_from_info(
+    info: ErrorInfo, *, task_name: str, worker_id: str, where: str | None = None
+) -> BaseException:
+    """The node's exception, rebuilt as the same type when possible (``where``: the
+    note saying where it was raised; default: the remote worker)."""
     exc: BaseException | None = None
     cls = _lookup_class(info.module, info.qualname)
     if cls is not None:
@@ -262,5 +312,5 @@ def error_from_info(info: ErrorInfo, *, task_name: str, worker_id: str) -> BaseE
         )
     for note in info.notes:
         exc.add_note(note)
-    exc.add_note(f"Raised on remote worker {worker_id}")
+    exc.add_note(where or f"Raised on remote worker {worker_id}")
     return exc

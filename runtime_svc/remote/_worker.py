@@ -45,6 +45,7 @@ from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
 from mesh_core.telemetry import current_tracing
 from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError
+from runtime_svc.remote._forward import EventForwarder, TaskCalls
 from runtime_svc.remote._metrics import (
     WORKER_INFLIGHT,
     WORKER_QUEUE_PENDING,
@@ -54,19 +55,15 @@ from runtime_svc.remote._metrics import (
 from runtime_svc.remote._queue import TaskQueueSettings, ensure_task_queue
 from runtime_svc.remote._rebuild import (
     CheckpointMissingError,
-    EventSink,
     load_checkpoint,
     rebuild_task,
     saved_output,
 )
 from runtime_svc.remote._wire import (
     ErrorInfo,
-    EventChannel,
-    TaskEvents,
     TaskReply,
     TaskRequest,
     decode_request,
-    encode_events,
     encode_reply,
     error_info,
 )
@@ -78,7 +75,7 @@ log = logging.getLogger(__name__)
 _CHECKPOINT_CACHE = 32
 _CANCEL_MEMORY = 4096
 _CANCEL_TTL = 600.0
-_EVENT_BATCH = 256
+DEFAULT_CALL_TIMEOUT = 3600.0
 
 
 class TaskWorker:
@@ -100,8 +97,11 @@ class TaskWorker:
         serde: SerializerProtocol | None = None,
         pending_poll_interval: float = 5.0,
         nc: NATS | None = None,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
     ) -> None:
-        """``nc``: an open NATS connection to share (left open by ``stop``)."""
+        """``nc``: an open NATS connection to share (left open by ``stop``).
+        ``call_timeout``: seconds a task waits for its owner to answer a ``@task`` call
+        (a task whose owner died in between doesn't hold its slot for ever)."""
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self.settings = settings
@@ -128,6 +128,7 @@ class TaskWorker:
             OrderedDict()
         )
         self._inflight = WORKER_INFLIGHT.labels(worker_id)
+        self.calls = TaskCalls(self.serde, f"_lgmesh_calls.{worker_id}", timeout=call_timeout)
 
     @property
     def inflight(self) -> int:
@@ -147,7 +148,10 @@ class TaskWorker:
             durable=self.names.tasks_consumer, stream=self.names.tasks_stream
         )
         cancel_sub = await self._nc.subscribe(self.names.task_cancel_wildcard, cb=self._on_cancel)
-        self._subs = [psub, cancel_sub]
+        # answers to the @task calls of this worker's tasks (a unique inbox per process)
+        self.calls.inbox = self._nc.new_inbox()
+        call_sub = await self._nc.subscribe(self.calls.inbox, cb=self._on_call_result)
+        self._subs = [psub, cancel_sub, call_sub]
         self._loops = [
             asyncio.create_task(self._fetch_loop(psub), name="lgmesh-worker-fetch"),
             asyncio.create_task(self._pending_loop(), name="lgmesh-worker-pending"),
@@ -300,6 +304,9 @@ class TaskWorker:
         assert self._nc is not None, "TaskWorker is stopped"
         await self._nc.publish(subject, data)
 
+    async def _on_call_result(self, msg: Msg) -> None:
+        self.calls.on_result(msg.data)
+
     async def _heartbeat(self, msg: Msg) -> None:
         while True:
             await asyncio.sleep(self.queue.heartbeat_interval)
@@ -324,11 +331,16 @@ class TaskWorker:
         saved = await self._checkpoint(req, fresh=deliveries > 1)
         if (done := saved_output(saved, req.task_id)) is not None:
             return reply("ok", writes=done, skipped=True)
-        forwarder = _EventForwarder(self, req, deliveries)
+        forwarder = EventForwarder(self.serde, self._send, req, deliveries)
         try:
             try:
                 task = await rebuild_task(
-                    graph, self.checkpointer, saved, req, events=forwarder.emit
+                    graph,
+                    self.checkpointer,
+                    saved,
+                    req,
+                    events=forwarder.emit,
+                    call=self.calls.hook(forwarder, req),
                 )
             except RemoteTaskError as exc:
                 return reply("error", error=error_info(self.serde, exc))
@@ -444,105 +456,3 @@ class TaskWorker:
         if entry is None:
             return False
         return entry[1] is None or key[1] in entry[1]
-
-
-class _EventForwarder:
-    """Sends one task delivery's stream events to its owner, in order, as they happen.
-
-    ``emit`` may be called from the event loop or from a thread (sync nodes); one sender
-    coroutine publishes whatever is queued as one ``TaskEvents`` batch at a time.
-    """
-
-    def __init__(self, worker: TaskWorker, req: TaskRequest, deliveries: int) -> None:
-        self._worker = worker
-        self._req = req
-        self._deliveries = deliveries
-        self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[tuple[EventChannel, tuple[str, ...], str, Any] | None] = (
-            asyncio.Queue()
-        )
-        self._seq = 0
-        self._sender: asyncio.Task[None] | None = None
-        self.emit: EventSink = self._emit
-
-    def _emit(self, channel: EventChannel, ns: tuple[str, ...], mode: str, payload: Any) -> None:
-        item = (channel, ns, mode, payload)
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            self._put(item)
-        else:
-            self._loop.call_soon_threadsafe(self._put, item)
-
-    def _put(self, item: tuple[EventChannel, tuple[str, ...], str, Any] | None) -> None:
-        self._queue.put_nowait(item)
-        if self._sender is None:
-            self._sender = self._loop.create_task(self._send_loop())
-
-    async def _send_loop(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            done = False
-            while not self._queue.empty() and len(batch) < _EVENT_BATCH:
-                nxt = self._queue.get_nowait()
-                if nxt is None:
-                    done = True
-                    break
-                batch.append(nxt)
-            await self._publish(batch)
-            if done:
-                return
-
-    async def _publish(self, batch: list[tuple[EventChannel, tuple[str, ...], str, Any]]) -> None:
-        serde = self._worker.serde
-        req = self._req
-
-        def encode(items: list[tuple[EventChannel, tuple[str, ...], str, Any]]) -> bytes:
-            return encode_events(
-                serde,
-                TaskEvents(req.task_id, req.invocation_id, self._seq, items, self._deliveries),
-            )
-
-        try:
-            data = encode(batch)
-        except Exception:
-            # drop what can't be encoded (the rest still goes), never the task
-            ok = []
-            for item in batch:
-                try:
-                    encode([item])
-                except Exception:
-                    log.warning(
-                        "task %s: a %r stream event could not be encoded and was dropped",
-                        req.task_id,
-                        item[2],
-                    )
-                else:
-                    ok.append(item)
-            if not ok:
-                return
-            data = encode(ok)
-        self._seq += 1
-        try:
-            await self._worker._send(req.reply_subject, data)
-        except Exception:
-            log.warning("task %s: stream events could not be sent", req.task_id, exc_info=True)
-
-    async def flush(self) -> None:
-        """Send everything emitted so far (before the reply goes out)."""
-        # events a thread (a sync node) emitted are scheduled already: let them queue
-        await asyncio.sleep(0)
-        if self._sender is None:
-            return
-        self._queue.put_nowait(None)
-        sender, self._sender = self._sender, None
-        await sender
-
-    def close(self) -> None:
-        if self._sender is not None and not self._sender.done():
-            self._sender.cancel()

@@ -14,10 +14,15 @@ from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 pytestmark = [pytest.mark.e2e]
 
 
-async def test_one_run_is_one_trace_across_services(infra: LocalServers, prefix: str, tmp_path: Path) -> None:
+async def test_one_run_is_one_trace_across_services(
+    infra: LocalServers, prefix: str, tmp_path: Path
+) -> None:
     with OtlpReceiver() as receiver:
         c = MeshCluster(
-            infra, prefix, tmp_path, graphs=str(ROOT / "mesh_demo" / "graphs.yaml"),
+            infra,
+            prefix,
+            tmp_path,
+            graphs=str(ROOT / "mesh_demo" / "graphs.yaml"),
             extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint},
         )
         try:
@@ -26,15 +31,31 @@ async def test_one_run_is_one_trace_across_services(infra: LocalServers, prefix:
             c.start(runtimes=2, gateways=1)
             client = c.client()
             t = await client.threads.create()
-            parts = [p async for p in client.runs.stream(t["thread_id"], "demo", input={"question": "tracing"})]
+            parts = [
+                p
+                async for p in client.runs.stream(
+                    t["thread_id"], "demo", input={"question": "tracing"}
+                )
+            ]
             assert parts[-1].lifecycle["status"] == "success", c.logs()
 
             def one_trace_with_all(spans: list[ReceivedSpan]) -> bool:
                 by_trace: dict[str, set[str]] = defaultdict(set)
                 for s in spans:
                     by_trace[s.trace_id].add(s.service)
-                return any({"lgmesh-gateway", "lgmesh-runtime", "lgmesh-llm-gateway", "lgmesh-tools"} <= v
-                           for v in by_trace.values())
+                    if s.name.startswith("lgmesh.task researcher"):
+                        by_trace[s.trace_id].add("worker-task")
+                return any(
+                    {
+                        "lgmesh-gateway",
+                        "lgmesh-runtime",
+                        "lgmesh-llm-gateway",
+                        "lgmesh-tools",
+                        "worker-task",
+                    }
+                    <= v
+                    for v in by_trace.values()
+                )
 
             spans = receiver.wait_for(one_trace_with_all, timeout=20)
         finally:
@@ -51,3 +72,19 @@ async def test_one_run_is_one_trace_across_services(infra: LocalServers, prefix:
     assert len(llm) == 8, [s.name for s in llm]
     ids = {s.span_id for s in in_trace}
     assert all(s.parent_span_id in ids for s in in_trace if s is not run_spans[0])
+    # the researchers are Send tasks: each ran on a worker, in a task span continuing the
+    # run's trace from the NATS task message, and its model calls are children of that span
+    tasks = [s for s in in_trace if s.name.startswith("lgmesh.task researcher")]
+    assert len(tasks) == 3, [(s.name, s.service) for s in in_trace]
+    assert all(s.kind == "CONSUMER" and s.service == "lgmesh-runtime" for s in tasks)
+    parent = {s.span_id: s.parent_span_id for s in in_trace}
+    task_ids = {s.span_id for s in tasks}
+
+    def under_task(span_id: str) -> bool:
+        while span_id:
+            if span_id in task_ids:
+                return True
+            span_id = parent.get(span_id, "")
+        return False
+
+    assert sum(under_task(s.span_id) for s in llm) == 6, "3 researchers x 2 model calls"

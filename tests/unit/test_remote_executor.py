@@ -106,6 +106,12 @@ class LoopbackExecutor(RemoteExecutor):
         self.reply_override: Any = None
         self._deliveries: set[asyncio.Future[None]] = set()
 
+        async def send(subject: str, data: bytes) -> None:
+            # the worker's event batches go straight to the owner's reply handler
+            await self._on_reply(_Msg(data))  # type: ignore[arg-type]
+
+        self.worker._send = send  # type: ignore[method-assign]
+
     async def _publish(self, req: TaskRequest) -> None:
         raw = encode_request(self.serde, req)
         self.published.append(req)
@@ -133,6 +139,10 @@ class LoopbackExecutor(RemoteExecutor):
 
     async def _broadcast_cancel(self, invocation_id: str, task_ids: list[str] | None) -> None:
         self.cancels.append((invocation_id, task_ids))
+
+    async def _respond(self, subject: str, data: bytes) -> None:
+        # answers to the worker's @task calls
+        self.worker.calls.on_result(data)
 
 
 def _cfg(thread: str = "t") -> dict[str, Any]:
