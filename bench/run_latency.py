@@ -49,12 +49,16 @@ def report(name: str, lat: list[float], wall: float) -> dict[str, float]:
 async def inprocess(saver: object, runs: int) -> tuple[list[float], float]:
     graph = build_chain(10).compile(checkpointer=saver)  # type: ignore[arg-type]
     for _ in range(20):  # warm up
-        await graph.ainvoke({"n": 0}, {"configurable": {"thread_id": str(uuid.uuid4())}}, durability="sync")
+        await graph.ainvoke(
+            {"n": 0}, {"configurable": {"thread_id": str(uuid.uuid4())}}, durability="sync"
+        )
     lat = []
     t0 = time.perf_counter()
     for _ in range(runs):
         s = time.perf_counter()
-        out = await graph.ainvoke({"n": 0}, {"configurable": {"thread_id": str(uuid.uuid4())}}, durability="sync")
+        out = await graph.ainvoke(
+            {"n": 0}, {"configurable": {"thread_id": str(uuid.uuid4())}}, durability="sync"
+        )
         lat.append(time.perf_counter() - s)
         assert out["n"] == 10
     return lat, time.perf_counter() - t0
@@ -84,8 +88,12 @@ async def main_async(runs: int) -> None:
         saver = MeshCheckpointer(redis, prefix="bench")
         b = report("(b) in-process, mesh checkpointer on Redis", *(await inprocess(saver, runs)))
         await redis.aclose()
-        env = {**servers.env(), "LGMESH_PREFIX": "bench", "LGMESH_API_KEYS": "bench=bench-key",
-               "LGMESH_LOG_LEVEL": "WARNING"}
+        env = {
+            **servers.env(),
+            "LGMESH_PREFIX": "bench",
+            "LGMESH_API_KEYS": "bench=bench-key",
+            "LGMESH_LOG_LEVEL": "WARNING",
+        }
         graphs = str(ROOT / "bench" / "graphs.yaml")
         rt = ServiceProcess("runtime", ["runtime", "--graphs", graphs], env, cwd=str(ROOT)).start()
         gw = ServiceProcess("gateway", ["gateway"], env, cwd=str(ROOT)).start()

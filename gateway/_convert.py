@@ -58,13 +58,19 @@ def run_to_pb(rec: RunRecord) -> types_pb2.Run:
         metadata=to_struct(rec.metadata),
         created_at=_ts(rec.created_at),
         updated_at=_ts(rec.updated_at),
-        multitask_strategy=STRATEGY.get(rec.multitask_strategy, types_pb2.MULTITASK_STRATEGY_REJECT),
+        multitask_strategy=STRATEGY.get(
+            rec.multitask_strategy, types_pb2.MULTITASK_STRATEGY_REJECT
+        ),
         attempts=rec.attempts,
     )
     for i in rec.interrupts:
-        pb.interrupts.append(types_pb2.Interrupt(id=str(i.get("id", "")), value=to_value(i.get("value"))))
+        pb.interrupts.append(
+            types_pb2.Interrupt(id=str(i.get("id", "")), value=to_value(i.get("value")))
+        )
     if rec.error:
         pb.error.CopyFrom(
-            types_pb2.RunError(type=str(rec.error.get("type", "")), message=str(rec.error.get("message", "")))
+            types_pb2.RunError(
+                type=str(rec.error.get("type", "")), message=str(rec.error.get("message", ""))
+            )
         )
     return pb

@@ -91,14 +91,28 @@ class Gateway:
         self._closers.append(channels.close)
         dispatcher = RunDispatcher(placement, channels, records, eventlog)
         core = GatewayCore(
-            auth, records, placement, channels, dispatcher, eventlog, checkpointer,
+            auth,
+            records,
+            placement,
+            channels,
+            dispatcher,
+            eventlog,
+            checkpointer,
             max_request_bytes=s.max_request_bytes,
         )
         self.server = MeshServer(
             s.name, f"{s.host}:{s.port}", max_message_bytes=2 * s.max_request_bytes
         )
-        self.server.add(threads_pb2_grpc.add_ThreadServiceServicer_to_server, ThreadServicer(core), _service(threads_pb2, "ThreadService"))
-        self.server.add(runs_pb2_grpc.add_RunServiceServicer_to_server, RunServicer(core), _service(runs_pb2, "RunService"))
+        self.server.add(
+            threads_pb2_grpc.add_ThreadServiceServicer_to_server,
+            ThreadServicer(core),
+            _service(threads_pb2, "ThreadService"),
+        )
+        self.server.add(
+            runs_pb2_grpc.add_RunServiceServicer_to_server,
+            RunServicer(core),
+            _service(runs_pb2, "RunService"),
+        )
         self.server.add(
             assistants_pb2_grpc.add_AssistantServiceServicer_to_server,
             AssistantServicer(core),

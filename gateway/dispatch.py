@@ -128,7 +128,9 @@ class RunDispatcher:
         while True:
             try:
                 address = (
-                    await self.placement.candidates(scoped, exclude=exclude, owner_lookup=not new_thread or bool(exclude))
+                    await self.placement.candidates(
+                        scoped, exclude=exclude, owner_lookup=not new_thread or bool(exclude)
+                    )
                 )[0]
             except UnavailableError:
                 if not resume:
@@ -163,7 +165,10 @@ class RunDispatcher:
                 if err.code() == grpc.StatusCode.UNAVAILABLE and reason in _MOVED:
                     exclude.add(address)
                     moved = True
-                elif err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) and not reason:
+                elif (
+                    err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+                    and not reason
+                ):
                     # The connection broke: the runtime died (or is unreachable).
                     exclude.add(address)
                     moved = True

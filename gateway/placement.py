@@ -17,7 +17,9 @@ __all__ = ["Placement", "rendezvous_order"]
 
 
 def _score(thread_id: str, runtime_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{thread_id}|{runtime_id}".encode(), digest_size=8).digest(), "big")
+    return int.from_bytes(
+        hashlib.blake2b(f"{thread_id}|{runtime_id}".encode(), digest_size=8).digest(), "big"
+    )
 
 
 def rendezvous_order(thread_id: str, runtimes: Iterable[RuntimeInfo]) -> list[RuntimeInfo]:
@@ -36,7 +38,9 @@ class Placement:
     async def runtimes(self, *, fresh: bool = False) -> list[RuntimeInfo]:
         now = time.monotonic()
         if fresh or now - self._cached_at > self.cache_ttl or not self._cache:
-            self._cache = [r for r in await list_runtimes(self.client, self.keys) if "owner" in r.roles]
+            self._cache = [
+                r for r in await list_runtimes(self.client, self.keys) if "owner" in r.roles
+            ]
             self._cached_at = now
         return self._cache
 
@@ -46,7 +50,9 @@ class Placement:
         """Addresses to try for the thread, best first: its owner, then by rendezvous hash."""
         skip = set(exclude)
         out: list[str] = []
-        owner = await read_thread_owner(self.client, self.keys, scoped_thread) if owner_lookup else None
+        owner = (
+            await read_thread_owner(self.client, self.keys, scoped_thread) if owner_lookup else None
+        )
         if owner is not None and owner.address and owner.address not in skip:
             out.append(owner.address)
         live = await self.runtimes(fresh=bool(skip))

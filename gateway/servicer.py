@@ -49,12 +49,19 @@ _ID_MAX = 256
 def _check_id(value: str, field: str, *, required: bool = True) -> None:
     if not value:
         if required:
-            raise InvalidArgumentError(f"{field} is required", [FieldViolation(field, "must not be empty")])
+            raise InvalidArgumentError(
+                f"{field} is required", [FieldViolation(field, "must not be empty")]
+            )
         return
     if len(value) > _ID_MAX or any(c in value for c in "{}:\n\r\t ") or not value.isprintable():
         raise InvalidArgumentError(
             f"{field} is not a valid id",
-            [FieldViolation(field, f"1-{_ID_MAX} printable characters, none of '{{', '}}', ':' or whitespace")],
+            [
+                FieldViolation(
+                    field,
+                    f"1-{_ID_MAX} printable characters, none of '{{', '}}', ':' or whitespace",
+                )
+            ],
         )
 
 
@@ -119,10 +126,14 @@ class GatewayCore:
         if assistant_id not in graphs:
             graphs = await self.graphs(refresh=True)
         if assistant_id not in graphs:
-            raise NotFoundError(f"assistant {assistant_id!r} not found", metadata={"assistant_id": assistant_id})
+            raise NotFoundError(
+                f"assistant {assistant_id!r} not found", metadata={"assistant_id": assistant_id}
+            )
         return graphs[assistant_id]
 
-    async def prepare_run(self, tenant: str, spec: types_pb2.RunSpec) -> tuple[str, types_pb2.RunSpec, bool]:
+    async def prepare_run(
+        self, tenant: str, spec: types_pb2.RunSpec
+    ) -> tuple[str, types_pb2.RunSpec, bool]:
         """Validate a RunSpec, make sure its thread exists.
 
         Returns (run_id, the spec with its thread id, whether the thread is brand new).
@@ -142,23 +153,38 @@ class GatewayCore:
             if name != "*" and name not in graph.nodes:
                 raise InvalidArgumentError(
                     f"unknown node {name!r} in interrupt_before/after",
-                    [FieldViolation("run.interrupt_before", f"{name!r} is not a node of the graph")],
+                    [
+                        FieldViolation(
+                            "run.interrupt_before", f"{name!r} is not a node of the graph"
+                        )
+                    ],
                 )
         spec = types_pb2.RunSpec.FromString(spec.SerializeToString())
         fresh = not spec.thread_id
         if fresh:
             spec.thread_id = str(uuid.uuid4())
-            await self.records.create_thread(tenant, spec.thread_id, {}, assistant_id=spec.assistant_id)
+            await self.records.create_thread(
+                tenant, spec.thread_id, {}, assistant_id=spec.assistant_id
+            )
         else:
             thread = await self.records.get_thread(tenant, spec.thread_id)
             if thread is None:
                 if not spec.if_not_exists_create:
-                    raise NotFoundError(f"thread {spec.thread_id!r} not found", metadata={"thread_id": spec.thread_id})
+                    raise NotFoundError(
+                        f"thread {spec.thread_id!r} not found",
+                        metadata={"thread_id": spec.thread_id},
+                    )
                 thread = await self.records.create_thread(
-                    tenant, spec.thread_id, {}, if_exists_return=True, assistant_id=spec.assistant_id
+                    tenant,
+                    spec.thread_id,
+                    {},
+                    if_exists_return=True,
+                    assistant_id=spec.assistant_id,
                 )
             if thread.assistant_id != spec.assistant_id:
-                await self.records.update_thread(tenant, spec.thread_id, assistant_id=spec.assistant_id)
+                await self.records.update_thread(
+                    tenant, spec.thread_id, assistant_id=spec.assistant_id
+                )
         return str(uuid.uuid4()), spec, fresh
 
 
@@ -170,10 +196,14 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         _check_id(thread_id, "thread_id")
         rec = await self.core.records.get_thread(tenant, thread_id)
         if rec is None:
-            raise NotFoundError(f"thread {thread_id!r} not found", metadata={"thread_id": thread_id})
+            raise NotFoundError(
+                f"thread {thread_id!r} not found", metadata={"thread_id": thread_id}
+            )
         return rec
 
-    async def CreateThread(self, request: threads_pb2.CreateThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.CreateThreadResponse:
+    async def CreateThread(
+        self, request: threads_pb2.CreateThreadRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.CreateThreadResponse:
         tenant = self.core.tenant(context, request)
         _check_id(request.thread_id, "thread_id", required=False)
         rec = await self.core.records.create_thread(
@@ -184,11 +214,17 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         )
         return threads_pb2.CreateThreadResponse(thread=_convert.thread_to_pb(rec))
 
-    async def GetThread(self, request: threads_pb2.GetThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.GetThreadResponse:
+    async def GetThread(
+        self, request: threads_pb2.GetThreadRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.GetThreadResponse:
         tenant = self.core.tenant(context, request)
-        return threads_pb2.GetThreadResponse(thread=_convert.thread_to_pb(await self._thread(tenant, request.thread_id)))
+        return threads_pb2.GetThreadResponse(
+            thread=_convert.thread_to_pb(await self._thread(tenant, request.thread_id))
+        )
 
-    async def GetThreadState(self, request: threads_pb2.GetThreadStateRequest, context: grpc.aio.ServicerContext) -> threads_pb2.GetThreadStateResponse:
+    async def GetThreadState(
+        self, request: threads_pb2.GetThreadStateRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.GetThreadStateResponse:
         tenant = self.core.tenant(context, request)
         rec = await self._thread(tenant, request.thread_id)
         if not rec.assistant_id:
@@ -210,7 +246,9 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
             raise PassthroughError(err) from None
         return threads_pb2.GetThreadStateResponse(state=resp.state)
 
-    async def DeleteThread(self, request: threads_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> threads_pb2.DeleteThreadResponse:
+    async def DeleteThread(
+        self, request: threads_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.DeleteThreadResponse:
         tenant = self.core.tenant(context, request)
         rec = await self._thread(tenant, request.thread_id)
         if rec.active_run:
@@ -219,10 +257,14 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         await self.core.checkpointer.adelete_thread(scoped_thread_id(tenant, request.thread_id))
         return threads_pb2.DeleteThreadResponse()
 
-    async def SearchThreads(self, request: threads_pb2.SearchThreadsRequest, context: grpc.aio.ServicerContext) -> threads_pb2.SearchThreadsResponse:
+    async def SearchThreads(
+        self, request: threads_pb2.SearchThreadsRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.SearchThreadsResponse:
         tenant = self.core.tenant(context, request)
         if request.limit < 0 or request.offset < 0:
-            raise InvalidArgumentError("limit and offset must not be negative", [FieldViolation("limit", ">= 0")])
+            raise InvalidArgumentError(
+                "limit and offset must not be negative", [FieldViolation("limit", ">= 0")]
+            )
         recs = await self.core.records.search_threads(
             tenant,
             from_struct(request.metadata),
@@ -237,17 +279,23 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
     def __init__(self, core: GatewayCore) -> None:
         self.core = core
 
-    async def _events(self, tenant: str, spec: types_pb2.RunSpec) -> AsyncGenerator[types_pb2.RunEvent, None]:
+    async def _events(
+        self, tenant: str, spec: types_pb2.RunSpec
+    ) -> AsyncGenerator[types_pb2.RunEvent, None]:
         run_id, spec, fresh = await self.core.prepare_run(tenant, spec)
         async for ev in self.core.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
             yield ev
 
-    async def StreamRun(self, request: runs_pb2.StreamRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[runs_pb2.StreamRunResponse]:
+    async def StreamRun(
+        self, request: runs_pb2.StreamRunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[runs_pb2.StreamRunResponse]:
         tenant = self.core.tenant(context, request)
         async for ev in self._events(tenant, request.run):
             yield runs_pb2.StreamRunResponse(event=ev)
 
-    async def WaitRun(self, request: runs_pb2.WaitRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.WaitRunResponse:
+    async def WaitRun(
+        self, request: runs_pb2.WaitRunRequest, context: grpc.aio.ServicerContext
+    ) -> runs_pb2.WaitRunResponse:
         tenant = self.core.tenant(context, request)
         spec = types_pb2.RunSpec.FromString(request.run.SerializeToString())
         del spec.stream_modes[:]
@@ -257,7 +305,9 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         run_id, spec, fresh = await self.core.prepare_run(tenant, spec)
         async for ev in self.core.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
             last = ev
-            attempts += ev.mode == "lifecycle" and ev.lifecycle.kind == types_pb2.LIFECYCLE_KIND_RESUMED
+            attempts += (
+                ev.mode == "lifecycle" and ev.lifecycle.kind == types_pb2.LIFECYCLE_KIND_RESUMED
+            )
         resp = runs_pb2.WaitRunResponse()
         if last is not None and is_final_event(last):
             resp.values.CopyFrom(last.data)
@@ -269,7 +319,8 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
                     assistant_id=spec.assistant_id,
                     status=lc.status,
                     metadata=spec.metadata,
-                    multitask_strategy=spec.multitask_strategy or types_pb2.MULTITASK_STRATEGY_REJECT,
+                    multitask_strategy=spec.multitask_strategy
+                    or types_pb2.MULTITASK_STRATEGY_REJECT,
                     interrupts=lc.interrupts,
                     attempts=attempts,
                     updated_at=last.time,
@@ -279,7 +330,9 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
                 resp.run.error.CopyFrom(lc.error)
         return resp
 
-    async def CreateRun(self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.CreateRunResponse:
+    async def CreateRun(
+        self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext
+    ) -> runs_pb2.CreateRunResponse:
         tenant = self.core.tenant(context, request)
         events = self._events(tenant, request.run)
         try:
@@ -303,11 +356,17 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
             raise NotFoundError(f"run {run_id!r} not found", metadata={"run_id": run_id})
         return rec
 
-    async def GetRun(self, request: runs_pb2.GetRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.GetRunResponse:
+    async def GetRun(
+        self, request: runs_pb2.GetRunRequest, context: grpc.aio.ServicerContext
+    ) -> runs_pb2.GetRunResponse:
         tenant = self.core.tenant(context, request)
-        return runs_pb2.GetRunResponse(run=_convert.run_to_pb(await self._run(tenant, request.thread_id, request.run_id)))
+        return runs_pb2.GetRunResponse(
+            run=_convert.run_to_pb(await self._run(tenant, request.thread_id, request.run_id))
+        )
 
-    async def ListRuns(self, request: runs_pb2.ListRunsRequest, context: grpc.aio.ServicerContext) -> runs_pb2.ListRunsResponse:
+    async def ListRuns(
+        self, request: runs_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
+    ) -> runs_pb2.ListRunsResponse:
         tenant = self.core.tenant(context, request)
         _check_id(request.thread_id, "thread_id")
         if await self.core.records.get_thread(tenant, request.thread_id) is None:
@@ -321,11 +380,15 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         )
         return runs_pb2.ListRunsResponse(runs=[_convert.run_to_pb(r) for r in recs])
 
-    async def cancel(self, tenant: str, thread_id: str, run_id: str, *, wait: bool, action: int = 0) -> Any:
+    async def cancel(
+        self, tenant: str, thread_id: str, run_id: str, *, wait: bool, action: int = 0
+    ) -> Any:
         rec = await self._run(tenant, thread_id, run_id)
         if rec.status in TERMINAL_STATUSES:
             return rec
-        owner = await read_thread_owner(self.core.placement.client, self.core.placement.keys, rec.scoped_thread)
+        owner = await read_thread_owner(
+            self.core.placement.client, self.core.placement.keys, rec.scoped_thread
+        )
         found = False
         if owner is not None:
             try:
@@ -348,12 +411,18 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
                 rec = await self._run(tenant, rec.thread_id, run_id)
         return rec
 
-    async def CancelRun(self, request: runs_pb2.CancelRunRequest, context: grpc.aio.ServicerContext) -> runs_pb2.CancelRunResponse:
+    async def CancelRun(
+        self, request: runs_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
+    ) -> runs_pb2.CancelRunResponse:
         tenant = self.core.tenant(context, request)
-        rec = await self.cancel(tenant, request.thread_id, request.run_id, wait=request.wait, action=request.action)
+        rec = await self.cancel(
+            tenant, request.thread_id, request.run_id, wait=request.wait, action=request.action
+        )
         return runs_pb2.CancelRunResponse(run=_convert.run_to_pb(rec))
 
-    async def JoinRun(self, request: runs_pb2.JoinRunRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[runs_pb2.JoinRunResponse]:
+    async def JoinRun(
+        self, request: runs_pb2.JoinRunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[runs_pb2.JoinRunResponse]:
         tenant = self.core.tenant(context, request)
         rec = await self._run(tenant, request.thread_id, request.run_id)
         modes = {MODE_NAMES[m] for m in request.stream_modes if m in MODE_NAMES}
@@ -367,12 +436,17 @@ class AssistantServicer(assistants_pb2_grpc.AssistantServiceServicer):
     def __init__(self, core: GatewayCore) -> None:
         self.core = core
 
-    async def ListAssistants(self, request: assistants_pb2.ListAssistantsRequest, context: grpc.aio.ServicerContext) -> assistants_pb2.ListAssistantsResponse:
+    async def ListAssistants(
+        self, request: assistants_pb2.ListAssistantsRequest, context: grpc.aio.ServicerContext
+    ) -> assistants_pb2.ListAssistantsResponse:
         self.core.tenant(context, request)
         graphs = await self.core.graphs(refresh=True)
         return assistants_pb2.ListAssistantsResponse(assistants=[graphs[k] for k in sorted(graphs)])
 
-    async def GetAssistant(self, request: assistants_pb2.GetAssistantRequest, context: grpc.aio.ServicerContext) -> assistants_pb2.GetAssistantResponse:
+    async def GetAssistant(
+        self, request: assistants_pb2.GetAssistantRequest, context: grpc.aio.ServicerContext
+    ) -> assistants_pb2.GetAssistantResponse:
         self.core.tenant(context, request)
-        return assistants_pb2.GetAssistantResponse(assistant=await self.core.require_graph(request.assistant_id))
-
+        return assistants_pb2.GetAssistantResponse(
+            assistant=await self.core.require_graph(request.assistant_id)
+        )

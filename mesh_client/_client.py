@@ -1,12 +1,12 @@
 """Async Python client for the mesh's public gRPC API, shaped like ``langgraph_sdk``.
 
-    from mesh_client import get_client
+from mesh_client import get_client
 
-    client = get_client(url="127.0.0.1:50051", api_key="dev-key")
-    thread = await client.threads.create(metadata={"user": "ada"})
-    async for part in client.runs.stream(thread["thread_id"], "demo", input={...},
-                                         stream_mode=["values", "updates"]):
-        print(part.event, part.data)
+client = get_client(url="127.0.0.1:50051", api_key="dev-key")
+thread = await client.threads.create(metadata={"user": "ada"})
+async for part in client.runs.stream(thread["thread_id"], "demo", input={...},
+                                     stream_mode=["values", "updates"]):
+    print(part.event, part.data)
 """
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ def _part(ev: types_pb2.RunEvent) -> StreamPart:
             "kind": _LIFECYCLE.get(ev.lifecycle.kind, ""),
             "status": _STATUS.get(ev.lifecycle.status, ""),
             "runtime_id": ev.lifecycle.runtime_id,
-            "interrupts": [{"id": i.id, "value": from_value(i.value)} for i in ev.lifecycle.interrupts],
+            "interrupts": [
+                {"id": i.id, "value": from_value(i.value)} for i in ev.lifecycle.interrupts
+            ],
         }
         if ev.lifecycle.HasField("error"):
             lc["error"] = {"type": ev.lifecycle.error.type, "message": ev.lifecycle.error.message}
@@ -107,7 +109,9 @@ def _run_dict(run: types_pb2.Run) -> dict[str, Any]:
         "metadata": from_struct(run.metadata),
         "attempts": run.attempts,
         "interrupts": [{"id": i.id, "value": from_value(i.value)} for i in run.interrupts],
-        "error": {"type": run.error.type, "message": run.error.message} if run.HasField("error") else None,
+        "error": {"type": run.error.type, "message": run.error.message}
+        if run.HasField("error")
+        else None,
     }
 
 
@@ -176,23 +180,35 @@ class _Base:
 
 class ThreadsClient(_Base):
     async def create(
-        self, *, thread_id: str | None = None, metadata: dict[str, Any] | None = None, if_exists: str = "raise"
+        self,
+        *,
+        thread_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        if_exists: str = "raise",
     ) -> dict[str, Any]:
         resp = await self._c.threads_stub.CreateThread(
             threads_pb2.CreateThreadRequest(
-                thread_id=thread_id or "", metadata=to_struct(metadata), if_exists_return=if_exists == "do_nothing"
+                thread_id=thread_id or "",
+                metadata=to_struct(metadata),
+                if_exists_return=if_exists == "do_nothing",
             ),
             metadata=self._md,
         )
         return _thread_dict(resp.thread)
 
     async def get(self, thread_id: str) -> dict[str, Any]:
-        resp = await self._c.threads_stub.GetThread(threads_pb2.GetThreadRequest(thread_id=thread_id), metadata=self._md)
+        resp = await self._c.threads_stub.GetThread(
+            threads_pb2.GetThreadRequest(thread_id=thread_id), metadata=self._md
+        )
         return _thread_dict(resp.thread)
 
-    async def get_state(self, thread_id: str, checkpoint_id: str | None = None, *, subgraphs: bool = False) -> dict[str, Any]:
+    async def get_state(
+        self, thread_id: str, checkpoint_id: str | None = None, *, subgraphs: bool = False
+    ) -> dict[str, Any]:
         resp = await self._c.threads_stub.GetThreadState(
-            threads_pb2.GetThreadStateRequest(thread_id=thread_id, checkpoint_id=checkpoint_id or "", subgraphs=subgraphs),
+            threads_pb2.GetThreadStateRequest(
+                thread_id=thread_id, checkpoint_id=checkpoint_id or "", subgraphs=subgraphs
+            ),
             metadata=self._md,
         )
         st = resp.state
@@ -203,30 +219,48 @@ class ThreadsClient(_Base):
             "parent_checkpoint_id": st.parent_checkpoint_id,
             "metadata": from_struct(st.metadata),
             "tasks": [
-                {"id": t.id, "name": t.name, "interrupts": [{"id": i.id, "value": from_value(i.value)} for i in t.interrupts]}
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "interrupts": [
+                        {"id": i.id, "value": from_value(i.value)} for i in t.interrupts
+                    ],
+                }
                 for t in st.tasks
             ],
             "interrupts": [{"id": i.id, "value": from_value(i.value)} for i in st.interrupts],
         }
 
     async def delete(self, thread_id: str) -> None:
-        await self._c.threads_stub.DeleteThread(threads_pb2.DeleteThreadRequest(thread_id=thread_id), metadata=self._md)
+        await self._c.threads_stub.DeleteThread(
+            threads_pb2.DeleteThreadRequest(thread_id=thread_id), metadata=self._md
+        )
 
     async def search(
-        self, *, metadata: dict[str, Any] | None = None, status: str | None = None, limit: int = 10, offset: int = 0
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        status: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         st = getattr(types_pb2, f"THREAD_STATUS_{status.upper()}") if status else 0
         resp = await self._c.threads_stub.SearchThreads(
-            threads_pb2.SearchThreadsRequest(metadata=to_struct(metadata), status=st, limit=limit, offset=offset),
+            threads_pb2.SearchThreadsRequest(
+                metadata=to_struct(metadata), status=st, limit=limit, offset=offset
+            ),
             metadata=self._md,
         )
         return [_thread_dict(t) for t in resp.threads]
 
 
 class RunsClient(_Base):
-    async def stream(self, thread_id: str | None, assistant_id: str, **kwargs: Any) -> AsyncIterator[StreamPart]:
+    async def stream(
+        self, thread_id: str | None, assistant_id: str, **kwargs: Any
+    ) -> AsyncIterator[StreamPart]:
         call = self._c.runs_stub.StreamRun(
-            runs_pb2.StreamRunRequest(run=_spec(thread_id, assistant_id, **kwargs)), metadata=self._md
+            runs_pb2.StreamRunRequest(run=_spec(thread_id, assistant_id, **kwargs)),
+            metadata=self._md,
         )
         async for resp in call:
             yield _part(resp.event)
@@ -236,41 +270,69 @@ class RunsClient(_Base):
         resp = await self.wait_full(thread_id, assistant_id, **kwargs)
         return resp["values"]
 
-    async def wait_full(self, thread_id: str | None, assistant_id: str, **kwargs: Any) -> dict[str, Any]:
+    async def wait_full(
+        self, thread_id: str | None, assistant_id: str, **kwargs: Any
+    ) -> dict[str, Any]:
         resp = await self._c.runs_stub.WaitRun(
             runs_pb2.WaitRunRequest(run=_spec(thread_id, assistant_id, **kwargs)), metadata=self._md
         )
-        return {"run": _run_dict(resp.run), "values": from_value(resp.values) if resp.HasField("values") else None}
+        return {
+            "run": _run_dict(resp.run),
+            "values": from_value(resp.values) if resp.HasField("values") else None,
+        }
 
-    async def create(self, thread_id: str | None, assistant_id: str, **kwargs: Any) -> dict[str, Any]:
+    async def create(
+        self, thread_id: str | None, assistant_id: str, **kwargs: Any
+    ) -> dict[str, Any]:
         resp = await self._c.runs_stub.CreateRun(
-            runs_pb2.CreateRunRequest(run=_spec(thread_id, assistant_id, **kwargs)), metadata=self._md
+            runs_pb2.CreateRunRequest(run=_spec(thread_id, assistant_id, **kwargs)),
+            metadata=self._md,
         )
         return _run_dict(resp.run)
 
     async def get(self, thread_id: str, run_id: str) -> dict[str, Any]:
-        resp = await self._c.runs_stub.GetRun(runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id), metadata=self._md)
+        resp = await self._c.runs_stub.GetRun(
+            runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id), metadata=self._md
+        )
         return _run_dict(resp.run)
 
-    async def list(self, thread_id: str, *, limit: int = 10, offset: int = 0) -> list[dict[str, Any]]:
+    async def list(
+        self, thread_id: str, *, limit: int = 10, offset: int = 0
+    ) -> list[dict[str, Any]]:
         resp = await self._c.runs_stub.ListRuns(
-            runs_pb2.ListRunsRequest(thread_id=thread_id, limit=limit, offset=offset), metadata=self._md
+            runs_pb2.ListRunsRequest(thread_id=thread_id, limit=limit, offset=offset),
+            metadata=self._md,
         )
         return [_run_dict(r) for r in resp.runs]
 
-    async def cancel(self, thread_id: str, run_id: str, *, wait: bool = False, action: str = "interrupt") -> dict[str, Any]:
-        act = types_pb2.CANCEL_ACTION_ROLLBACK if action == "rollback" else types_pb2.CANCEL_ACTION_INTERRUPT
+    async def cancel(
+        self, thread_id: str, run_id: str, *, wait: bool = False, action: str = "interrupt"
+    ) -> dict[str, Any]:
+        act = (
+            types_pb2.CANCEL_ACTION_ROLLBACK
+            if action == "rollback"
+            else types_pb2.CANCEL_ACTION_INTERRUPT
+        )
         resp = await self._c.runs_stub.CancelRun(
-            runs_pb2.CancelRunRequest(thread_id=thread_id, run_id=run_id, wait=wait, action=act), metadata=self._md
+            runs_pb2.CancelRunRequest(thread_id=thread_id, run_id=run_id, wait=wait, action=act),
+            metadata=self._md,
         )
         return _run_dict(resp.run)
 
     async def join_stream(
-        self, thread_id: str, run_id: str, *, last_event_id: int = 0, stream_mode: Sequence[str] = ()
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        last_event_id: int = 0,
+        stream_mode: Sequence[str] = (),
     ) -> AsyncIterator[StreamPart]:
         call = self._c.runs_stub.JoinRun(
             runs_pb2.JoinRunRequest(
-                thread_id=thread_id, run_id=run_id, after_seq=last_event_id, stream_modes=[_MODES[m] for m in stream_mode]
+                thread_id=thread_id,
+                run_id=run_id,
+                after_seq=last_event_id,
+                stream_modes=[_MODES[m] for m in stream_mode],
             ),
             metadata=self._md,
         )
@@ -280,7 +342,9 @@ class RunsClient(_Base):
 
 class AssistantsClient(_Base):
     async def search(self) -> list[dict[str, Any]]:
-        resp = await self._c.assistants_stub.ListAssistants(assistants_pb2.ListAssistantsRequest(), metadata=self._md)
+        resp = await self._c.assistants_stub.ListAssistants(
+            assistants_pb2.ListAssistantsRequest(), metadata=self._md
+        )
         return [_msg_dict(a) for a in resp.assistants]
 
     async def get(self, assistant_id: str) -> dict[str, Any]:

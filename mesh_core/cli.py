@@ -80,7 +80,10 @@ def _runtime(ns: argparse.Namespace) -> int:
         return 2
     kwargs: dict[str, object] = {"runtime_id": ns.runtime_id} if ns.runtime_id else {}
     extra = {}
-    for env_key, conf_key in (("LGMESH_LLM_GATEWAY_ADDR", "lgmesh_llm_target"), ("LGMESH_TOOLS_ADDR", "lgmesh_tools_target")):
+    for env_key, conf_key in (
+        ("LGMESH_LLM_GATEWAY_ADDR", "lgmesh_llm_target"),
+        ("LGMESH_TOOLS_ADDR", "lgmesh_tools_target"),
+    ):
         if os.environ.get(env_key):
             extra[conf_key] = os.environ[env_key]
     settings = RuntimeSettings(
@@ -134,32 +137,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     g = sub.add_parser("gateway", help="the public gRPC gateway")
     _common(g)
     g.add_argument("--api-keys-file", default=None)
-    g.add_argument("--max-request-bytes", type=int, default=env_int(os.environ, "LGMESH_MAX_REQUEST_BYTES", 4 * 1024 * 1024))
+    g.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=env_int(os.environ, "LGMESH_MAX_REQUEST_BYTES", 4 * 1024 * 1024),
+    )
 
     r = sub.add_parser("runtime", help="a runtime (owner and/or worker role)")
     _common(r)
     r.add_argument("--graphs", default=None, help="graph config file (graph id -> module:attr)")
-    r.add_argument("--role", choices=["owner", "worker", "both"], default=env_str(os.environ, "LGMESH_ROLE", "both"))
+    r.add_argument(
+        "--role",
+        choices=["owner", "worker", "both"],
+        default=env_str(os.environ, "LGMESH_ROLE", "both"),
+    )
     r.add_argument("--runtime-id", default=None)
     r.add_argument("--advertise-host", default=os.environ.get("LGMESH_ADVERTISE_HOST"))
     r.add_argument("--capacity", type=int, default=env_int(os.environ, "LGMESH_CAPACITY", 64))
     r.add_argument("--lease-ttl", type=int, default=env_int(os.environ, "LGMESH_LEASE_TTL", 5))
     r.add_argument("--drain-timeout", type=float, default=30.0)
-    r.add_argument("--worker-concurrency", type=int, default=env_int(os.environ, "LGMESH_WORKER_CONCURRENCY", 4))
     r.add_argument(
-        "--remote", choices=["send", "all", "off"], default=env_str(os.environ, "LGMESH_REMOTE", "send"),
+        "--worker-concurrency",
+        type=int,
+        default=env_int(os.environ, "LGMESH_WORKER_CONCURRENCY", 4),
+    )
+    r.add_argument(
+        "--remote",
+        choices=["send", "all", "off"],
+        default=env_str(os.environ, "LGMESH_REMOTE", "send"),
         help="which tasks go to workers: Send fan-out (default), every task, or none",
     )
 
     d = sub.add_parser("dev", help="run the whole mesh locally")
-    d.add_argument("--demo", action="store_true", help="run the demo graph once the mesh is up, then keep serving")
+    d.add_argument(
+        "--demo",
+        action="store_true",
+        help="run the demo graph once the mesh is up, then keep serving",
+    )
     d.add_argument("--demo-only", action="store_true", help="run the demo and exit")
     d.add_argument("--runtimes", type=int, default=2)
     d.add_argument("--port", type=int, default=50051, help="gateway port")
     d.add_argument("--graphs", default=None)
 
     sub.add_parser("servers", help="start etcd, nats-server and valkey and print their URLs")
-    sub.add_parser("demo", help="run the demo against a running mesh (LGMESH_GATEWAY, LGMESH_API_KEY)")
+    sub.add_parser(
+        "demo", help="run the demo against a running mesh (LGMESH_GATEWAY, LGMESH_API_KEY)"
+    )
 
     ns = parser.parse_args(argv)
     if ns.command in ("gateway", "runtime"):
@@ -175,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mesh_demo.run import main as demo_main
 
         return demo_main(
-            os.environ.get("LGMESH_GATEWAY", "127.0.0.1:50051"), os.environ.get("LGMESH_API_KEY", "dev-key")
+            os.environ.get("LGMESH_GATEWAY", "127.0.0.1:50051"),
+            os.environ.get("LGMESH_API_KEY", "dev-key"),
         )
     return 2
 

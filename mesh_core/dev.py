@@ -49,7 +49,9 @@ def run_dev(ns: argparse.Namespace) -> int:
             "LGMESH_API_KEYS": os.environ.get("LGMESH_API_KEYS", f"dev={DEV_API_KEY}"),
         }
         try:
-            llm = ServiceProcess("llm-gateway", ["llm-gateway", "--port", "0"], env, echo=_say).start()
+            llm = ServiceProcess(
+                "llm-gateway", ["llm-gateway", "--port", "0"], env, echo=_say
+            ).start()
             procs.append(llm)
             tools = ServiceProcess("tools", ["tools", "--port", "0"], env, echo=_say).start()
             procs.append(tools)
@@ -65,7 +67,9 @@ def run_dev(ns: argparse.Namespace) -> int:
                         echo=_say,
                     ).start()
                 )
-            gw = ServiceProcess("gateway", ["gateway", "--port", str(gateway_port)], env, echo=_say).start()
+            gw = ServiceProcess(
+                "gateway", ["gateway", "--port", str(gateway_port)], env, echo=_say
+            ).start()
             procs.append(gw)
             _banner(gw.address, servers)
             if ns.demo or ns.demo_only:

@@ -8,19 +8,25 @@ from mesh_core.errors import FieldViolation, InvalidArgumentError
 
 __all__ = ["CONFIG_KEYS", "validate_config"]
 
-CONFIG_KEYS = frozenset({"configurable", "recursion_limit", "tags", "metadata", "max_concurrency", "run_name"})
+CONFIG_KEYS = frozenset(
+    {"configurable", "recursion_limit", "tags", "metadata", "max_concurrency", "run_name"}
+)
 RESERVED_CONFIGURABLE = ("thread_id", "checkpoint_ns", "checkpoint_id", "fencing_token")
 
 
 def validate_config(config: dict[str, Any]) -> None:
     violations = [
-        FieldViolation(f"run.config.{k}", f"unknown config key (allowed: {', '.join(sorted(CONFIG_KEYS))})")
+        FieldViolation(
+            f"run.config.{k}", f"unknown config key (allowed: {', '.join(sorted(CONFIG_KEYS))})"
+        )
         for k in config
         if k not in CONFIG_KEYS
     ]
     rl = config.get("recursion_limit")
     if rl is not None and (not isinstance(rl, int) or isinstance(rl, bool) or rl < 1):
-        violations.append(FieldViolation("run.config.recursion_limit", "must be a positive integer"))
+        violations.append(
+            FieldViolation("run.config.recursion_limit", "must be a positive integer")
+        )
     conf = config.get("configurable")
     if conf is not None and not isinstance(conf, dict):
         violations.append(FieldViolation("run.config.configurable", "must be an object"))
@@ -40,8 +46,6 @@ def validate_config(config: dict[str, Any]) -> None:
         violations.append(FieldViolation("run.config.tags", "must be a list of strings"))
     if violations:
         raise InvalidArgumentError("invalid run config", violations)
-
-
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -88,9 +92,14 @@ def validate_input(value: Any, schema: dict[str, Any] | None, field: str = "run.
     props = schema.get("properties")
     if isinstance(value, dict) and isinstance(props, dict):
         violations = [
-            FieldViolation(f"{field}.{k}", f"expected JSON type {props[k].get('type') or props[k].get('anyOf')}")
+            FieldViolation(
+                f"{field}.{k}",
+                f"expected JSON type {props[k].get('type') or props[k].get('anyOf')}",
+            )
             for k, v in value.items()
             if isinstance(props.get(k), dict) and not _type_ok(v, props[k])
         ]
         if violations:
-            raise InvalidArgumentError(f"{field} does not match the graph's input schema", violations)
+            raise InvalidArgumentError(
+                f"{field} does not match the graph's input schema", violations
+            )

@@ -75,7 +75,11 @@ async def _model_tool_loop(
             return ai, messages
         for call in ai.tool_calls:
             result = await by_name[call["name"]].ainvoke({**call, "type": "tool_call"}, config)
-            messages.append(result if isinstance(result, ToolMessage) else ToolMessage(str(result), tool_call_id=call["id"]))
+            messages.append(
+                result
+                if isinstance(result, ToolMessage)
+                else ToolMessage(str(result), tool_call_id=call["id"])
+            )
     raise RuntimeError(f"no answer after {max_turns} model turns")
 
 
@@ -95,22 +99,32 @@ class ResearchTask(TypedDict):
 async def planner(state: DemoState, config: RunnableConfig) -> dict[str, Any]:
     question = state.get("question") or "how a LangGraph mesh scales"
     msg = await _model(config).ainvoke(
-        [SystemMessage("You are the planner: list the topics to research, one per line."), HumanMessage(question)],
+        [
+            SystemMessage("You are the planner: list the topics to research, one per line."),
+            HumanMessage(question),
+        ],
         config,
     )
-    topics = [line.split(". ", 1)[-1].strip() for line in str(msg.content).splitlines() if line.strip()]
+    topics = [
+        line.split(". ", 1)[-1].strip() for line in str(msg.content).splitlines() if line.strip()
+    ]
     get_stream_writer()({"node": "planner", "ran_on": _who(), "topics": topics})
     return {"question": question, "topics": topics}
 
 
 def fan_out(state: DemoState) -> list[Send]:
-    return [Send("researcher", {"question": state["question"], "topic": t}) for t in state.get("topics", [])]
+    return [
+        Send("researcher", {"question": state["question"], "topic": t})
+        for t in state.get("topics", [])
+    ]
 
 
 async def researcher(task: ResearchTask, config: RunnableConfig) -> dict[str, Any]:
     tools = await _tools(config, ["search"])
     ai, _ = await _model_tool_loop(
-        [SystemMessage("You are a researcher: search, then answer."), HumanMessage(task["topic"])], config, tools
+        [SystemMessage("You are a researcher: search, then answer."), HumanMessage(task["topic"])],
+        config,
+        tools,
     )
     get_stream_writer()({"node": "researcher", "topic": task["topic"], "ran_on": _who()})
     return {"findings": [f"{task['topic']}: {ai.content}"]}
@@ -120,7 +134,11 @@ async def writer(state: DemoState, config: RunnableConfig) -> dict[str, Any]:
     notes = "\n".join(sorted(state.get("findings", [])))
     chunks = []
     async for chunk in _model(config).astream(
-        [SystemMessage("You are the writer: merge the notes into one report."), HumanMessage(notes)], config
+        [
+            SystemMessage("You are the writer: merge the notes into one report."),
+            HumanMessage(notes),
+        ],
+        config,
     ):
         chunks.append(str(chunk.content))
     get_stream_writer()({"node": "writer", "ran_on": _who()})
@@ -160,7 +178,11 @@ async def call_tools(state: AgentState, config: RunnableConfig) -> dict[str, Any
     out = []
     for call in last.tool_calls:
         result = await by_name[call["name"]].ainvoke({**call, "type": "tool_call"}, config)
-        out.append(result if isinstance(result, ToolMessage) else ToolMessage(str(result), tool_call_id=call["id"]))
+        out.append(
+            result
+            if isinstance(result, ToolMessage)
+            else ToolMessage(str(result), tool_call_id=call["id"])
+        )
     return {"messages": out}
 
 

@@ -32,7 +32,9 @@ async def run_demo(
         status = ""
         writing = False
         async for part in client.runs.stream(
-            thread["thread_id"], "demo", input={"question": question},
+            thread["thread_id"],
+            "demo",
+            input={"question": question},
             stream_mode=["updates", "custom", "messages"],
         ):
             if part.event == "lifecycle":
@@ -45,9 +47,13 @@ async def run_demo(
             elif part.event == "custom":
                 who = where(str(part.data.get("ran_on", "?")))
                 if part.data.get("node") == "planner":
-                    _out(f"   [{part.seq:>3}] planner chose {len(part.data['topics'])} topics (ran on {who})")
+                    _out(
+                        f"   [{part.seq:>3}] planner chose {len(part.data['topics'])} topics (ran on {who})"
+                    )
                 elif part.data.get("node") == "researcher":
-                    _out(f"   [{part.seq:>3}] researcher finished {part.data['topic']!r} (ran on {who})")
+                    _out(
+                        f"   [{part.seq:>3}] researcher finished {part.data['topic']!r} (ran on {who})"
+                    )
                 else:
                     if writing:
                         _out()

@@ -59,7 +59,12 @@ def command_from_pb(cmd: types_pb2.Command) -> dict[str, Any] | None:
 
 
 def request_from_pb(
-    tenant_id: str, run_id: str, spec: types_pb2.RunSpec, *, resume: bool = False, after_seq: int = 0
+    tenant_id: str,
+    run_id: str,
+    spec: types_pb2.RunSpec,
+    *,
+    resume: bool = False,
+    after_seq: int = 0,
 ) -> RunRequest:
     config = from_struct(spec.config) if spec.HasField("config") else {}
     validate_config(config)
@@ -106,14 +111,20 @@ def error_to_pb(err: dict[str, Any] | None) -> types_pb2.RunError | None:
 
 
 def event_to_pb(ev: Event) -> types_pb2.RunEvent:
-    pb = types_pb2.RunEvent(run_id=ev.run_id, seq=ev.seq, mode=ev.mode, namespace=list(ev.namespace))
+    pb = types_pb2.RunEvent(
+        run_id=ev.run_id, seq=ev.seq, mode=ev.mode, namespace=list(ev.namespace)
+    )
     pb.time.CopyFrom(timestamp(ev.time))
     if ev.data is not None:
         pb.data.CopyFrom(to_value(ev.data))
     if ev.lifecycle is not None:
         lc = ev.lifecycle
-        pb.lifecycle.kind = LIFECYCLE_VALUES.get(lc.get("kind", ""), types_pb2.LIFECYCLE_KIND_UNSPECIFIED)
-        pb.lifecycle.status = STATUS_VALUES.get(lc.get("status", ""), types_pb2.RUN_STATUS_UNSPECIFIED)
+        pb.lifecycle.kind = LIFECYCLE_VALUES.get(
+            lc.get("kind", ""), types_pb2.LIFECYCLE_KIND_UNSPECIFIED
+        )
+        pb.lifecycle.status = STATUS_VALUES.get(
+            lc.get("status", ""), types_pb2.RUN_STATUS_UNSPECIFIED
+        )
         pb.lifecycle.runtime_id = str(lc.get("runtime_id", ""))
         pb.lifecycle.interrupts.extend(interrupt_to_pb(i) for i in lc.get("interrupts") or [])
         err = error_to_pb(lc.get("error"))
@@ -140,7 +151,9 @@ def state_to_pb(state: Any) -> types_pb2.ThreadState:
         task = types_pb2.ThreadTask(id=t.id, name=t.name)
         task.interrupts.extend(interrupt_to_pb(i) for i in t.interrupts)
         if t.error:
-            task.error.CopyFrom(types_pb2.RunError(type=type(t.error).__name__, message=str(t.error)))
+            task.error.CopyFrom(
+                types_pb2.RunError(type=type(t.error).__name__, message=str(t.error))
+            )
         pb.tasks.append(task)
     pb.interrupts.extend(interrupt_to_pb(i) for i in state.interrupts)
     return pb

@@ -38,7 +38,9 @@ __all__ = ["Runtime", "RuntimeSettings", "serve"]
 
 log = logging.getLogger("lgmesh.runtime")
 
-RUNNING_RUNS = Gauge("lgmesh_runtime_running_runs", "Runs this runtime is driving now.", ["runtime_id"])
+RUNNING_RUNS = Gauge(
+    "lgmesh_runtime_running_runs", "Runs this runtime is driving now.", ["runtime_id"]
+)
 CAPACITY = Gauge("lgmesh_runtime_capacity", "Runs this runtime accepts at once.", ["runtime_id"])
 
 
@@ -60,7 +62,9 @@ class RuntimeSettings:
     advertise_host: str = "127.0.0.1"
     metrics_port: int | None = None
     role: str = "both"
-    runtime_id: str = field(default_factory=lambda: f"rt-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    runtime_id: str = field(
+        default_factory=lambda: f"rt-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
     capacity: int = 64
     lease_ttl: int = 5
     lease_margin: float = 0.5
@@ -127,7 +131,9 @@ class Runtime:
     async def _start_owner(self) -> None:
         s = self.settings
         infra = s.infra
-        self.server = MeshServer(f"runtime {s.runtime_id}", f"{s.host}:{s.port}", max_message_bytes=s.max_message_bytes)
+        self.server = MeshServer(
+            f"runtime {s.runtime_id}", f"{s.host}:{s.port}", max_message_bytes=s.max_message_bytes
+        )
         port_placeholder = s.port
         # Bind first: the address goes into the thread keys and the registry.
         self.address = f"{s.advertise_host}:{port_placeholder}"
@@ -157,13 +163,17 @@ class Runtime:
             remote_mode=s.remote,
         )
         servicer = RuntimeServicer(self.manager, self.graphs, self.checkpointer)
-        self.server.add(runtime_pb2_grpc.add_RuntimeServiceServicer_to_server, servicer, SERVICE_NAME)
+        self.server.add(
+            runtime_pb2_grpc.add_RuntimeServiceServicer_to_server, servicer, SERVICE_NAME
+        )
         port = await self.server.start()
         self.address = f"{s.advertise_host}:{port}"
         self.leases.holder_address = self.address
         self.registry = RuntimeRegistry(self.session, infra.prefix)
         await self.registry.register(
-            RuntimeInfo(runtime_id=s.runtime_id, address=self.address, capacity=s.capacity, running=0)
+            RuntimeInfo(
+                runtime_id=s.runtime_id, address=self.address, capacity=s.capacity, running=0
+            )
         )
         CAPACITY.labels(s.runtime_id).set(s.capacity)
         keys = EtcdKeys(infra.prefix)
@@ -233,7 +243,10 @@ async def serve(settings: RuntimeSettings) -> None:
     if settings.metrics_port is not None:
         start_metrics_server(settings.metrics_port)
     log.info(
-        "runtime %s ready (role=%s) on %s", settings.runtime_id, settings.role, runtime.address or "-"
+        "runtime %s ready (role=%s) on %s",
+        settings.runtime_id,
+        settings.role,
+        runtime.address or "-",
     )
     print(f"LGMESH_READY runtime {runtime.address}", flush=True)
     stop = asyncio.Event()

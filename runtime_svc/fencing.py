@@ -27,7 +27,6 @@ from mesh_core.adapters.redis import FENCING_TOKEN_KEY
 __all__ = ["FENCING_TOKEN_KEY", "FencedCheckpointer"]
 
 
-
 class _Lease(Protocol):
     token: int
 
@@ -101,7 +100,9 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
         task_path: str = "",
     ) -> None:
         self.lease.check()
-        await self.base.aput_writes(_with_token(config, self.lease.token), writes, task_id, task_path)
+        await self.base.aput_writes(
+            _with_token(config, self.lease.token), writes, task_id, task_path
+        )
 
     def put(
         self,
@@ -111,7 +112,9 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         self.lease.check()
-        return self.base.put(_with_token(config, self.lease.token), checkpoint, metadata, new_versions)
+        return self.base.put(
+            _with_token(config, self.lease.token), checkpoint, metadata, new_versions
+        )
 
     def put_writes(
         self,

@@ -139,7 +139,9 @@ class RunManager:
     async def _start_fresh(self, req: RunRequest, graph: Pregel) -> RunHandle:
         thread = await self.records.get_thread(req.tenant_id, req.thread_id)
         if thread is None:
-            raise NotFoundError(f"thread {req.thread_id!r} not found", metadata={"thread_id": req.thread_id})
+            raise NotFoundError(
+                f"thread {req.thread_id!r} not found", metadata={"thread_id": req.thread_id}
+            )
         if req.command and "resume" in req.command and thread.status != "interrupted":
             raise FailedPreconditionError(
                 f"thread {req.thread_id!r} has no pending interrupt to resume",
@@ -172,7 +174,9 @@ class RunManager:
         handle.task = asyncio.create_task(self._drive(handle, graph, waiting_for=waiting_for))
         return handle
 
-    async def _start_resume(self, req: RunRequest, graph: Pregel, wait_for_lease: bool) -> RunHandle:
+    async def _start_resume(
+        self, req: RunRequest, graph: Pregel, wait_for_lease: bool
+    ) -> RunHandle:
         record = await self.records.get_run(req.tenant_id, req.thread_id, req.run_id)
         if record is None:
             raise NotFoundError(f"run {req.run_id!r} not found", metadata={"run_id": req.run_id})
@@ -285,7 +289,9 @@ class RunManager:
                 try:
                     await asyncio.shield(self._end(handle, "cancelled"))
                 except StaleOwnerError:
-                    lost = RunLostError("run moved to another runtime: this one lost the thread's lease")
+                    lost = RunLostError(
+                        "run moved to another runtime: this one lost the thread's lease"
+                    )
                 except Exception:  # the run is cancelled either way; the record may lag
                     log.warning("run %s: could not record its cancellation", req.run_id)
         except StaleOwnerError as exc:
@@ -307,7 +313,9 @@ class RunManager:
             if lease_taken:
                 await self._lease_done(scoped, release=lost is None or handle.handover)
 
-    async def _end_or_lose(self, handle: RunHandle, exc: BaseException, message: str) -> RunLostError | None:
+    async def _end_or_lose(
+        self, handle: RunHandle, exc: BaseException, message: str
+    ) -> RunLostError | None:
         try:
             await self._end(handle, "error", error={"type": type(exc).__name__, "message": message})
         except StaleOwnerError:
@@ -374,10 +382,17 @@ class RunManager:
             await self._stream(handle, graph, lease, remote_config, graph_input)
 
     async def _stream(
-        self, handle: RunHandle, graph: Pregel, lease: ThreadLeaseLike, config: Any, graph_input: Any
+        self,
+        handle: RunHandle,
+        graph: Pregel,
+        lease: ThreadLeaseLike,
+        config: Any,
+        graph_input: Any,
     ) -> None:
         req = handle.req
-        wanted = {m for m in req.stream_modes if m in ("values", "updates", "custom", "messages", "debug")}
+        wanted = {
+            m for m in req.stream_modes if m in ("values", "updates", "custom", "messages", "debug")
+        }
         # "values" and "updates" are always streamed: the last values are the run's output
         # and an "__interrupt__" update says the run paused (no extra state read at the end).
         modes = sorted(wanted | {"values", "updates"})
@@ -417,11 +432,22 @@ class RunManager:
         except Exception as exc:
             if isinstance(exc, StaleOwnerError):
                 raise
-            log.info("run %s ended with %s", req.run_id, type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
-            await self._end(handle, "error", error={"type": type(exc).__name__, "message": str(exc)})
+            log.info(
+                "run %s ended with %s",
+                req.run_id,
+                type(exc).__name__,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            await self._end(
+                handle, "error", error={"type": type(exc).__name__, "message": str(exc)}
+            )
             return
         if interrupts:  # the run's output, as Pregel.ainvoke gives it
-            values = {**values, "__interrupt__": interrupts} if isinstance(values, dict) else {"__interrupt__": interrupts}
+            values = (
+                {**values, "__interrupt__": interrupts}
+                if isinstance(values, dict)
+                else {"__interrupt__": interrupts}
+            )
         lease.check()
         await self._end(
             handle,
@@ -455,9 +481,16 @@ class RunManager:
         lc: dict[str, Any] = {"interrupts": interrupts or []}
         if error is not None:
             lc["error"] = error
-        ev = handle.next_event("lifecycle", values, lifecycle={
-            "kind": "ended", "status": status, "runtime_id": self.settings.runtime_id, **lc,
-        })
+        ev = handle.next_event(
+            "lifecycle",
+            values,
+            lifecycle={
+                "kind": "ended",
+                "status": status,
+                "runtime_id": self.settings.runtime_id,
+                **lc,
+            },
+        )
         await self._emit(handle, ev)
 
     # -- shutdown ----------------------------------------------------------------------

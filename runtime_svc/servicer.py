@@ -21,7 +21,9 @@ SERVICE_NAME = runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"].full_na
 
 def _require(value: str, field: str) -> None:
     if not value:
-        raise InvalidArgumentError(f"{field} is required", [FieldViolation(field, "must not be empty")])
+        raise InvalidArgumentError(
+            f"{field} is required", [FieldViolation(field, "must not be empty")]
+        )
 
 
 class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
@@ -81,6 +83,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
     ) -> runtime_pb2.ListGraphsResponse:
         return runtime_pb2.ListGraphsResponse(
             graphs=[
-                _convert.assistant_to_pb(gid, e.graph, e.description) for gid, e in self.graphs.items()
+                _convert.assistant_to_pb(gid, e.graph, e.description)
+                for gid, e in self.graphs.items()
             ]
         )

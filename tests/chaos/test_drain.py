@@ -22,13 +22,17 @@ pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 async def _health(address: str) -> int:
     async with grpc.aio.insecure_channel(address) as ch:
         try:
-            resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            resp = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
         except grpc.aio.AioRpcError:
             return -1  # gone
         return int(resp.status)
 
 
-async def test_sigterm_drains_and_hands_over(infra: LocalServers, prefix: str, tmp_path: Path) -> None:
+async def test_sigterm_drains_and_hands_over(
+    infra: LocalServers, prefix: str, tmp_path: Path
+) -> None:
     cluster = MeshCluster(infra, prefix, tmp_path, lease_ttl=3)
     try:
         cluster.add_runtime(extra=["--drain-timeout", "1"])
@@ -41,8 +45,13 @@ async def test_sigterm_drains_and_hands_over(infra: LocalServers, prefix: str, t
         parts: list[StreamPart] = []
         draining = None
         committed: list[int] = []
-        async for p in client.runs.stream(t["thread_id"], "steps", input={"step": 0}, config=config,
-                                          stream_mode=["updates", "values"]):
+        async for p in client.runs.stream(
+            t["thread_id"],
+            "steps",
+            input={"step": 0},
+            config=config,
+            stream_mode=["updates", "values"],
+        ):
             parts.append(p)
             if p.event == "updates" and "work" in p.data and draining is None:
                 committed.append(p.data["work"]["step"])
@@ -53,14 +62,19 @@ async def test_sigterm_drains_and_hands_over(infra: LocalServers, prefix: str, t
                     # readiness fails at once while the run is still being drained
                     address = draining.address
                     await assert_eventually(
-                        functools.partial(_health_not_serving, address), timeout=3,
+                        functools.partial(_health_not_serving, address),
+                        timeout=3,
                         message="draining runtime reports NOT_SERVING",
                     )
         end = parts[-1]
         assert end.lifecycle["status"] == "success", cluster.logs()
         assert [e.split("@")[0] for e in end.data["log"]] == [f"s{i}" for i in range(1, 9)]
         assert [p.seq for p in parts] == list(range(1, len(parts) + 1))
-        resumed = [p.lifecycle for p in parts if p.event == "lifecycle" and p.lifecycle["kind"] == "resumed"]
+        resumed = [
+            p.lifecycle
+            for p in parts
+            if p.event == "lifecycle" and p.lifecycle["kind"] == "resumed"
+        ]
         assert resumed and resumed[0]["runtime_id"] != parts[0].lifecycle["runtime_id"]
         r = aioredis.from_url(infra.redis_url)
         counts = {k.decode(): int(v) for k, v in (await r.hgetall(count_key)).items()}
@@ -68,9 +82,13 @@ async def test_sigterm_drains_and_hands_over(infra: LocalServers, prefix: str, t
         for step in committed:
             assert counts[f"work{step}"] == 1, counts
         assert draining is not None
-        await assert_eventually(lambda: not draining.alive, timeout=15, message="drained runtime exits")
+        await assert_eventually(
+            lambda: not draining.alive, timeout=15, message="drained runtime exits"
+        )
         # new runs go to the peer
-        out = await client.runs.wait(None, "steps", input={"step": 0}, config={"configurable": {"steps": 1}})
+        out = await client.runs.wait(
+            None, "steps", input={"step": 0}, config={"configurable": {"steps": 1}}
+        )
         assert out["step"] == 1
     finally:
         await cluster.aclose_clients()

@@ -36,7 +36,9 @@ def _runtime_by_id(cluster: MeshCluster, runtime_id: str):  # type: ignore[no-un
     return cluster.runtimes[n - 1]
 
 
-async def test_owner_sigkill_mid_run(cluster: MeshCluster, infra: LocalServers, prefix: str) -> None:
+async def test_owner_sigkill_mid_run(
+    cluster: MeshCluster, infra: LocalServers, prefix: str
+) -> None:
     client = cluster.client(gateway=0)
     watcher = cluster.client(gateway=1)
     count_key = f"{prefix}:counts"
@@ -58,8 +60,13 @@ async def test_owner_sigkill_mid_run(cluster: MeshCluster, infra: LocalServers, 
                 return
 
     follower: asyncio.Task[None] | None = None
-    async for p in client.runs.stream(t["thread_id"], "steps", input={"step": 0}, config=config,
-                                      stream_mode=["updates", "custom", "values"]):
+    async for p in client.runs.stream(
+        t["thread_id"],
+        "steps",
+        input={"step": 0},
+        config=config,
+        stream_mode=["updates", "custom", "values"],
+    ):
         parts.append(p)
         if follower is None:
             follower = asyncio.create_task(follower_that_disconnects())
@@ -98,7 +105,9 @@ async def test_owner_sigkill_mid_run(cluster: MeshCluster, infra: LocalServers, 
 
     # a client that had disconnected joins from its cursor on the other gateway
     cursor = early[-1].seq
-    rest = [p async for p in watcher.runs.join_stream(t["thread_id"], end.run_id, last_event_id=cursor)]
+    rest = [
+        p async for p in watcher.runs.join_stream(t["thread_id"], end.run_id, last_event_id=cursor)
+    ]
     joined = early + rest
     assert [p.seq for p in joined] == seqs
     assert [(p.event, p.data) for p in joined] == [(p.event, p.data) for p in parts]
@@ -109,17 +118,25 @@ async def _wake_later(proc, delay: float) -> None:  # type: ignore[no-untyped-de
     proc.signal(signal.SIGCONT)
 
 
-async def test_zombie_owner_cannot_commit(cluster: MeshCluster, infra: LocalServers, prefix: str) -> None:
+async def test_zombie_owner_cannot_commit(
+    cluster: MeshCluster, infra: LocalServers, prefix: str
+) -> None:
     client = cluster.client()
     count_key = f"{prefix}:zcounts"
     t = await client.threads.create()
     config = {"configurable": {"delay": 0.8, "steps": 6, "count_key": count_key}}
     parts: list[StreamPart] = []
     paused = None
-    async for p in client.runs.stream(t["thread_id"], "steps", input={"step": 0}, config=config,
-                                      stream_mode=["updates", "values"]):
+    async for p in client.runs.stream(
+        t["thread_id"], "steps", input={"step": 0}, config=config, stream_mode=["updates", "values"]
+    ):
         parts.append(p)
-        if p.event == "updates" and "work" in p.data and p.data["work"]["step"] == 2 and paused is None:
+        if (
+            p.event == "updates"
+            and "work" in p.data
+            and p.data["work"]["step"] == 2
+            and paused is None
+        ):
             paused = _runtime_by_id(cluster, parts[0].lifecycle["runtime_id"])
             paused.signal(signal.SIGSTOP)
             zombie_pid = paused.pid

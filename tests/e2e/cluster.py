@@ -56,9 +56,17 @@ class MeshCluster:
         """The LLM gateway with its demo config (scripted provider); runtimes started after it use it."""
         proc = ServiceProcess(
             "llm-gateway",
-            ["llm-gateway", "--port", "0", *self._metrics_args("llm-gateway"), *(["--config", config] if config else [])],
+            [
+                "llm-gateway",
+                "--port",
+                "0",
+                *self._metrics_args("llm-gateway"),
+                *(["--config", config] if config else []),
+            ],
             self.env,
-            log_file=self.tmp / "llm-gateway.log", echo=self._echo, cwd=str(ROOT),
+            log_file=self.tmp / "llm-gateway.log",
+            echo=self._echo,
+            cwd=str(ROOT),
         ).start()
         self.others.append(proc)
         self.env["LGMESH_LLM_GATEWAY_ADDR"] = proc.address
@@ -66,7 +74,12 @@ class MeshCluster:
 
     def add_tools(self) -> ServiceProcess:
         proc = ServiceProcess(
-            "tools", ["tools", "--port", "0", *self._metrics_args("tools")], self.env, log_file=self.tmp / "tools.log", echo=self._echo, cwd=str(ROOT)
+            "tools",
+            ["tools", "--port", "0", *self._metrics_args("tools")],
+            self.env,
+            log_file=self.tmp / "tools.log",
+            echo=self._echo,
+            cwd=str(ROOT),
         ).start()
         self.others.append(proc)
         self.env["LGMESH_TOOLS_ADDR"] = proc.address
@@ -76,9 +89,21 @@ class MeshCluster:
         n = len(self.runtimes) + 1
         proc = ServiceProcess(
             f"runtime-{n}",
-            ["runtime", "--graphs", self.graphs, "--role", role, "--lease-ttl", str(self.lease_ttl),
-             "--runtime-id", f"{self.prefix}-rt{n}", "--drain-timeout", "10",
-             *self._metrics_args(f"runtime-{n}"), *(extra or [])],
+            [
+                "runtime",
+                "--graphs",
+                self.graphs,
+                "--role",
+                role,
+                "--lease-ttl",
+                str(self.lease_ttl),
+                "--runtime-id",
+                f"{self.prefix}-rt{n}",
+                "--drain-timeout",
+                "10",
+                *self._metrics_args(f"runtime-{n}"),
+                *(extra or []),
+            ],
             self.env,
             log_file=self.tmp / f"runtime-{n}.log",
             echo=self._echo,
@@ -90,7 +115,12 @@ class MeshCluster:
     def add_gateway(self) -> ServiceProcess:
         n = len(self.gateways) + 1
         proc = ServiceProcess(
-            f"gateway-{n}", ["gateway", *self._metrics_args(f"gateway-{n}")], self.env, log_file=self.tmp / f"gateway-{n}.log", echo=self._echo, cwd=str(ROOT)
+            f"gateway-{n}",
+            ["gateway", *self._metrics_args(f"gateway-{n}")],
+            self.env,
+            log_file=self.tmp / f"gateway-{n}.log",
+            echo=self._echo,
+            cwd=str(ROOT),
         ).start()
         self.gateways.append(proc)
         return proc

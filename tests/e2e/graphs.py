@@ -43,7 +43,11 @@ def _steps_builder() -> StateGraph:
         if delay:
             await asyncio.sleep(delay)
         get_stream_writer()({"progress": step, "pid": os.getpid()})
-        return {"step": step, "done": step >= int(config.get("configurable", {}).get("steps", 5)), "log": [f"s{step}@{os.getpid()}"]}
+        return {
+            "step": step,
+            "done": step >= int(config.get("configurable", {}).get("steps", 5)),
+            "log": [f"s{step}@{os.getpid()}"],
+        }
 
     def route(state: StepsState) -> str:
         return END if state.get("done") else "work"
@@ -93,7 +97,9 @@ def make_chat() -> Any:
     """A builder function (not a compiled graph): the registry calls it."""
 
     async def talk(state: ChatState) -> dict[str, Any]:
-        model = GenericFakeChatModel(messages=iter([AIMessage(content=f"tokens about {state.get('topic', 'x')} here")]))
+        model = GenericFakeChatModel(
+            messages=iter([AIMessage(content=f"tokens about {state.get('topic', 'x')} here")])
+        )
         msg = await model.ainvoke("hi")
         return {"answer": str(msg.content)}
 

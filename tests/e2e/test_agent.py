@@ -33,19 +33,24 @@ async def test_agent_tokens_arrive_through_the_public_api(agent_mesh: MeshCluste
     parts = [
         p
         async for p in client.runs.stream(
-            t["thread_id"], "agent",
+            t["thread_id"],
+            "agent",
             input={"messages": [{"type": "human", "content": "etcd leases"}]},
             stream_mode=["messages", "updates"],
         )
     ]
     assert parts[-1].lifecycle["status"] == "success", agent_mesh.logs()
     tokens = [(p.data[0], p.data[1]) for p in parts if p.event == "messages"]
-    model_tokens = [m["content"] for m, meta in tokens if meta["langgraph_node"] == "model" and m["content"]]
+    model_tokens = [
+        m["content"] for m, meta in tokens if meta["langgraph_node"] == "model" and m["content"]
+    ]
     assert len(model_tokens) > 3  # token chunks, not one message
     answer = "".join(model_tokens)
     assert answer.startswith("Based on the results:")
     # the model asked for the search tool, the tool service answered, the model used it
-    tool_calls = [m for m, meta in tokens if meta["langgraph_node"] == "model" and m.get("tool_call_chunks")]
+    tool_calls = [
+        m for m, meta in tokens if meta["langgraph_node"] == "model" and m.get("tool_call_chunks")
+    ]
     assert tool_calls and tool_calls[0]["tool_call_chunks"][0]["name"] == "search"
     updates = [p.data for p in parts if p.event == "updates"]
     tool_msgs = [m for u in updates if "tools" in u for m in u["tools"]["messages"]]

@@ -65,14 +65,21 @@ async def _stream(runs: Any, spec: types_pb2.RunSpec, md: Any = KEY) -> list[Any
 
 async def test_bad_input_statuses(mesh: MeshCluster, stubs: Any) -> None:
     runs, threads, ch = stubs
-    t = (await threads.CreateThread(threads_pb2.CreateThreadRequest(), metadata=KEY)).thread.thread_id
+    t = (
+        await threads.CreateThread(threads_pb2.CreateThreadRequest(), metadata=KEY)
+    ).thread.thread_id
 
     # unknown graph
-    err = await _expect(grpc.StatusCode.NOT_FOUND, _stream(runs, types_pb2.RunSpec(thread_id=t, assistant_id="nope")))
+    err = await _expect(
+        grpc.StatusCode.NOT_FOUND,
+        _stream(runs, types_pb2.RunSpec(thread_id=t, assistant_id="nope")),
+    )
     assert "nope" in (err.details() or "")
 
     # malformed config and input: INVALID_ARGUMENT with field details
-    spec = types_pb2.RunSpec(thread_id=t, assistant_id="steps", config=to_struct({"recursion_limit": -3, "colour": 1}))
+    spec = types_pb2.RunSpec(
+        thread_id=t, assistant_id="steps", config=to_struct({"recursion_limit": -3, "colour": 1})
+    )
     err = await _expect(grpc.StatusCode.INVALID_ARGUMENT, _stream(runs, spec))
     fields = {f for f, _ in _details(err)["violations"]}
     assert {"run.config.recursion_limit", "run.config.colour"} <= fields
@@ -81,39 +88,69 @@ async def test_bad_input_statuses(mesh: MeshCluster, stubs: Any) -> None:
     assert ("run.input.step", "expected JSON type integer") in _details(err)["violations"]
     spec = types_pb2.RunSpec(thread_id=t, assistant_id="steps", input=to_value([1, 2]))
     await _expect(grpc.StatusCode.INVALID_ARGUMENT, _stream(runs, spec))
-    err = await _expect(grpc.StatusCode.INVALID_ARGUMENT,
-                        threads.GetThread(threads_pb2.GetThreadRequest(thread_id="a b{c}"), metadata=KEY))
+    err = await _expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        threads.GetThread(threads_pb2.GetThreadRequest(thread_id="a b{c}"), metadata=KEY),
+    )
     assert _details(err)["violations"][0][0] == "thread_id"
 
     # no key / wrong key
-    err = await _expect(grpc.StatusCode.UNAUTHENTICATED, threads.GetThread(threads_pb2.GetThreadRequest(thread_id=t)))
+    err = await _expect(
+        grpc.StatusCode.UNAUTHENTICATED,
+        threads.GetThread(threads_pb2.GetThreadRequest(thread_id=t)),
+    )
     assert _details(err)["reason"] == "API_KEY_MISSING"
-    await _expect(grpc.StatusCode.UNAUTHENTICATED,
-                  threads.GetThread(threads_pb2.GetThreadRequest(thread_id=t), metadata=[("x-api-key", "acme-keyX")]))
+    await _expect(
+        grpc.StatusCode.UNAUTHENTICATED,
+        threads.GetThread(
+            threads_pb2.GetThreadRequest(thread_id=t), metadata=[("x-api-key", "acme-keyX")]
+        ),
+    )
 
     # another tenant's thread does not exist for you
     beta = [("authorization", "Bearer beta-key")]
-    await _expect(grpc.StatusCode.NOT_FOUND, threads.GetThread(threads_pb2.GetThreadRequest(thread_id=t), metadata=beta))
-    await _expect(grpc.StatusCode.NOT_FOUND, _stream(runs, types_pb2.RunSpec(thread_id=t, assistant_id="steps"), beta))
+    await _expect(
+        grpc.StatusCode.NOT_FOUND,
+        threads.GetThread(threads_pb2.GetThreadRequest(thread_id=t), metadata=beta),
+    )
+    await _expect(
+        grpc.StatusCode.NOT_FOUND,
+        _stream(runs, types_pb2.RunSpec(thread_id=t, assistant_id="steps"), beta),
+    )
 
     # over the size limit (4 MiB by default)
-    big = types_pb2.RunSpec(thread_id=t, assistant_id="steps", metadata=to_struct({"blob": "x" * (5 * 1024 * 1024)}))
+    big = types_pb2.RunSpec(
+        thread_id=t, assistant_id="steps", metadata=to_struct({"blob": "x" * (5 * 1024 * 1024)})
+    )
     err = await _expect(grpc.StatusCode.RESOURCE_EXHAUSTED, _stream(runs, big))
     assert _details(err)["reason"] == "MESSAGE_TOO_LARGE"
 
     # resume a thread that has no interrupt
-    spec = types_pb2.RunSpec(thread_id=t, assistant_id="steps", command=types_pb2.Command(resume=to_value("yes")))
+    spec = types_pb2.RunSpec(
+        thread_id=t, assistant_id="steps", command=types_pb2.Command(resume=to_value("yes"))
+    )
     err = await _expect(grpc.StatusCode.FAILED_PRECONDITION, _stream(runs, spec))
     assert _details(err)["reason"] == "NO_INTERRUPT"
 
     # input and command together
-    spec = types_pb2.RunSpec(thread_id=t, assistant_id="steps", input=to_value({}),
-                             command=types_pb2.Command(resume=to_value(1)))
+    spec = types_pb2.RunSpec(
+        thread_id=t,
+        assistant_id="steps",
+        input=to_value({}),
+        command=types_pb2.Command(resume=to_value(1)),
+    )
     await _expect(grpc.StatusCode.INVALID_ARGUMENT, _stream(runs, spec))
 
     # after all that, the thread still works and holds no half-made run
-    ok = await _stream(runs, types_pb2.RunSpec(thread_id=t, assistant_id="steps", input=to_value({"step": 0}),
-                                               config=to_struct({"configurable": {"steps": 2}})))
+    ok = await _stream(
+        runs,
+        types_pb2.RunSpec(
+            thread_id=t,
+            assistant_id="steps",
+            input=to_value({"step": 0}),
+            config=to_struct({"configurable": {"steps": 2}}),
+        ),
+    )
     assert ok[-1].event.lifecycle.status == types_pb2.RUN_STATUS_SUCCESS
     listed = await runs.ListRuns(runs_pb2.ListRunsRequest(thread_id=t), metadata=KEY)
     assert len(listed.runs) == 1

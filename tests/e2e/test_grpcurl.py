@@ -20,7 +20,9 @@ def _grpcurl() -> str:
         pytest.skip(f"missing grpcurl binary: {exc}")
 
 
-def run(address: str, *args: str, data: dict | None = None, key: str | None = "acme-key") -> subprocess.CompletedProcess[str]:  # type: ignore[type-arg]
+def run(
+    address: str, *args: str, data: dict | None = None, key: str | None = "acme-key"
+) -> subprocess.CompletedProcess[str]:  # type: ignore[type-arg]
     cmd = [_grpcurl(), "-plaintext"]
     if key:
         cmd += ["-H", f"authorization: Bearer {key}"]
@@ -48,19 +50,28 @@ async def test_grpcurl_list_describe_stream_and_health(mesh: MeshCluster) -> Non
     listed = run(addr, "list", key=None)
     assert listed.returncode == 0, listed.stderr
     services = set(listed.stdout.split())
-    assert {"lgmesh.api.v1.RunService", "lgmesh.api.v1.ThreadService", "lgmesh.api.v1.AssistantService",
-            "grpc.health.v1.Health"} <= services
+    assert {
+        "lgmesh.api.v1.RunService",
+        "lgmesh.api.v1.ThreadService",
+        "lgmesh.api.v1.AssistantService",
+        "grpc.health.v1.Health",
+    } <= services
 
     described = run(addr, "describe", "lgmesh.api.v1.RunService", key=None)
     assert described.returncode == 0, described.stderr
-    assert "rpc StreamRun ( .lgmesh.api.v1.StreamRunRequest ) returns ( stream .lgmesh.api.v1.StreamRunResponse )" in described.stdout
+    assert (
+        "rpc StreamRun ( .lgmesh.api.v1.StreamRunRequest ) returns ( stream .lgmesh.api.v1.StreamRunResponse )"
+        in described.stdout
+    )
     msg = run(addr, "describe", "lgmesh.api.v1.RunSpec", key=None)
     assert "google.protobuf.Value input" in msg.stdout
 
     health = run(addr, "grpc.health.v1.Health/Check", key=None)
     assert health.returncode == 0 and json.loads(health.stdout)["status"] == "SERVING"
 
-    created = run(addr, "lgmesh.api.v1.ThreadService/CreateThread", data={"metadata": {"via": "grpcurl"}})
+    created = run(
+        addr, "lgmesh.api.v1.ThreadService/CreateThread", data={"metadata": {"via": "grpcurl"}}
+    )
     assert created.returncode == 0, created.stderr
     thread = json.loads(created.stdout)["thread"]
     thread_id = thread.get("threadId") or thread["thread_id"]
@@ -68,9 +79,15 @@ async def test_grpcurl_list_describe_stream_and_health(mesh: MeshCluster) -> Non
     streamed = run(
         addr,
         "lgmesh.api.v1.RunService/StreamRun",
-        data={"run": {"threadId": thread_id, "assistantId": "steps", "input": {"step": 0},
-                      "config": {"configurable": {"steps": 3}},
-                      "streamModes": ["STREAM_MODE_VALUES", "STREAM_MODE_UPDATES"]}},
+        data={
+            "run": {
+                "threadId": thread_id,
+                "assistantId": "steps",
+                "input": {"step": 0},
+                "config": {"configurable": {"steps": 3}},
+                "streamModes": ["STREAM_MODE_VALUES", "STREAM_MODE_UPDATES"],
+            }
+        },
     )
     assert streamed.returncode == 0, streamed.stderr
     events = [o["event"] for o in _objects(streamed.stdout)]
@@ -80,7 +97,9 @@ async def test_grpcurl_list_describe_stream_and_health(mesh: MeshCluster) -> Non
     assert events[-1]["data"]["step"] == 3
     assert any(e["mode"] == "updates" for e in events)
 
-    denied = run(addr, "lgmesh.api.v1.ThreadService/GetThread", data={"threadId": thread_id}, key="nope")
+    denied = run(
+        addr, "lgmesh.api.v1.ThreadService/GetThread", data={"threadId": thread_id}, key="nope"
+    )
     assert denied.returncode != 0 and "Unauthenticated" in denied.stderr
 
 
@@ -89,12 +108,20 @@ async def test_reflection_answers_under_v1_and_v1alpha(mesh: MeshCluster) -> Non
     from grpc_reflection.v1alpha import reflection_pb2
 
     async with grpc.aio.insecure_channel(mesh.gateways[0].address) as ch:
-        for service in ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"):
+        for service in (
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ):
             call = ch.stream_stream(
                 f"/{service}/ServerReflectionInfo",
                 request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
                 response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
             )
-            replies = [r async for r in call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))]
+            replies = [
+                r
+                async for r in call(
+                    iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+                )
+            ]
             names = {s.name for s in replies[0].list_services_response.service}
             assert "lgmesh.api.v1.RunService" in names, service

@@ -30,10 +30,15 @@ def _sum(text: str, name: str, **labels: str) -> float:
 
 async def _scrape(ports: dict[str, int]) -> dict[str, str]:
     async with httpx.AsyncClient(timeout=5) as http:
-        return {name: (await http.get(f"http://127.0.0.1:{port}/metrics")).text for name, port in ports.items()}
+        return {
+            name: (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            for name, port in ports.items()
+        }
 
 
-async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: str, tmp_path: Path) -> None:
+async def test_autoscaling_series_move_under_load(
+    infra: LocalServers, prefix: str, tmp_path: Path
+) -> None:
     graphs = {
         "graphs": {
             **yaml.safe_load(Path(GRAPHS).read_text())["graphs"],
@@ -56,7 +61,9 @@ async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: s
             if name.startswith("runtime"):
                 assert "lgmesh_runtime_running_runs" in text
                 # workers (role both): KEDA reads the JetStream backlog directly; these are exported too
-                assert "lgmesh_worker_queue_pending" in text and "lgmesh_worker_inflight_tasks" in text
+                assert (
+                    "lgmesh_worker_queue_pending" in text and "lgmesh_worker_inflight_tasks" in text
+                )
             if name.startswith("gateway"):
                 assert "lgmesh_grpc_requests_total" in text or "lgmesh_grpc_request_seconds" in text
         assert "lgmesh_llm_inflight_requests" in before["llm-gateway"]
@@ -69,11 +76,21 @@ async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: s
         async def sample() -> None:
             while not done.is_set():
                 now = await _scrape(ports)
-                running = sum(_sum(t, "lgmesh_runtime_running_runs") for n, t in now.items() if n.startswith("runtime"))
+                running = sum(
+                    _sum(t, "lgmesh_runtime_running_runs")
+                    for n, t in now.items()
+                    if n.startswith("runtime")
+                )
                 peaks["running"] = max(peaks["running"], running)
-                peaks["llm"] = max(peaks["llm"], _sum(now["llm-gateway"], "lgmesh_llm_inflight_requests"))
+                peaks["llm"] = max(
+                    peaks["llm"], _sum(now["llm-gateway"], "lgmesh_llm_inflight_requests")
+                )
                 peaks["tools"] = max(peaks["tools"], _sum(now["tools"], "lgmesh_tool_inflight"))
-                inflight = sum(_sum(t, "lgmesh_worker_inflight_tasks") for n, t in now.items() if n.startswith("runtime"))
+                inflight = sum(
+                    _sum(t, "lgmesh_worker_inflight_tasks")
+                    for n, t in now.items()
+                    if n.startswith("runtime")
+                )
                 peaks["worker"] = max(peaks["worker"], inflight)
                 await asyncio.sleep(0.1)
 
@@ -88,7 +105,10 @@ async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: s
         sampler = asyncio.create_task(sample())
         await asyncio.gather(
             *(run("demo", {"question": f"q{i}"}) for i in range(3)),
-            *(run("steps", {"step": 0}, {"configurable": {"delay": 0.5, "steps": 4}}) for _ in range(4)),
+            *(
+                run("steps", {"step": 0}, {"configurable": {"delay": 0.5, "steps": 4}})
+                for _ in range(4)
+            ),
             *(tools["wait"].ainvoke({"seconds": 1.5}) for _ in range(3)),
         )
         done.set()
@@ -96,15 +116,22 @@ async def test_autoscaling_series_move_under_load(infra: LocalServers, prefix: s
         after = await _scrape(ports)
 
         gw = next(n for n in ports if n.startswith("gateway"))
-        runs_served = _sum(after[gw], "lgmesh_grpc_requests_total", service="lgmesh.api.v1.RunService") - _sum(
-            before[gw], "lgmesh_grpc_requests_total", service="lgmesh.api.v1.RunService"
-        )
+        runs_served = _sum(
+            after[gw], "lgmesh_grpc_requests_total", service="lgmesh.api.v1.RunService"
+        ) - _sum(before[gw], "lgmesh_grpc_requests_total", service="lgmesh.api.v1.RunService")
         assert runs_served >= 7
         assert peaks["running"] >= 2, peaks
 
         async def idle() -> bool:
             now = await _scrape(ports)
-            return sum(_sum(t, "lgmesh_runtime_running_runs") for n, t in now.items() if n.startswith("runtime")) == 0
+            return (
+                sum(
+                    _sum(t, "lgmesh_runtime_running_runs")
+                    for n, t in now.items()
+                    if n.startswith("runtime")
+                )
+                == 0
+            )
 
         await assert_eventually(idle, timeout=5, message="running runs back to 0")
         assert peaks["llm"] >= 1, peaks

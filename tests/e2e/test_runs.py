@@ -18,7 +18,10 @@ async def test_stream_modes_and_messages_tokens(mesh: MeshCluster) -> None:
     parts = [
         p
         async for p in client.runs.stream(
-            t["thread_id"], "chat", input={"topic": "etcd"}, stream_mode=["values", "updates", "messages", "custom"]
+            t["thread_id"],
+            "chat",
+            input={"topic": "etcd"},
+            stream_mode=["values", "updates", "messages", "custom"],
         )
     ]
     tokens = [p.data[0]["content"] for p in parts if p.event == "messages"]
@@ -29,8 +32,16 @@ async def test_stream_modes_and_messages_tokens(mesh: MeshCluster) -> None:
     assert parts[-1].data == {"topic": "etcd", "answer": "tokens about etcd here"}
 
     t2 = await client.threads.create()
-    parts = [p async for p in client.runs.stream(t2["thread_id"], "steps", input={"step": 0},
-                                                 stream_mode=["custom", "values"], config={"configurable": {"steps": 3}})]
+    parts = [
+        p
+        async for p in client.runs.stream(
+            t2["thread_id"],
+            "steps",
+            input={"step": 0},
+            stream_mode=["custom", "values"],
+            config={"configurable": {"steps": 3}},
+        )
+    ]
     assert [p.data["progress"] for p in parts if p.event == "custom"] == [1, 2, 3]
     assert [p.data["step"] for p in parts if p.event == "values"][-1] == 3
 
@@ -38,15 +49,21 @@ async def test_stream_modes_and_messages_tokens(mesh: MeshCluster) -> None:
 async def test_interrupt_then_resume(mesh: MeshCluster) -> None:
     client = mesh.client()
     t = await client.threads.create()
-    parts = [p async for p in client.runs.stream(t["thread_id"], "approval", input={"request": "refund"})]
+    parts = [
+        p async for p in client.runs.stream(t["thread_id"], "approval", input={"request": "refund"})
+    ]
     end = parts[-1].lifecycle
     assert end["status"] == "interrupted"
     assert end["interrupts"][0]["value"] == {"question": "approve refund?"}
     state = await client.threads.get_state(t["thread_id"])
-    assert state["next"] == ["ask"] and state["interrupts"][0]["value"] == {"question": "approve refund?"}
+    assert state["next"] == ["ask"] and state["interrupts"][0]["value"] == {
+        "question": "approve refund?"
+    }
     assert (await client.threads.get(t["thread_id"]))["status"] == "interrupted"
 
-    parts = [p async for p in client.runs.stream(t["thread_id"], "approval", command={"resume": True})]
+    parts = [
+        p async for p in client.runs.stream(t["thread_id"], "approval", command={"resume": True})
+    ]
     assert parts[-1].lifecycle["status"] == "success"
     assert parts[-1].data["result"] == "done"
     runs = await client.runs.list(t["thread_id"])
@@ -68,7 +85,10 @@ async def test_multitask_reject_and_enqueue(mesh: MeshCluster) -> None:
     parts = [
         p
         async for p in client.runs.stream(
-            t["thread_id"], "steps", input={"step": 10}, multitask_strategy="enqueue",
+            t["thread_id"],
+            "steps",
+            input={"step": 10},
+            multitask_strategy="enqueue",
             config={"configurable": {"steps": 12}},
         )
     ]
@@ -83,28 +103,43 @@ async def test_multitask_reject_and_enqueue(mesh: MeshCluster) -> None:
 async def test_cancel_a_running_run(mesh: MeshCluster) -> None:
     client = mesh.client()
     t = await client.threads.create()
-    run = await client.runs.create(t["thread_id"], "steps", input={"step": 0},
-                                   config={"configurable": {"delay": 0.5, "steps": 20}})
+    run = await client.runs.create(
+        t["thread_id"],
+        "steps",
+        input={"step": 0},
+        config={"configurable": {"delay": 0.5, "steps": 20}},
+    )
     got = await client.runs.cancel(t["thread_id"], run["run_id"], wait=True)
     assert got["status"] == "cancelled"
     thread = await client.threads.get(t["thread_id"])
     assert thread["status"] == "idle"
     # the thread is free again
-    out = await client.runs.wait(t["thread_id"], "steps", input={"step": 0}, config={"configurable": {"steps": 2}})
+    out = await client.runs.wait(
+        t["thread_id"], "steps", input={"step": 0}, config={"configurable": {"steps": 2}}
+    )
     assert out["step"] == 2
 
 
 async def test_background_run_and_join_from_cursor(mesh: MeshCluster) -> None:
     client = mesh.client()
     t = await client.threads.create()
-    run = await client.runs.create(t["thread_id"], "steps", input={"step": 0},
-                                   stream_mode=["custom", "values"],
-                                   config={"configurable": {"delay": 0.1, "steps": 4}})
+    run = await client.runs.create(
+        t["thread_id"],
+        "steps",
+        input={"step": 0},
+        stream_mode=["custom", "values"],
+        config={"configurable": {"delay": 0.1, "steps": 4}},
+    )
     parts = [p async for p in client.runs.join_stream(t["thread_id"], run["run_id"])]
     seqs = [p.seq for p in parts]
     assert seqs == list(range(1, len(seqs) + 1))
     assert parts[-1].lifecycle["status"] == "success"
-    tail = [p async for p in client.runs.join_stream(t["thread_id"], run["run_id"], last_event_id=seqs[-3])]
+    tail = [
+        p
+        async for p in client.runs.join_stream(
+            t["thread_id"], run["run_id"], last_event_id=seqs[-3]
+        )
+    ]
     assert [p.seq for p in tail] == seqs[-2:]
 
 
@@ -118,7 +153,9 @@ async def test_threads_search_and_tenant_isolation(mesh: MeshCluster) -> None:
     # the same thread id in another tenant is another thread
     b = await beta.threads.create(thread_id=a["thread_id"])
     assert b["thread_id"] == a["thread_id"]
-    await acme.runs.wait(a["thread_id"], "steps", input={"step": 0}, config={"configurable": {"steps": 1}})
+    await acme.runs.wait(
+        a["thread_id"], "steps", input={"step": 0}, config={"configurable": {"steps": 1}}
+    )
     assert (await beta.threads.get_state(a["thread_id"]))["values"] is None
     await acme.threads.delete(a["thread_id"])
     import grpc
@@ -144,9 +181,15 @@ async def test_runs_spread_over_runtimes(mesh: MeshCluster) -> None:
 
     async def one() -> None:
         t = await client.threads.create()
-        parts = [p async for p in client.runs.stream(t["thread_id"], "steps", input={"step": 0},
-                                                     config={"configurable": {"steps": 1}})]
+        parts = [
+            p
+            async for p in client.runs.stream(
+                t["thread_id"], "steps", input={"step": 0}, config={"configurable": {"steps": 1}}
+            )
+        ]
         owners.add(parts[0].lifecycle["runtime_id"])
 
     await asyncio.gather(*(one() for _ in range(12)))
-    await assert_eventually(lambda: len(owners) == 2, timeout=1, message="both runtimes took threads")
+    await assert_eventually(
+        lambda: len(owners) == 2, timeout=1, message="both runtimes took threads"
+    )

@@ -440,7 +440,14 @@ def test_readme_documents_metrics_sizing_and_operations() -> None:
     for metrics in SCALING_METRICS.values():
         for metric in metrics:
             assert metric.removesuffix("_bucket") in text, metric
-    for needle in ("lgmesh_TASKS", "lgmesh_workers", "bench/run_latency.py", "Upgrade", "drain", "Back up"):
+    for needle in (
+        "lgmesh_TASKS",
+        "lgmesh_workers",
+        "bench/run_latency.py",
+        "Upgrade",
+        "drain",
+        "Back up",
+    ):
         assert needle in text, needle
 
 

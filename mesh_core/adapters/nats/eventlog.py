@@ -46,10 +46,7 @@ async def connect_nats(url: str, name: str) -> NatsClient:
 
 
 def is_final_event(ev: types_pb2.RunEvent) -> bool:
-    return (
-        ev.mode == "lifecycle"
-        and ev.lifecycle.kind == types_pb2.LIFECYCLE_KIND_ENDED
-    )
+    return ev.mode == "lifecycle" and ev.lifecycle.kind == types_pb2.LIFECYCLE_KIND_ENDED
 
 
 class RunEventLog:
@@ -89,7 +86,9 @@ class RunEventLog:
 
     async def last_event(self, run_id: str) -> types_pb2.RunEvent | None:
         try:
-            msg = await self.js.get_last_msg(self.names.events_stream, self.names.run_events(run_id))
+            msg = await self.js.get_last_msg(
+                self.names.events_stream, self.names.run_events(run_id)
+            )
         except NotFoundError:
             return None
         ev = types_pb2.RunEvent()
@@ -101,7 +100,12 @@ class RunEventLog:
         return ev.seq if ev is not None else 0
 
     async def replay(
-        self, run_id: str, after_seq: int = 0, *, follow: bool = True, idle_timeout: float | None = None
+        self,
+        run_id: str,
+        after_seq: int = 0,
+        *,
+        follow: bool = True,
+        idle_timeout: float | None = None,
     ) -> AsyncIterator[types_pb2.RunEvent]:
         """Events with seq > after_seq in order; with ``follow``, keep going live until
         the run's final lifecycle event. ``idle_timeout`` ends the replay when no event

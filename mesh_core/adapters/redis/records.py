@@ -182,7 +182,9 @@ class RecordStore:
         assistant_id: str = "",
     ) -> ThreadRecord:
         now = time.time()
-        rec = ThreadRecord(tenant_id, thread_id, dict(metadata or {}), "idle", now, now, assistant_id=assistant_id)
+        rec = ThreadRecord(
+            tenant_id, thread_id, dict(metadata or {}), "idle", now, now, assistant_id=assistant_id
+        )
         flat = [x for kv in _encode(rec).items() for x in kv]
         created = await self._create_thread(
             keys=[self.keys.thread_record(rec.scoped_id), self.keys.threads_index(tenant_id)],
@@ -207,7 +209,9 @@ class RecordStore:
 
     async def update_thread(self, tenant_id: str, thread_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
-        enc: dict[Any, Any] = {k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()}
+        enc: dict[Any, Any] = {
+            k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()
+        }
         key = self.keys.thread_record(scoped_thread_id(tenant_id, thread_id))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.exists(key)
@@ -314,7 +318,9 @@ class RecordStore:
         fields["updated_at"] = time.time()
         for k, v in fields.items():
             setattr(run, k, v)
-        enc: dict[Any, Any] = {k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()}
+        enc: dict[Any, Any] = {
+            k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()
+        }
         scoped = run.scoped_thread
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.run_record(scoped, run.run_id), mapping=enc)
@@ -322,7 +328,9 @@ class RecordStore:
                 pipe.hdel(self.keys.active_runs(), run.run_id)
             await pipe.execute()
 
-    async def finish_run(self, run: RunRecord, status: str, *, owner: str = "", **fields: Any) -> bool:
+    async def finish_run(
+        self, run: RunRecord, status: str, *, owner: str = "", **fields: Any
+    ) -> bool:
         """Mark a run ended and free its thread (thread status follows the run's), atomically.
 
         With ``owner``, nothing is written unless the run record still names that owner:
@@ -332,7 +340,11 @@ class RecordStore:
         now = time.time()
         fields["status"] = status
         fields["updated_at"] = now
-        flat = [x for k, v in fields.items() for x in (k, json.dumps(v) if k in _JSON_FIELDS else str(v))]
+        flat = [
+            x
+            for k, v in fields.items()
+            for x in (k, json.dumps(v) if k in _JSON_FIELDS else str(v))
+        ]
         thread_status = {"interrupted": "interrupted", "error": "error"}.get(status, "idle")
         done = await self._finish_run(
             keys=[
