@@ -249,6 +249,13 @@ class TaskWorker:
         if deliveries > self.queue.max_deliveries:
             await self._give_up(msg, req, deliveries)
             return
+        if await self._owner_fenced_off(req):
+            # The owner that sent this lost the thread (it died or paused past its
+            # lease) and its successor bumped the fence: nobody waits for this reply,
+            # and the new owner sends the task again if it still needs it.
+            WORKER_TASKS.labels(self.worker_id, "stale_owner").inc()
+            await msg.ack()
+            return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         current = asyncio.current_task()
         assert current is not None
@@ -298,6 +305,14 @@ class TaskWorker:
         await msg.ack()
         WORKER_TASKS.labels(self.worker_id, "skipped" if reply.skipped else reply.status).inc()
         WORKER_TASK_SECONDS.observe(time.monotonic() - started)
+
+    async def _owner_fenced_off(self, req: TaskRequest) -> bool:
+        token = req.configurable.get("fencing_token")
+        aget_fence = getattr(self.checkpointer, "aget_fence", None)
+        if not isinstance(token, int) or aget_fence is None:
+            return False
+        stored = await aget_fence(req.thread_id)
+        return stored is not None and stored > token
 
     async def _send(self, subject: str, data: bytes) -> None:
         """Publish to an owner's reply subject (replies and event batches)."""

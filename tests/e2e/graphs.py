@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import interrupt
+from langgraph.types import Send, interrupt
 from typing_extensions import TypedDict
 
 
@@ -108,3 +108,33 @@ def make_chat() -> Any:
     b.add_edge(START, "talk")
     b.add_edge("talk", END)
     return b.compile()
+
+
+class FanState(TypedDict, total=False):
+    n: int
+    results: Annotated[list[int], operator.add]
+    total: int
+
+
+def _fan_builder() -> StateGraph:
+    def spread(state: FanState) -> list[Send]:
+        return [Send("job", {"i": i}) for i in range(state.get("n", 8))]
+
+    async def job(task: dict[str, int], config: RunnableConfig) -> dict[str, Any]:
+        await _count(config, f"job{task['i']}")
+        await asyncio.sleep(float(config.get("configurable", {}).get("delay", 0)))
+        return {"results": [task["i"] * task["i"]]}
+
+    def reduce(state: FanState) -> dict[str, Any]:
+        return {"total": sum(state.get("results", []))}
+
+    b = StateGraph(FanState)
+    b.add_node("job", job)
+    b.add_node("reduce", reduce)
+    b.add_conditional_edges(START, spread, ["job"])
+    b.add_edge("job", "reduce")
+    b.add_edge("reduce", END)
+    return b
+
+
+fan = _fan_builder().compile()
