@@ -31,7 +31,7 @@ from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
 
 from mesh_client.tools import remote_tools
 from mesh_core.adapters.redis.keys import RedisKeys
-from mesh_core.localservers import LocalServers
+from mesh_core.localservers import LocalServers, find_binary
 from tests.helpers import assert_eventually_sync, find_free_port, unique_prefix
 
 pytestmark = pytest.mark.integration
@@ -210,7 +210,7 @@ async def test_list_tools_on_both_replicas(
     # Reflection answers (grpcurl works against the service).
     out = await asyncio.to_thread(
         subprocess.run,
-        ["grpcurl", "-plaintext", replicas[0].address, "list"],
+        [str(find_binary("grpcurl")), "-plaintext", replicas[0].address, "list"],
         capture_output=True,
         text=True,
         timeout=20,
