@@ -131,6 +131,37 @@ class GatewayCore:
             )
         return graphs[assistant_id]
 
+    async def cancel_run(self, tenant: str, rec: Any, *, wait: bool, action: int = 0) -> Any:
+        """Cancel a run through the runtime that drives it; with ``wait``, until it ended."""
+        if rec.status in TERMINAL_STATUSES:
+            return rec
+        owner = await read_thread_owner(
+            self.placement.client, self.placement.keys, rec.scoped_thread
+        )
+        found = False
+        if owner is not None:
+            try:
+                resp = await self.channels.stub(owner.address).CancelRun(
+                    runtime_pb2.CancelRunRequest(
+                        tenant_id=tenant, thread_id=rec.thread_id, run_id=rec.run_id, action=action
+                    ),
+                    timeout=10,
+                )
+                found = resp.found
+            except grpc.aio.AioRpcError:
+                found = False
+        if not found:
+            # Nobody drives it (queued, or orphaned): cancel the record itself.
+            await self.records.finish_run(rec, "cancelled")
+        elif wait:
+            # The runtime ends the run with a final lifecycle event in its event log.
+            async with asyncio.timeout(30):
+                async for ev in self.eventlog.replay(rec.run_id, 0, follow=True):
+                    if is_final_event(ev):
+                        break
+        fresh = await self.records.get_run(tenant, rec.thread_id, rec.run_id)
+        return fresh or rec
+
     async def prepare_run(
         self, tenant: str, spec: types_pb2.RunSpec
     ) -> tuple[str, types_pb2.RunSpec, bool]:
@@ -252,7 +283,9 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         tenant = self.core.tenant(context, request)
         rec = await self._thread(tenant, request.thread_id)
         if rec.active_run:
-            await RunServicer(self.core).cancel(tenant, rec.thread_id, rec.active_run, wait=True)
+            run = await self.core.records.get_run(tenant, rec.thread_id, rec.active_run)
+            if run is not None:
+                await self.core.cancel_run(tenant, run, wait=True)
         await self.core.records.delete_thread(tenant, request.thread_id)
         await self.core.checkpointer.adelete_thread(scoped_thread_id(tenant, request.thread_id))
         return threads_pb2.DeleteThreadResponse()
@@ -380,43 +413,15 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         )
         return runs_pb2.ListRunsResponse(runs=[_convert.run_to_pb(r) for r in recs])
 
-    async def cancel(
-        self, tenant: str, thread_id: str, run_id: str, *, wait: bool, action: int = 0
-    ) -> Any:
-        rec = await self._run(tenant, thread_id, run_id)
-        if rec.status in TERMINAL_STATUSES:
-            return rec
-        owner = await read_thread_owner(
-            self.core.placement.client, self.core.placement.keys, rec.scoped_thread
-        )
-        found = False
-        if owner is not None:
-            try:
-                resp = await self.core.channels.stub(owner.address).CancelRun(
-                    runtime_pb2.CancelRunRequest(
-                        tenant_id=tenant, thread_id=rec.thread_id, run_id=run_id, action=action
-                    ),
-                    timeout=10,
-                )
-                found = resp.found
-            except grpc.aio.AioRpcError:
-                found = False
-        if not found:
-            # Nobody drives it (queued, or orphaned): cancel the record itself.
-            await self.core.records.finish_run(rec, "cancelled")
-        if wait:
-            deadline = time.monotonic() + 30
-            while rec.status not in TERMINAL_STATUSES and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-                rec = await self._run(tenant, rec.thread_id, run_id)
-        return rec
-
     async def CancelRun(
         self, request: runs_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.CancelRunResponse:
         tenant = self.core.tenant(context, request)
-        rec = await self.cancel(
-            tenant, request.thread_id, request.run_id, wait=request.wait, action=request.action
+        rec = await self.core.cancel_run(
+            tenant,
+            await self._run(tenant, request.thread_id, request.run_id),
+            wait=request.wait,
+            action=request.action,
         )
         return runs_pb2.CancelRunResponse(run=_convert.run_to_pb(rec))
 
