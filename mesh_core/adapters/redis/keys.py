@@ -116,8 +116,12 @@ class RedisKeys:
         return f"{self.prefix}:runindex:{run_id}"
 
     def rate_bucket(self, scope: str, window: int) -> str:
-        """A rate-limit window counter (LLM gateway), e.g. scope='tenant:acme:rpm'."""
-        return f"{self.prefix}:rl:{scope}:{window}"
+        """A rate-limit window counter (LLM gateway), e.g. scope='tenant:acme:rpm'.
+
+        One admission checks a tenant's and a model's buckets in one script, so every
+        bucket shares the ``{rl}`` hash tag (one Redis Cluster slot for all of them).
+        """
+        return f"{self.prefix}:{{rl}}:{scope}:{window}"
 
     def llm_idempotency(self, key: str) -> str:
         return f"{self.prefix}:llm:idem:{key}"
