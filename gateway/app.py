@@ -30,7 +30,7 @@ from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
 from mesh_core.config import InfraSettings
 from mesh_core.rpc import MeshServer
-from mesh_core.telemetry import start_metrics_server
+from mesh_core.telemetry import current_tracing, start_metrics_server
 
 __all__ = ["Gateway", "GatewaySettings", "serve"]
 
@@ -142,3 +142,4 @@ async def serve(settings: GatewaySettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await gw.stop()
+    current_tracing().shutdown()  # flush the spans still batched

@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from mesh_core.telemetry import TracingSettings, setup_tracing
 
-    setup_tracing(TracingSettings.from_env("llm-gateway"), set_global=True)
+    tracing = setup_tracing(TracingSettings.from_env("llm-gateway"), set_global=True)
     asyncio.run(serve(settings))
+    tracing.shutdown()  # flush the spans still batched
     return 0
 
 

@@ -26,7 +26,7 @@ from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
 from mesh_core.config import InfraSettings
 from mesh_core.rpc import MeshServer
-from mesh_core.telemetry import start_metrics_server
+from mesh_core.telemetry import current_tracing, start_metrics_server
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.manager import RunManager, RunManagerSettings
@@ -255,3 +255,4 @@ async def serve(settings: RuntimeSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runtime.drain_and_stop()
+    current_tracing().shutdown()  # flush the spans still batched

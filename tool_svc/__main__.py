@@ -47,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from mesh_core.telemetry import TracingSettings, setup_tracing
 
-        setup_tracing(TracingSettings.from_env("tools"), set_global=True)
+        tracing = setup_tracing(TracingSettings.from_env("tools"), set_global=True)
         asyncio.run(serve(settings))
+        tracing.shutdown()  # flush the spans still batched
     except ToolConfigError as exc:  # a tool that fails to import or describe itself
         print(f"tool_svc: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -39,25 +38,30 @@ async def test_one_run_is_one_trace_across_services(
             ]
             assert parts[-1].lifecycle["status"] == "success", c.logs()
 
-            def one_trace_with_all(spans: list[ReceivedSpan]) -> bool:
-                by_trace: dict[str, set[str]] = defaultdict(set)
-                for s in spans:
-                    by_trace[s.trace_id].add(s.service)
-                    if s.name.startswith("lgmesh.task researcher"):
-                        by_trace[s.trace_id].add("worker-task")
-                return any(
-                    {
-                        "lgmesh-gateway",
-                        "lgmesh-runtime",
-                        "lgmesh-llm-gateway",
-                        "lgmesh-tools",
-                        "worker-task",
-                    }
-                    <= v
-                    for v in by_trace.values()
+            def complete(spans: list[ReceivedSpan]) -> bool:
+                """The run's whole trace has arrived (spans come in batches from 5 processes)."""
+                runs = [
+                    s
+                    for s in spans
+                    if s.service == "lgmesh-gateway" and s.name.endswith("StreamRun")
+                ]
+                if len(runs) != 1:
+                    return False
+                in_trace = [s for s in spans if s.trace_id == runs[0].trace_id]
+                ids = {s.span_id for s in in_trace}
+                llm = [
+                    s for s in in_trace if s.service == "lgmesh-llm-gateway" and s.kind == "SERVER"
+                ]
+                tasks = [s for s in in_trace if s.name.startswith("lgmesh.task researcher")]
+                services = {s.service for s in in_trace}
+                return (
+                    len(llm) >= 8
+                    and len(tasks) >= 3
+                    and "lgmesh-tools" in services
+                    and all(s.parent_span_id in ids for s in in_trace if s is not runs[0])
                 )
 
-            spans = receiver.wait_for(one_trace_with_all, timeout=20)
+            spans = receiver.wait_for(complete, timeout=30)
         finally:
             await c.aclose_clients()
             c.stop()
