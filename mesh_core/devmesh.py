@@ -21,6 +21,7 @@ from typing import IO
 
 __all__ = ["ServiceProcess", "free_port"]
 
+from mesh_core.localservers import die_with_parent
 from mesh_core.localservers import find_free_port as free_port
 
 _COLORS = ["36", "35", "33", "32", "34", "91", "96", "95"]
@@ -73,6 +74,7 @@ class ServiceProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()

@@ -26,11 +26,24 @@ __all__ = [
     "BinaryNotFoundError",
     "LocalServer",
     "LocalServers",
+    "die_with_parent",
     "find_binary",
     "find_free_port",
 ]
 
 DEFAULT_READY_TIMEOUT = 30.0
+
+
+def die_with_parent() -> None:
+    """preexec_fn for child processes: on Linux, SIGTERM the child when its parent dies,
+    so a killed test run or ``lgmesh dev`` leaves no servers behind."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class BinaryNotFoundError(RuntimeError):
@@ -126,6 +139,7 @@ class LocalServer:
             stdin=subprocess.DEVNULL,
             cwd=self.data_dir,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
