@@ -431,7 +431,10 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         tenant = self.core.tenant(context, request)
         rec = await self._run(tenant, request.thread_id, request.run_id)
         modes = {MODE_NAMES[m] for m in request.stream_modes if m in MODE_NAMES}
-        async for ev in self.core.eventlog.replay(rec.run_id, request.after_seq, follow=True):
+        # A run that already ended is replayed as far as its (bounded) log goes; a live one
+        # is followed until its final event.
+        follow = rec.status not in TERMINAL_STATUSES
+        async for ev in self.core.eventlog.replay(rec.run_id, request.after_seq, follow=follow):
             if modes and ev.mode != "lifecycle" and ev.mode not in modes:
                 continue
             yield runs_pb2.JoinRunResponse(event=ev)

@@ -193,3 +193,23 @@ async def test_runs_spread_over_runtimes(mesh: MeshCluster) -> None:
     await assert_eventually(
         lambda: len(owners) == 2, timeout=1, message="both runtimes took threads"
     )
+
+
+async def test_join_a_finished_run_whose_log_is_gone_returns(mesh: MeshCluster, infra) -> None:  # type: ignore[no-untyped-def]
+    import nats
+
+    from mesh_core.adapters.nats.subjects import NatsNames
+
+    client = mesh.client()
+    t = await client.threads.create()
+    out = await client.runs.wait_full(
+        t["thread_id"], "steps", input={"step": 0}, config={"configurable": {"steps": 1}}
+    )
+    run_id = out["run"]["run_id"]
+    nc = await nats.connect(infra.nats_url)
+    await nc.jetstream().purge_stream(
+        NatsNames(mesh.prefix).events_stream, subject=NatsNames(mesh.prefix).run_events(run_id)
+    )
+    await nc.close()
+    parts = [p async for p in client.runs.join_stream(t["thread_id"], run_id)]
+    assert parts == []  # nothing left to replay, and the call does not hang
