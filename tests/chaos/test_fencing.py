@@ -58,7 +58,9 @@ async def test_paused_owner_cannot_commit_after_takeover(
         async with EtcdSession(infra_settings, ttl=TTL) as session_b:
             b = ThreadLeases(session_b, None, "rt-b", "addr-b")
             lease_b = await b.acquire(THREAD, timeout=TTL + 3)
-            assert time.monotonic() - stopped_at < TTL + 1
+            # (the TTL + 1 s takeover bound is test_lease_race's; here only the fence matters,
+            # so a loaded machine gets the acquire timeout's slack)
+            assert time.monotonic() - stopped_at < TTL + 3
             assert lease_b.token > token_a
             await saver.abump_fence(THREAD, lease_b.token)
             checkpoint_b, versions_b = owner_checkpoint(saver, "B")
