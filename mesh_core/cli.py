@@ -126,8 +126,20 @@ def _passthrough(module: str, argv: Sequence[str]) -> int:
     return 0
 
 
+def _die_with_parent() -> None:
+    parent = os.environ.get("LGMESH_DIE_WITH_PARENT")
+    if not parent:
+        return
+    from mesh_core.localservers import die_with_parent
+
+    die_with_parent()
+    if str(os.getppid()) != parent:  # the parent died before we armed the signal
+        sys.exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _die_with_parent()
     if argv and argv[0] in ("llm-gateway", "tools"):
         module = {"llm-gateway": "llm_gateway_svc", "tools": "tool_svc"}[argv[0]]
         return _passthrough(module, argv[1:])

@@ -21,7 +21,6 @@ from typing import IO
 
 __all__ = ["ServiceProcess", "free_port"]
 
-from mesh_core.localservers import die_with_parent
 from mesh_core.localservers import find_free_port as free_port
 
 _COLORS = ["36", "35", "33", "32", "34", "91", "96", "95"]
@@ -46,7 +45,12 @@ class ServiceProcess:
     ) -> None:
         self.name = name
         self.args = list(args)
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            **env,
+            "PYTHONUNBUFFERED": "1",
+            "LGMESH_DIE_WITH_PARENT": str(os.getpid()),
+        }
         self.log_file = log_file
         self.echo = echo
         self.cwd = cwd
@@ -74,7 +78,6 @@ class ServiceProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()

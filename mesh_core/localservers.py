@@ -35,8 +35,12 @@ DEFAULT_READY_TIMEOUT = 30.0
 
 
 def die_with_parent() -> None:
-    """preexec_fn for child processes: on Linux, SIGTERM the child when its parent dies,
-    so a killed test run or ``lgmesh dev`` leaves no servers behind."""
+    """On Linux, have this process get SIGTERM when its parent dies.
+
+    Mesh services call it at start-up when ``LGMESH_DIE_WITH_PARENT`` is set (``lgmesh dev``
+    and the tests set it), so a killed test run or ``lgmesh dev`` leaves no services behind.
+    (Not a ``preexec_fn``: that forces a real fork() of a process running gRPC threads.)
+    """
     if sys.platform != "linux":
         return
     import ctypes
@@ -139,7 +143,6 @@ class LocalServer:
             stdin=subprocess.DEVNULL,
             cwd=self.data_dir,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

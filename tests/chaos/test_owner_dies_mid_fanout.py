@@ -32,9 +32,22 @@ async def test_owner_killed_mid_fanout_resumes_without_rerunning_saved_tasks(
         client = c.client()
         count_key = f"{prefix}:fan"
         t = await client.threads.create()
+        saver = MeshCheckpointer(redis, prefix=prefix)
+        scoped = scoped_thread_id("acme", t["thread_id"])
+
+        async def saved_jobs() -> set[int]:
+            """Jobs whose writes the owner has saved (pending writes of the latest checkpoint)."""
+            tup = await saver.aget_tuple(
+                {"configurable": {"thread_id": scoped, "checkpoint_ns": ""}}
+            )
+            done: set[int] = set()
+            for _task, channel, value in (tup.pending_writes if tup else None) or []:
+                if channel == "results":
+                    done.update(int(v**0.5) for v in value)
+            return done
+
         saved_before_kill: set[int] = set()
         parts: list[StreamPart] = []
-        done_jobs = 0
         killed = False
         async for p in client.runs.stream(
             t["thread_id"],
@@ -44,26 +57,13 @@ async def test_owner_killed_mid_fanout_resumes_without_rerunning_saved_tasks(
             config={"configurable": {"delay": 0.6, "count_key": count_key}},
         ):
             parts.append(p)
-            if p.event == "updates" and "job" in p.data:
-                done_jobs += 1
-            if done_jobs >= 4 and not killed:
-                owner_id = parts[0].lifecycle["runtime_id"]
-                c.runtimes[int(owner_id.rsplit("-rt", 1)[1]) - 1].kill()
-                killed = True
-                # what the dead owner had saved: the pending writes of the latest checkpoint
-                saver = MeshCheckpointer(redis, prefix=prefix)
-                tup = await saver.aget_tuple(
-                    {
-                        "configurable": {
-                            "thread_id": scoped_thread_id("acme", t["thread_id"]),
-                            "checkpoint_ns": "",
-                        }
-                    }
-                )
-                assert tup is not None
-                for _task, channel, value in tup.pending_writes or []:
-                    if channel == "results":
-                        saved_before_kill.update(int(v**0.5) for v in value)
+            if not killed and p.event == "updates" and "job" in p.data:
+                saved = await saved_jobs()
+                if len(saved) >= 4:  # kill the owner mid-fan-out, with some writes saved
+                    owner_id = parts[0].lifecycle["runtime_id"]
+                    c.runtimes[int(owner_id.rsplit("-rt", 1)[1]) - 1].kill()
+                    killed = True
+                    saved_before_kill = await saved_jobs()
         end = parts[-1]
         assert killed and end.lifecycle["status"] == "success", c.logs()
         assert any(p.lifecycle.get("kind") == "resumed" for p in parts if p.event == "lifecycle")
