@@ -110,6 +110,8 @@ async def test_autoscaling_series_move_under_load(
                 for _ in range(4)
             ),
             *(tools["wait"].ainvoke({"seconds": 1.5}) for _ in range(3)),
+            # Send tasks that take a while: workers are busy for over a second
+            run("fan", {"n": 6}, {"configurable": {"delay": 1.0}}),
         )
         done.set()
         await sampler
@@ -139,7 +141,7 @@ async def test_autoscaling_series_move_under_load(
             before["llm-gateway"], "lgmesh_llm_upstream_seconds_count"
         )
         assert peaks["tools"] >= 1, peaks
-        assert peaks["worker"] >= 1, peaks  # the demo's researchers are Send tasks run by workers
+        assert peaks["worker"] >= 1, peaks  # the "fan" graph's Send tasks ran on workers
         assert _sum(after["tools"], "lgmesh_tool_inflight") == 0
     finally:
         await c.aclose_clients()
