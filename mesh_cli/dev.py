@@ -1,8 +1,10 @@
 """``lgmesh dev``: the whole mesh on one machine, from one command.
 
 Starts etcd, nats-server and valkey (from their PyPI wheels), then the LLM gateway
-(scripted provider), the tool service, two runtimes and a gateway as child processes
-with prefixed, coloured logs; optionally runs the demo; Ctrl-C stops everything.
+(scripted provider), the tool service, the runtimes and a gateway as child processes
+with prefixed logs; optionally runs the demo. Ctrl-C, SIGTERM or SIGHUP (closing the
+terminal) stops everything and removes the temp dir; children die with it even on
+SIGKILL.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
-from mesh_core.devmesh import ServiceProcess, free_port
-from mesh_core.localservers import LocalServers, port_open
+from mesh_cli.launcher import ServiceProcess, free_port
+from mesh_core.localservers import LocalServers, find_binary, port_open
 
 __all__ = ["DEV_API_KEY", "run_dev"]
 
@@ -31,51 +34,64 @@ def _say(line: str) -> None:
 
 
 def run_dev(ns: argparse.Namespace) -> int:
+    if ns.port and port_open(ns.port):
+        _say(
+            f"lgmesh dev: port {ns.port} is taken (another lgmesh dev?); "
+            f"stop it, or pass --port N (--port 0: any free port)"
+        )
+        return 2
+    gateway_port = ns.port or free_port()
     base = Path(tempfile.mkdtemp(prefix="lgmesh-dev-"))
-    gateway_port = ns.port if ns.port and not port_open(ns.port) else free_port()
     procs: list[ServiceProcess] = []
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    _say(f"lgmesh dev: starting etcd, nats-server and valkey (data in {base})")
-    with LocalServers(base / "infra") as servers:
-        env = {
-            **servers.env(),
-            "LGMESH_PREFIX": "lgmesh",
-            "LGMESH_API_KEYS": os.environ.get("LGMESH_API_KEYS", f"dev={DEV_API_KEY}"),
-        }
-        try:
-            llm = ServiceProcess(
-                "llm-gateway", ["llm-gateway", "--port", "0"], env, echo=_say
-            ).start()
-            procs.append(llm)
-            tools = ServiceProcess("tools", ["tools", "--port", "0"], env, echo=_say).start()
-            procs.append(tools)
-            env["LGMESH_LLM_GATEWAY_ADDR"] = llm.address
-            env["LGMESH_TOOLS_ADDR"] = tools.address
-            graphs = ns.graphs or str(DEMO_GRAPHS)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    color = sys.stdout.isatty()
+    try:
+        _say("lgmesh dev: starting etcd, nats-server and valkey")
+        with LocalServers(base / "infra") as servers:
+            env = {
+                **servers.env(),
+                "LGMESH_PREFIX": "lgmesh",
+                "LGMESH_API_KEYS": os.environ.get("LGMESH_API_KEYS", f"dev={DEV_API_KEY}"),
+            }
+
+            def start(name: str, args: list[str]) -> ServiceProcess:
+                proc = ServiceProcess(name, args, env, echo=_say, color=color).start()
+                procs.append(proc)
+                return proc
+
+            llm = start("llm-gateway", ["llm-gateway", "--port", "0"])
+            tools = start("tools", ["tools", "--port", "0"])
+            graphs = str(Path(ns.graphs).resolve()) if ns.graphs else str(DEMO_GRAPHS)
             for i in range(ns.runtimes):
-                procs.append(
-                    ServiceProcess(
+                start(
+                    f"runtime-{i + 1}",
+                    [
+                        "runtime",
+                        "--port",
+                        "0",
+                        "--graphs",
+                        graphs,
+                        "--runtime-id",
                         f"runtime-{i + 1}",
-                        ["runtime", "--graphs", graphs, "--runtime-id", f"runtime-{i + 1}"],
-                        env,
-                        echo=_say,
-                    ).start()
+                        "--llm-gateway",
+                        llm.address,
+                        "--tools",
+                        tools.address,
+                    ],
                 )
-            gw = ServiceProcess(
-                "gateway", ["gateway", "--port", str(gateway_port)], env, echo=_say
-            ).start()
-            procs.append(gw)
-            _banner(gw.address, servers)
+            gw = start("gateway", ["gateway", "--port", str(gateway_port)])
+            _banner(gw.address)
             if ns.demo or ns.demo_only:
                 from mesh_demo.run import main as demo_main
 
-                names = {p.pid: p.name for p in procs}
+                names = {int(p.ready_info.get("pid") or p.pid): p.name for p in procs}
                 code = _in_thread(demo_main, gw.address, DEV_API_KEY, names)
                 if ns.demo_only:
                     return code
@@ -86,25 +102,37 @@ def run_dev(ns: argparse.Namespace) -> int:
                     _say(f"lgmesh dev: {', '.join(dead)} exited; stopping")
                     return 1
             return 0
-        finally:
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if procs:
             _say("lgmesh dev: stopping services")
-            for p in reversed(procs):
-                with contextlib.suppress(Exception):
-                    p.stop()
+        for p in reversed(procs):
+            with contextlib.suppress(Exception):
+                p.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
 
 
-def _banner(gateway: str, servers: LocalServers) -> None:
+def _banner(gateway: str) -> None:
+    try:
+        grpcurl = str(find_binary("grpcurl"))
+    except Exception:
+        grpcurl = "grpcurl"
+    key = f"authorization: Bearer {DEV_API_KEY}"
     _say(
         "\n".join(
             [
                 "",
-                "  LangGraph Mesh is up",
-                f"    gateway (gRPC)  {gateway}     API key: {DEV_API_KEY}",
-                f"    etcd {servers.etcd_url}   nats {servers.nats_url}   redis {servers.redis_url}",
-                "  try:",
-                f"    grpcurl -plaintext {gateway} list",
-                f"    grpcurl -plaintext -H 'authorization: Bearer {DEV_API_KEY}' -d '{{}}' "
-                f"{gateway} lgmesh.api.v1.AssistantService/ListAssistants",
+                "  LangGraph Mesh is up.",
+                f"    gateway  {gateway}   (gRPC, plaintext)    API key  {DEV_API_KEY}",
+                "  Try next:",
+                f"    {grpcurl} -plaintext {gateway} list",
+                f"    {grpcurl} -plaintext -H '{key}' -d '{{}}' {gateway} "
+                "lgmesh.api.v1.AssistantService/ListAssistants",
                 "",
             ]
         )
@@ -116,5 +144,6 @@ def _in_thread(fn: object, *args: object) -> int:
     result: list[int] = [1]
     t = threading.Thread(target=lambda: result.__setitem__(0, fn(*args)), daemon=True)  # type: ignore[operator]
     t.start()
-    t.join()
+    while t.is_alive():
+        t.join(0.2)
     return result[0]

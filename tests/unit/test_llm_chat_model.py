@@ -58,7 +58,8 @@ def gateway() -> Iterator[Gateway]:
 
     async def run() -> None:
         server = LlmGatewayServer(settings, store=store)  # grpc.aio binds to this loop
-        ports.append(await server.start())
+        await server.start()
+        ports.append(server.port)
         started.set()
         await stop.wait()
         await server.stop(grace=0)
