@@ -33,7 +33,7 @@ from mesh_core.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
-from mesh_core.jsonvalue import from_struct, from_value
+from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value
 from mesh_core.validation import validate_config, validate_input
 
 MODE_NAMES = {
@@ -172,7 +172,11 @@ class GatewayCore:
         graph = await self.require_graph(spec.assistant_id)
         _check_id(spec.thread_id, "run.thread_id", required=False)
         if spec.HasField("input"):
-            validate_input(from_value(spec.input), from_struct(graph.input_schema))
+            schema = from_struct(graph.input_schema)
+            if spec.input.ByteSize() > LARGE_MESSAGE_BYTES:  # keep the event loop free
+                await asyncio.to_thread(lambda: validate_input(from_value(spec.input), schema))
+            else:
+                validate_input(from_value(spec.input), schema)
         if spec.HasField("config"):
             validate_config(from_struct(spec.config))
         if spec.HasField("input") and spec.HasField("command"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,12 +13,14 @@ from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from mesh_core.adapters.redis.records import scoped_thread_id
 from mesh_core.errors import FieldViolation, InvalidArgumentError, NotFoundError
+from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.langgraph_api import (
     CONFIG_KEY_CHECKPOINTER,
 )
 from runtime_svc.manager import RunManager
+from runtime_svc.runs import RunRequest
 
 SERVICE_NAME = runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"].full_name
 
@@ -44,13 +47,19 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         _require(request.run_id, "run_id")
         _require(request.spec.thread_id, "spec.thread_id")
         _require(request.spec.assistant_id, "spec.assistant_id")
-        req = _convert.request_from_pb(
-            request.tenant_id,
-            request.run_id,
-            request.spec,
-            resume=request.resume,
-            after_seq=request.after_seq,
-        )
+
+        def convert() -> RunRequest:
+            return _convert.request_from_pb(
+                request.tenant_id,
+                request.run_id,
+                request.spec,
+                resume=request.resume,
+                after_seq=request.after_seq,
+            )
+
+        # A large input is decoded off the event loop (other runs keep streaming).
+        large = request.spec.ByteSize() > LARGE_MESSAGE_BYTES
+        req = await asyncio.to_thread(convert) if large else convert()
         handle = await self.manager.submit(req)
         async for ev in handle.follow(request.after_seq):
             yield runtime_pb2.ExecuteRunResponse(event=_convert.event_to_pb(ev))
