@@ -45,7 +45,9 @@ class ServiceProcess:
         echo: Callable[[str], None] | None = None,
         cwd: str | None = None,
         color: bool = False,
+        wrapper: Sequence[str] = (),
     ) -> None:
+        """``wrapper``: a command the service runs under (tests: ``ip netns exec NS``)."""
         self.name = name
         self.args = list(args)
         self.env = {
@@ -58,6 +60,7 @@ class ServiceProcess:
         self.echo = echo
         self.cwd = cwd
         self.color = color
+        self.wrapper = list(wrapper)
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
         self.ready_info: dict[str, Any] = {}
@@ -75,7 +78,7 @@ class ServiceProcess:
         ready_r, ready_w = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mesh_cli", *self.args],
+                [*self.wrapper, sys.executable, "-m", "mesh_cli", *self.args],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

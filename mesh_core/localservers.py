@@ -129,6 +129,7 @@ class LocalServer:
     ready: Callable[[LocalServer], bool]
     url: str
     log_path: Path
+    host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
     _log: object = field(default=None, repr=False)
 
@@ -191,24 +192,24 @@ def _nats_ready(srv: LocalServer) -> bool:
         text = srv.log_path.read_text(errors="replace")
     except OSError:
         return False
-    return "Server is ready" in text and port_open(srv.port)
+    return "Server is ready" in text and port_open(srv.port, srv.host)
 
 
 def _redis_ready(srv: LocalServer) -> bool:
-    if not port_open(srv.port):
+    if not port_open(srv.port, srv.host):
         return False
     try:
-        with socket.create_connection(("127.0.0.1", srv.port), timeout=0.5) as s:
+        with socket.create_connection((srv.host, srv.port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
 
 
-def etcd_server(base: Path, port: int | None = None) -> LocalServer:
+def etcd_server(base: Path, port: int | None = None, *, host: str = "127.0.0.1") -> LocalServer:
     binary = find_binary("etcd")
-    port = port or find_free_port()
-    peer = find_free_port()
+    port = port or find_free_port(host)
+    peer = find_free_port(host)
     data = base / "etcd"
     argv = [
         str(binary),
@@ -217,15 +218,15 @@ def etcd_server(base: Path, port: int | None = None) -> LocalServer:
         "--data-dir",
         str(data / "data"),
         "--listen-client-urls",
-        f"http://127.0.0.1:{port}",
+        f"http://{host}:{port}",
         "--advertise-client-urls",
-        f"http://127.0.0.1:{port}",
+        f"http://{host}:{port}",
         "--listen-peer-urls",
-        f"http://127.0.0.1:{peer}",
+        f"http://{host}:{peer}",
         "--initial-advertise-peer-urls",
-        f"http://127.0.0.1:{peer}",
+        f"http://{host}:{peer}",
         "--initial-cluster",
-        f"lgmesh=http://127.0.0.1:{peer}",
+        f"lgmesh=http://{host}:{peer}",
         "--log-level",
         "warn",
         "--logger",
@@ -233,12 +234,12 @@ def etcd_server(base: Path, port: int | None = None) -> LocalServer:
     ]
     # etcd at log-level warn prints nothing when ready: probe its /health endpoint.
     return LocalServer(
-        "etcd", argv, port, data, _etcd_probe, f"http://127.0.0.1:{port}", base / "etcd.log"
+        "etcd", argv, port, data, _etcd_probe, f"http://{host}:{port}", base / "etcd.log", host
     )
 
 
 def _etcd_probe(srv: LocalServer) -> bool:
-    if not port_open(srv.port):
+    if not port_open(srv.port, srv.host):
         return False
     import urllib.request
 
@@ -249,32 +250,36 @@ def _etcd_probe(srv: LocalServer) -> bool:
         return False
 
 
-def nats_server(base: Path, port: int | None = None) -> LocalServer:
+def nats_server(base: Path, port: int | None = None, *, host: str = "127.0.0.1") -> LocalServer:
     binary = find_binary("nats-server")
-    port = port or find_free_port()
+    port = port or find_free_port(host)
     data = base / "nats"
     data.mkdir(parents=True, exist_ok=True)
     conf = data / "nats.conf"
     store = str(data / "js").replace('"', "")
     conf.write_text(
-        f'listen: "127.0.0.1:{port}"\n'
+        f'listen: "{host}:{port}"\n'
         f"max_payload: {8 * 1024 * 1024}\n"
         f'jetstream {{ store_dir: "{store}" }}\n'
     )
     argv = [str(binary), "-c", str(conf)]
     return LocalServer(
-        "nats", argv, port, data, _nats_ready, f"nats://127.0.0.1:{port}", base / "nats.log"
+        "nats", argv, port, data, _nats_ready, f"nats://{host}:{port}", base / "nats.log", host
     )
 
 
-def redis_server(base: Path, port: int | None = None) -> LocalServer:
+def redis_server(
+    base: Path, port: int | None = None, *, aof: bool = False, host: str = "127.0.0.1"
+) -> LocalServer:
+    """Valkey (or redis-server); ``aof``: append-only file, fsync every second, so a
+    restart (SIGTERM, then start) keeps every acknowledged write."""
     binary = find_binary("valkey-server", "redis-server")
-    port = port or find_free_port()
+    port = port or find_free_port(host)
     data = base / "redis"
     argv = [
         str(binary),
         "--bind",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--dir",
@@ -282,14 +287,23 @@ def redis_server(base: Path, port: int | None = None) -> LocalServer:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes" if aof else "no",
+        "--appendfsync",
+        "everysec",
         "--protected-mode",
         "no",
         "--daemonize",
         "no",
     ]
     return LocalServer(
-        "redis", argv, port, data, _redis_ready, f"redis://127.0.0.1:{port}/0", base / "redis.log"
+        "redis",
+        argv,
+        port,
+        data,
+        _redis_ready,
+        f"redis://{host}:{port}/0",
+        base / "redis.log",
+        host,
     )
 
 
@@ -300,13 +314,23 @@ class LocalServers:
     give the endpoints once started.
     """
 
-    def __init__(self, base_dir: Path | None = None, *, keep_data: bool = False) -> None:
+    def __init__(
+        self,
+        base_dir: Path | None = None,
+        *,
+        keep_data: bool = False,
+        redis_aof: bool = False,
+        hosts: dict[str, str] | None = None,
+    ) -> None:
+        """``hosts``: the address each server binds ("etcd", "nats", "redis"; default
+        127.0.0.1), e.g. addresses on a bridge to network namespaces a test made."""
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="lgmesh-"))
         self.keep_data = keep_data
-        self.etcd = etcd_server(self.base_dir)
-        self.nats = nats_server(self.base_dir)
-        self.redis = redis_server(self.base_dir)
+        h = hosts or {}
+        self.etcd = etcd_server(self.base_dir, host=h.get("etcd", "127.0.0.1"))
+        self.nats = nats_server(self.base_dir, host=h.get("nats", "127.0.0.1"))
+        self.redis = redis_server(self.base_dir, aof=redis_aof, host=h.get("redis", "127.0.0.1"))
 
     @property
     def servers(self) -> list[LocalServer]:

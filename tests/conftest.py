@@ -22,9 +22,9 @@ from mesh_core.localservers import BinaryNotFoundError, LocalServers  # noqa: E4
 from tests.helpers import unique_prefix  # noqa: E402
 
 
-def _start(tmp: Path) -> LocalServers:
+def _start(tmp: Path, **kw: bool) -> LocalServers:
     try:
-        return LocalServers(tmp).start()
+        return LocalServers(tmp, **kw).start()
     except BinaryNotFoundError as exc:
         pytest.skip(f"missing server binary: {exc}")
 
@@ -42,6 +42,16 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
 def fresh_infra(tmp_path: Path) -> Iterator[LocalServers]:
     """Servers of this test alone (for tests that restart, pause or kill them)."""
     servers = _start(tmp_path / "infra")
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture
+def durable_infra(tmp_path: Path) -> Iterator[LocalServers]:
+    """Servers of this test alone, Valkey with an append-only file (restarts keep data)."""
+    servers = _start(tmp_path / "infra", redis_aof=True)
     try:
         yield servers
     finally:

@@ -85,7 +85,13 @@ class MeshCluster:
         self.env["LGMESH_TOOLS_ADDR"] = proc.address
         return proc
 
-    def add_runtime(self, *, role: str = "both", extra: list[str] | None = None) -> ServiceProcess:
+    def add_runtime(
+        self,
+        *,
+        role: str = "both",
+        extra: list[str] | None = None,
+        wrapper: list[str] | None = None,
+    ) -> ServiceProcess:
         n = len(self.runtimes) + 1
         proc = ServiceProcess(
             f"runtime-{n}",
@@ -110,6 +116,7 @@ class MeshCluster:
             log_file=self.tmp / f"runtime-{n}.log",
             echo=self._echo,
             cwd=str(ROOT),
+            wrapper=wrapper or (),
         ).start()
         self.runtimes.append(proc)
         return proc
