@@ -72,7 +72,7 @@ class MeshView:
     def runtimes(self) -> list[RuntimeInfo]:
         return sorted(self._runtimes.values(), key=lambda r: r.runtime_id)
 
-    async def owner_moved(self, scoped_thread: str, address: str, *, grace: float = 0.5) -> None:
+    async def owner_moved(self, scoped_thread: str, address: str, *, grace: float = 0.2) -> None:
         """Return once ``address`` has not owned the thread for ``grace`` seconds."""
         waiter = asyncio.Event()
         self._waiters.setdefault(scoped_thread, set()).add(waiter)

@@ -146,6 +146,7 @@ class HealthSupervisor:
 
     async def check_once(self) -> bool:
         results = await asyncio.gather(*(p.check() for p in self.probes), return_exceptions=True)
+        before = dict(self.up)
         for probe, res in zip(self.probes, results, strict=True):
             ok = not isinstance(res, BaseException)
             was = self.up.get(probe.backend, True)
@@ -158,11 +159,13 @@ class HealthSupervisor:
             elif not ok and was:
                 self._down_since[probe.backend] = time.monotonic()
                 log.warning("%s cannot reach %s: %s", self.name, probe.backend, _describe(res))
-        await self._apply(not self.failing)
+        await self._apply(not self.failing, backends_changed=before != self.up)
         return bool(self.serving)
 
-    async def _apply(self, serving: bool) -> None:
+    async def _apply(self, serving: bool, *, backends_changed: bool = False) -> None:
         if serving == self.serving:
+            if backends_changed and self.on_change is not None:
+                await self.on_change(serving)  # e.g. Redis is back, but no etcd session yet
             return
         first = self.serving is None
         self.serving = serving
@@ -224,7 +227,7 @@ class Service(ABC):
         return []
 
     async def on_health(self, serving: bool) -> None:  # noqa: B027 - optional hook
-        """Called on every health change after start (e.g. leave a registry)."""
+        """Called when the health or any backend's reachability changes (after start)."""
 
     async def drain(self) -> None:  # noqa: B027 - optional hook
         """Stop taking work; finish or hand over what is in flight."""

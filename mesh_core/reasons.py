@@ -51,11 +51,17 @@ TRY_ELSEWHERE = frozenset(
 )
 
 #: The run is alive and continues on another runtime (or will): resume or follow it.
+#: A runtime that could not reach a backend within its budget says so too: another
+#: runtime may reach it (a partition), or will once it is back.
 MOVED = frozenset(
     {
         Reason.RUN_HANDED_OVER,
         Reason.THREAD_OWNED_ELSEWHERE,
         Reason.ETCD_SESSION_LOST,
         Reason.STALE_OWNER,
+        Reason.BACKEND_UNAVAILABLE,
+        Reason.REDIS_UNAVAILABLE,
+        Reason.NATS_UNAVAILABLE,
+        Reason.ETCD_UNAVAILABLE,
     }
 )

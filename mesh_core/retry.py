@@ -23,7 +23,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from mesh_core.logs import RateLimitedLog
 
 __all__ = [
     "DEFAULT_RETRY_BUDGET",
@@ -34,6 +37,19 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_rate_limited: RateLimitedLog | None = None
+
+
+def _warn(what: str, exc: BaseException, left: float) -> None:
+    global _rate_limited
+    if _rate_limited is None:
+        from mesh_core.logs import RateLimitedLog
+
+        _rate_limited = RateLimitedLog(log, interval=10.0, burst=2)
+    _rate_limited.warning(
+        what, "%s failed (%s); retrying for up to %.0fs", what, _describe(exc), left
+    )
+
 
 T = TypeVar("T")
 
@@ -179,13 +195,8 @@ class Retry:
                     raise
                 if abort is not None:
                     abort()
-                if attempt == 1 or attempt % 10 == 0:
-                    log.warning(
-                        "%s failed (%s); retrying for up to %.0fs",
-                        what or "backend call",
-                        _describe(exc),
-                        self.budget - (now - first_failure),
-                    )
+                if attempt == 1:
+                    _warn(what or "backend call", exc, self.budget - (now - first_failure))
                 await asyncio.sleep(delay)
                 if abort is not None:
                     abort()

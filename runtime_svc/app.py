@@ -20,7 +20,9 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,12 +122,16 @@ class _RuntimeEventLog:
         self._log = log
         self._writer = writer
 
-    async def position(self, run_id: str) -> LogPosition:
-        return await self._log.position(run_id)
+    async def position(
+        self, run_id: str, *, abort: Callable[[], None] | None = None
+    ) -> LogPosition:
+        return await self._log.position(run_id, abort=abort)
 
-    async def append(self, event: Event, *, expected: int) -> int:
+    async def append(
+        self, event: Event, *, expected: int, abort: Callable[[], None] | None = None
+    ) -> int:
         return await self._log.append(
-            _convert.event_to_pb(event), expected=expected, writer=self._writer
+            _convert.event_to_pb(event), expected=expected, writer=self._writer, abort=abort
         )
 
 
@@ -147,6 +153,7 @@ class Runtime(Service):
         self._address = ""
         self.worker: Any = None
         self._backends_ok = True
+        self._serving_since = time.time()
         self._registry_lock = asyncio.Lock()
 
     # -- Service -------------------------------------------------------------------------
@@ -192,7 +199,10 @@ class Runtime(Service):
 
     async def on_health(self, serving: bool) -> None:
         health = self.health
-        self._backends_ok = health is None or all(health.up.values())
+        ok = health is None or all(health.up.values())
+        if ok and not self._backends_ok:
+            self._serving_since = time.time()
+        self._backends_ok = ok
         if self.registry is not None and self.session.valid:
             await self._publish_registry()
 
@@ -257,7 +267,6 @@ class Runtime(Service):
             self.records,
             self.leases,
             _RuntimeEventLog(self.eventlog, s.runtime_id),
-            bump_fence=self.checkpointer.abump_fence,
             remote=remote,
             remote_mode=s.remote,
             not_accepting=self._not_accepting,
@@ -338,7 +347,12 @@ class Runtime(Service):
         s = self.settings
         running = self.manager.running if self.manager is not None else 0
         info = RuntimeInfo(
-            s.runtime_id, self._address, s.capacity, running, serving=self._backends_ok
+            s.runtime_id,
+            self._address,
+            s.capacity,
+            running,
+            serving=self._backends_ok,
+            serving_since=self._serving_since,
         )
         async with self._registry_lock:
             try:
@@ -375,10 +389,15 @@ class Runtime(Service):
         down = [b for b in ("redis", "nats") if health.down_for(b) > self.settings.handover_after]
         if not down or self.registry is None:
             return
+        # A peer that has reached the backends all through our outage shows the fault is
+        # ours (a partition); one that just recovered with us shows it was everyone's.
+        steady = time.time() - max(health.down_for(b) for b in down)
         peers = [
             r
             for r in await self.registry.list()
-            if r.runtime_id != self.settings.runtime_id and r.serving
+            if r.runtime_id != self.settings.runtime_id
+            and r.serving
+            and 0 < r.serving_since <= steady
         ]
         if not peers:
             return  # nobody can do better: keep the threads and wait out the outage

@@ -128,6 +128,11 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
         self.lease.check()
         self.base.put_writes(_with_token(config, self.lease.token), writes, task_id, task_path)
 
+    async def abump_fence(self, thread_id: str) -> None:
+        """Store this lease's token as the thread's fence (StaleOwnerError if a newer one is)."""
+        self.lease.check()
+        await self.base.abump_fence(thread_id, self.lease.token)
+
     async def adelete_thread(self, thread_id: str) -> None:
         self.lease.check()
         await self.base.adelete_thread(thread_id)

@@ -113,7 +113,6 @@ class RunManager:
         leases: LeasesLike,
         eventlog: EventLogPort,
         *,
-        bump_fence: Callable[[str, int], Any],
         remote: Any = None,
         remote_mode: str = "send",
         not_accepting: Callable[[], str | None] = lambda: None,
@@ -127,7 +126,6 @@ class RunManager:
         self.records = records
         self.leases = leases
         self.eventlog = eventlog
-        self._bump_fence = bump_fence
         self.remote = remote
         self.remote_mode = remote_mode
         self._not_accepting = not_accepting
@@ -157,17 +155,25 @@ class RunManager:
         if self.running >= self.settings.capacity:
             raise UnavailableError("runtime is at capacity", reason=Reason.AT_CAPACITY)
         graph = self.graphs.get_graph(req.assistant_id)
-        lease = await self._lease_for(req.scoped_thread, wait=wait_for_lease)
+        try:
+            lease = await self._lease_for(req.scoped_thread, wait=wait_for_lease)
+        except (StaleOwnerError, SessionLostError, BackendUnavailableError) as exc:
+            raise RunLostError(f"run not taken here: {_describe(exc)}") from exc
         try:
             if req.resume:
                 return await self._start_resume(req, graph, lease)
             return await self._start_fresh(req, graph, lease)
-        except BaseException:
+        except BaseException as exc:
             await self._lease_done(req.scoped_thread)
+            if isinstance(exc, StaleOwnerError | SessionLostError | BackendUnavailableError):
+                # This runtime lost the thread or a backend before the run got going: it
+                # goes on (or starts) on a runtime that can drive it.
+                raise RunLostError(f"run not taken here: {_describe(exc)}") from exc
             raise
 
     async def _start_fresh(self, req: RunRequest, graph: Pregel, lease: Any) -> RunHandle:
         thread = await self.records.get_thread(req.tenant_id, req.thread_id)
+        lease.check()
         if thread is None:
             raise NotFoundError(
                 f"thread {req.thread_id!r} not found", metadata={"thread_id": req.thread_id}
@@ -191,7 +197,7 @@ class RunManager:
             multitask_strategy=req.multitask_strategy,
             owner=self.settings.runtime_id,
         )
-        adm = await self.records.admit_run(record, req.multitask_strategy)
+        adm = await self.records.admit_run(record, req.multitask_strategy, abort=lease.check)
         if adm.outcome == "rejected":
             raise FailedPreconditionError(
                 f"thread {req.thread_id!r} is busy with run {adm.active_run}",
@@ -215,10 +221,12 @@ class RunManager:
         return handle
 
     async def _start_resume(self, req: RunRequest, graph: Pregel, lease: Any) -> RunHandle:
-        record = await self.records.get_run(req.tenant_id, req.thread_id, req.run_id)
+        record = await self.records.get_run(
+            req.tenant_id, req.thread_id, req.run_id, abort=lease.check
+        )
         if record is None:
             raise NotFoundError(f"run {req.run_id!r} not found", metadata={"run_id": req.run_id})
-        position = await self.eventlog.position(req.run_id)
+        position = await self.eventlog.position(req.run_id, abort=lease.check)
         handle = self._new_handle(req, record, position)
         self.runs[req.run_id] = handle
         handle.task = asyncio.create_task(self._drive(handle, graph, lease, has_turn=False))
@@ -231,9 +239,10 @@ class RunManager:
             # The log refused (another runtime drives the run) or NATS stayed away:
             # stop the run here; whoever has the thread continues it.
             log.warning("run %s: event log: %s; handing over", req.run_id, type(exc).__name__)
-            handle.handover = True
-            if handle.task is not None and not handle.task.done():
-                handle.task.cancel()
+            if not handle.handover and handle.cancel_action is None:
+                handle.handover = True
+                if handle.task is not None and not handle.task.done():
+                    handle.task.cancel()
 
         handle = RunHandle(req, record, self.eventlog, position, on_publish_failure=publish_failed)
         return handle
@@ -243,8 +252,10 @@ class RunManager:
         handle = self.runs.get(run_id)
         if handle is None or handle.finished or handle.task is None:
             return False
-        handle.cancel_action = action
-        handle.task.cancel()
+        if handle.cancel_action is None and not handle.handover:
+            # Once: a second cancel() would interrupt the run's own clean-up.
+            handle.cancel_action = action
+            handle.task.cancel()
         return True
 
     # -- leases ------------------------------------------------------------------------
@@ -274,7 +285,9 @@ class RunManager:
                             reason=Reason.THREAD_OWNED_ELSEWHERE,
                         )
                 try:
-                    await self._bump_fence(scoped, lease.token)
+                    # A new owner stores its token first: a zombie is fenced off even
+                    # before this owner's first checkpoint.
+                    await FencedCheckpointer(self.checkpointer, lease).abump_fence(scoped)
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await self.leases.release(lease)
@@ -314,7 +327,7 @@ class RunManager:
         ahead = self.runs.get(other)
         if ahead is None:
             # We hold the lease, so nobody else drives the thread's runs: adopt it.
-            rec = await self.records.get_run_scoped(scoped, other)
+            rec = await self.records.get_run_scoped(scoped, other, abort=handle.lease.check)
             if rec is not None and rec.status in ACTIVE_STATUSES:
                 log.info("run %s: adopting orphaned run %s ahead of it", handle.run_id, other)
                 with contextlib.suppress(MeshError):
@@ -343,7 +356,10 @@ class RunManager:
                 announced = False
                 while True:
                     state, other = await self.records.claim_turn(
-                        handle.record, owner=self.settings.runtime_id, add_attempt=req.resume
+                        handle.record,
+                        owner=self.settings.runtime_id,
+                        add_attempt=req.resume,
+                        abort=lease.check,
                     )
                     if state == "running":
                         break
@@ -355,7 +371,7 @@ class RunManager:
                         await self._lifecycle(handle, "queued", "pending", waiting_for=other)
                     await self._wait_turn(handle, other)
                 if req.resume:
-                    fresh = await self.records.get_run_scoped(scoped, req.run_id)
+                    fresh = await self.records.get_run_scoped(scoped, req.run_id, abort=lease.check)
                     if fresh is not None:
                         handle.record = fresh
             if handle.record.cancel_action:
@@ -422,7 +438,9 @@ class RunManager:
         if delete is not None:
             await delete(scoped, [handle.run_id], token=lease.token)
         lease.check()
-        if not await self.records.delete_run(handle.record, owner=self.settings.runtime_id):
+        if not await self.records.delete_run(
+            handle.record, owner=self.settings.runtime_id, abort=lease.check
+        ):
             raise StaleOwnerError("the run belongs to another runtime now", reason="STALE_OWNER")
         await self._emit_end(
             handle,
@@ -567,8 +585,9 @@ class RunManager:
         if handle.lease is not None:
             handle.lease.check()
         await handle.flush()  # every event before the final one is in the log
+        abort = handle.lease.check if handle.lease is not None else None
         outcome = await self.records.finish_run(
-            handle.record, status, owner=self.settings.runtime_id, **fields
+            handle.record, status, owner=self.settings.runtime_id, abort=abort, **fields
         )
         if outcome is FinishOutcome.NOT_OWNER:
             raise StaleOwnerError("the run belongs to another runtime now", reason="STALE_OWNER")
@@ -624,10 +643,11 @@ class RunManager:
     async def hand_over_all(self, why: str) -> None:
         """Stop driving every run now (their threads go to other runtimes)."""
         for handle in list(self.runs.values()):
-            if handle.task is not None and not handle.task.done():
+            if handle.task is not None and not handle.task.done() and not handle.handover:
                 log.warning("run %s: handing over (%s)", handle.run_id, why)
                 handle.handover = True
-                handle.task.cancel()
+                if handle.cancel_action is None:
+                    handle.task.cancel()
 
     def stats(self) -> dict[str, float]:
         return {"running": self.running, "time": time.time()}

@@ -106,11 +106,17 @@ class Event:
 
 
 class EventLogPort(Protocol):
-    """The run event log as a runtime uses it (adapted from ``RunEventLog``)."""
+    """The run event log as a runtime uses it (adapted from ``RunEventLog``).
 
-    async def position(self, run_id: str) -> LogPosition: ...
+    ``abort`` is called before each retry of a call waiting out a NATS outage."""
 
-    async def append(self, event: Event, *, expected: int) -> int: ...
+    async def position(
+        self, run_id: str, *, abort: Callable[[], None] | None = None
+    ) -> LogPosition: ...
+
+    async def append(
+        self, event: Event, *, expected: int, abort: Callable[[], None] | None = None
+    ) -> int: ...
 
 
 class RunLostError(UnavailableError):
@@ -203,14 +209,17 @@ class RunHandle:
     async def _publish_one(self, ev: Event) -> None:
         while True:
             ev.seq = self.position.seq + 1
+            abort = self.lease.check if self.lease is not None else None
             try:
-                stream_seq = await self._log.append(ev, expected=self.position.stream_seq)
+                stream_seq = await self._log.append(
+                    ev, expected=self.position.stream_seq, abort=abort
+                )
                 break
             except EventLogConflictError:
                 if not self._first:
                     raise  # another runtime appended after us: it drives the run now
                 # A previous owner's last event landed after we read the position.
-                self.position = await self._log.position(self.run_id)
+                self.position = await self._log.position(self.run_id, abort=abort)
         self._first = False
         self.position = LogPosition(stream_seq, ev.seq, ev.final)
         async with self._cond:

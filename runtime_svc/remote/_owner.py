@@ -164,6 +164,8 @@ class RemoteRun:
         self._recursion_limit = recursion_limit
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # tasks run on the owner: a cancelled run ends only once they have stopped
+        self._local: set[asyncio.Task[Any]] = set()
         # remote tasks in flight -> their step; those that failed and wait for siblings
         self._step_of: dict[asyncio.Task[Any], int] = {}
         self._failing: set[asyncio.Task[Any]] = set()
@@ -201,7 +203,10 @@ class RemoteRun:
             coro = fn(*args, **kwargs)
             if self._sem is not None:
                 coro = _gated(self._sem, coro)
-            return loop.create_task(coro, name=__name__, context=copy_context())
+            local = loop.create_task(coro, name=__name__, context=copy_context())
+            self._local.add(local)
+            local.add_done_callback(self._local.discard)
+            return local
         # sync runs (graph.invoke/stream): LangGraph waits on concurrent futures
         ctx = copy_context()
         return self.executor._threads.submit(ctx.run, fn, *args, **kwargs)
@@ -337,9 +342,10 @@ class RemoteRun:
         emit_events(task, events, extra_writer=self._stream_writer, on_call=on_call)
 
     async def cancel(self) -> None:
-        """Cancel this invocation's outstanding remote tasks (owner futures and workers)."""
+        """Cancel this invocation's outstanding tasks (local ones, remote futures and
+        workers) and wait until the local ones have stopped."""
         self._cancelled = True
-        pending = [t for t in self._tasks if not t.done()]
+        pending = [t for t in (*self._tasks, *self._local) if not t.done()]
         for t in pending:
             t.cancel()
         if pending:

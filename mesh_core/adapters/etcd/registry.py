@@ -37,6 +37,7 @@ class RuntimeInfo:
         roles: ``"owner"`` and/or ``"worker"``.
         serving: False while it cannot do its job (Redis or NATS unreachable); peers
             use it to decide who should take a thread over.
+        serving_since: wall-clock time it last started serving (0: unknown).
     """
 
     runtime_id: str
@@ -45,6 +46,7 @@ class RuntimeInfo:
     running: int = 0
     roles: tuple[str, ...] = DEFAULT_ROLES
     serving: bool = True
+    serving_since: float = 0.0
 
     @property
     def has_room(self) -> bool:
@@ -67,6 +69,7 @@ class RuntimeInfo:
                 running=int(data["running"]),
                 roles=tuple(str(r) for r in data["roles"]),
                 serving=bool(data.get("serving", True)),
+                serving_since=float(data.get("serving_since", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("malformed runtime registry entry") from exc

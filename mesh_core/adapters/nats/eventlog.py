@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -203,17 +203,23 @@ class RunEventLog:
         except NotFoundError:
             return None
 
-    async def last_event(self, run_id: str) -> tuple[int, types_pb2.RunEvent] | None:
+    async def last_event(
+        self, run_id: str, *, abort: Callable[[], None] | None = None
+    ) -> tuple[int, types_pb2.RunEvent] | None:
         """(stream sequence, event) of the run's last event, or None."""
-        msg = await call_nats(self.retry, "event log read", lambda: self._last_msg(run_id))
+        msg = await call_nats(
+            self.retry, "event log read", lambda: self._last_msg(run_id), abort=abort
+        )
         if msg is None:
             return None
         ev = types_pb2.RunEvent()
         ev.ParseFromString(msg.data or b"")
         return int(msg.seq or 0), ev
 
-    async def position(self, run_id: str) -> LogPosition:
-        last = await self.last_event(run_id)
+    async def position(
+        self, run_id: str, *, abort: Callable[[], None] | None = None
+    ) -> LogPosition:
+        last = await self.last_event(run_id, abort=abort)
         if last is None:
             return LogPosition()
         return LogPosition(last[0], last[1].seq, is_final_event(last[1]))
@@ -228,7 +234,7 @@ class RunEventLog:
         *,
         follow: bool = True,
         idle_timeout: float | None = None,
-    ) -> AsyncIterator[types_pb2.RunEvent]:
+    ) -> AsyncGenerator[types_pb2.RunEvent, None]:
         """Events with seq > after_seq in order; with ``follow``, keep going live until
         the run's final lifecycle event. ``idle_timeout`` ends the replay when no event
         arrives for that long (None: wait forever)."""

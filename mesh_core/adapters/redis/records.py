@@ -23,6 +23,8 @@ from mesh_core.errors import AlreadyExistsError
 from mesh_core.retry import Retry
 
 T = TypeVar("T")
+#: Called before each retry; raises to stop waiting (an owner passes its lease check).
+Abort = Callable[[], None] | None
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -153,8 +155,8 @@ class RecordStore:
         self._request_cancel = redis.register_script(lua.REQUEST_CANCEL)
         self._delete_run = redis.register_script(lua.DELETE_RUN)
 
-    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        return await call_redis(self.retry, what, fn)
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], abort: Abort = None) -> T:
+        return await call_redis(self.retry, what, fn, abort=abort)
 
     # -- threads ---------------------------------------------------------------------
     async def create_thread(
@@ -273,7 +275,7 @@ class RecordStore:
             self.keys.thread_queue(scoped),
         )
 
-    async def admit_run(self, run: RunRecord, strategy: str) -> Admission:
+    async def admit_run(self, run: RunRecord, strategy: str, *, abort: Abort = None) -> Admission:
         """Record ``run`` and give it the thread, queue it, or reject it, in one step.
 
         ``strategy``: reject, enqueue, interrupt or rollback (see ``_records_lua``).
@@ -296,6 +298,7 @@ class RecordStore:
                 ],
                 args=[run.run_id, now, scoped, strategy, *flat],
             ),
+            abort,
         )
         outcome, active, superseded = (_text(x) for x in reply)
         if outcome == "running":
@@ -307,7 +310,7 @@ class RecordStore:
         return Admission(outcome, active, tuple(x for x in superseded.split(",") if x))
 
     async def claim_turn(
-        self, run: RunRecord, *, owner: str, add_attempt: bool = False
+        self, run: RunRecord, *, owner: str, add_attempt: bool = False, abort: Abort = None
     ) -> tuple[str, str]:
         """Ask for the thread: ("running", id) when the run has it now (recorded as
         running, driven by ``owner``), ("waiting", other) while another run has it or is
@@ -319,6 +322,7 @@ class RecordStore:
                 keys=[thread_key, run_key, queue_key],
                 args=[run.run_id, time.time(), owner, 1 if add_attempt else 0],
             ),
+            abort,
         )
         state, other = (_text(x) for x in reply)
         if state == "running":
@@ -328,7 +332,7 @@ class RecordStore:
         return state, other
 
     async def finish_run(
-        self, run: RunRecord, status: str, *, owner: str = "", **fields: Any
+        self, run: RunRecord, status: str, *, owner: str = "", abort: Abort = None, **fields: Any
     ) -> FinishOutcome:
         """Mark a run ended and free its thread (thread status follows the run's), atomically.
 
@@ -350,6 +354,7 @@ class RecordStore:
             lambda: self._finish_run(
                 keys=list(self._run_keys(run)), args=[run.run_id, owner, thread_status, now, *flat]
             ),
+            abort,
         )
         outcome = FinishOutcome(int(done))
         if outcome is FinishOutcome.ENDED:
@@ -368,7 +373,7 @@ class RecordStore:
         )
         return _text(status)
 
-    async def delete_run(self, run: RunRecord, *, owner: str = "") -> bool:
+    async def delete_run(self, run: RunRecord, *, owner: str = "", abort: Abort = None) -> bool:
         """Forget a run (rollback): its record and its place in the thread's indexes."""
         scoped = run.scoped_thread
         done = await self._call(
@@ -381,10 +386,11 @@ class RecordStore:
                 ],
                 args=[run.run_id, owner, time.time()],
             ),
+            abort,
         )
         return bool(done)
 
-    async def update_run(self, run: RunRecord, **fields: Any) -> None:
+    async def update_run(self, run: RunRecord, *, abort: Abort = None, **fields: Any) -> None:
         fields["updated_at"] = time.time()
         for k, v in fields.items():
             setattr(run, k, v)
@@ -392,15 +398,21 @@ class RecordStore:
             k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()
         }
         key = self.keys.run_record(run.scoped_thread, run.run_id)
-        await self._call("update run", lambda: self.redis.hset(key, mapping=enc))
+        await self._call("update run", lambda: self.redis.hset(key, mapping=enc), abort)
 
     # -- runs: reading ---------------------------------------------------------------
-    async def get_run(self, tenant_id: str, thread_id: str, run_id: str) -> RunRecord | None:
-        return await self.get_run_scoped(scoped_thread_id(tenant_id, thread_id), run_id)
+    async def get_run(
+        self, tenant_id: str, thread_id: str, run_id: str, *, abort: Abort = None
+    ) -> RunRecord | None:
+        return await self.get_run_scoped(
+            scoped_thread_id(tenant_id, thread_id), run_id, abort=abort
+        )
 
-    async def get_run_scoped(self, scoped_thread: str, run_id: str) -> RunRecord | None:
+    async def get_run_scoped(
+        self, scoped_thread: str, run_id: str, *, abort: Abort = None
+    ) -> RunRecord | None:
         key = self.keys.run_record(scoped_thread, run_id)
-        raw = await self._call("read run", lambda: self.redis.hgetall(key))
+        raw = await self._call("read run", lambda: self.redis.hgetall(key), abort)
         return RunRecord(**_decode(raw, _RUN_FIELDS)) if raw else None
 
     async def find_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
