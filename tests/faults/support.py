@@ -1,0 +1,85 @@
+"""Helpers for fault tests: health probes, runs to compare with in-process LangGraph."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mesh_client import MeshClient
+from tests.e2e.cluster import MeshCluster
+from tests.faults import graphs
+
+GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
+_GRAPH_OBJECTS = {"chain": graphs.chain, "fan": graphs.fan}
+
+
+async def health(address: str, timeout: float = 1.0) -> str:
+    """SERVING, NOT_SERVING, or DOWN (...) when it does not answer."""
+    try:
+        async with grpc.aio.insecure_channel(address) as ch:
+            resp = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout
+            )
+    except grpc.aio.AioRpcError as err:
+        return f"DOWN ({err.code().name})"
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
+
+
+async def statuses(cluster: MeshCluster) -> dict[str, str]:
+    procs = [*cluster.runtimes, *cluster.gateways]
+    got = await asyncio.gather(*(health(p.address) for p in procs if p.alive and p.address))
+    return {
+        p.name: s for p, s in zip([p for p in procs if p.alive and p.address], got, strict=True)
+    }
+
+
+class Workload:
+    """Runs started through the mesh, each with its expected in-process result."""
+
+    def __init__(self, client: MeshClient, count_key: str) -> None:
+        self.client = client
+        self.count_key = count_key
+        self.tasks: list[asyncio.Task[dict[str, Any]]] = []
+        self.expected: list[Any] = []
+        self.labels: list[str] = []
+
+    async def start(self, graph: str, payload: dict[str, Any], **conf: Any) -> None:
+        config = {"configurable": {"count_key": self.count_key, **conf}}
+        thread = await self.client.threads.create()
+        self.expected.append(await graphs.expected_state(_GRAPH_OBJECTS[graph], payload, config))
+        self.labels.append(f"{graph}@{thread['thread_id']}")
+        self.tasks.append(
+            asyncio.create_task(
+                self.client.runs.wait_full(thread["thread_id"], graph, input=payload, config=config)
+            )
+        )
+
+    async def results(self, timeout: float) -> list[dict[str, Any]]:
+        done = await asyncio.wait_for(asyncio.gather(*self.tasks), timeout)
+        return list(done)
+
+    async def check(self, timeout: float) -> None:
+        """Every run succeeded with the in-process final state."""
+        results = await self.results(timeout)
+        wrong = [
+            (label, r["run"]["status"], r["values"], want)
+            for label, r, want in zip(self.labels, results, self.expected, strict=True)
+            if r["run"]["status"] != "success" or r["values"] != want
+        ]
+        assert wrong == [], wrong
+
+
+async def wait_until(predicate: Any, *, timeout: float, interval: float = 0.1) -> float:
+    """Poll an async predicate until true; the seconds it took."""
+    start = time.monotonic()
+    while True:
+        if await predicate():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
