@@ -3,7 +3,7 @@
 
     python bench/llm_gateway.py [--requests 1000] [--seconds 5] [--concurrency 16]
 
-Starts a Valkey server, the OpenAI stub (``llm_gateway_svc.testing.openai_stub``) and
+Starts a Valkey server, the OpenAI stub (``tests.support.openai_stub``) and
 gateway replicas as processes, then prints:
 
 - latency of a direct HTTP call to the stub (the baseline) and of the same call
@@ -19,6 +19,7 @@ import asyncio
 import multiprocessing
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +27,19 @@ from pathlib import Path
 import grpc
 import httpx
 import yaml
-from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc
 
-from llm_gateway_svc.testing import ServiceProcess, start_gateway, start_openai_stub
-from mesh_core.localservers import redis_server
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc  # noqa: E402
+
+from mesh_core.localservers import redis_server  # noqa: E402
+from tests.support.llm_processes import (  # noqa: E402
+    ServiceProcess,
+    start_gateway,
+    start_openai_stub,
+)
 
 
 def pct(xs: list[float], p: float) -> float:

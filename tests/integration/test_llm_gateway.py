@@ -1,6 +1,6 @@
 """The LLM gateway against a real OpenAI-compatible HTTP server process and real Redis.
 
-The stub (``python -m llm_gateway_svc.testing.openai_stub``) is told per model to
+The stub (``python -m tests.support.openai_stub``) is told per model to
 delay, drop the connection, answer 429 with Retry-After, or 500; it counts hits.
 Each test uses its own model names, so one stub process serves the whole module.
 """
@@ -20,9 +20,9 @@ from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc
 
 from llm_gateway_svc import LlmGatewayServer, LlmGatewaySettings
 from llm_gateway_svc.store import RedisLlmStore
-from llm_gateway_svc.testing import ServiceProcess, start_openai_stub
 from mesh_core.config import InfraSettings
 from tests.helpers import assert_eventually
+from tests.support.llm_processes import ServiceProcess, start_openai_stub
 
 pytestmark = pytest.mark.integration
 

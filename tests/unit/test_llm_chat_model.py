@@ -30,13 +30,13 @@ from langgraph.types import RetryPolicy
 
 from llm_gateway_svc import LlmGatewayServer, LlmGatewaySettings
 from llm_gateway_svc.config import LimitRule, LimitSettings
-from llm_gateway_svc.testing.memory_store import MemoryLlmStore
 from mesh_client.llm import (
     LlmGatewayError,
     LlmUnavailableError,
     MeshChatModel,
     task_idempotency_key,
 )
+from tests.support.llm_memory_store import MemoryLlmStore
 
 
 @dataclass

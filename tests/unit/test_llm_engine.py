@@ -21,7 +21,6 @@ from llm_gateway_svc.providers import OpenAIProvider, ProviderError, ScriptedPro
 from llm_gateway_svc.providers.openai import build_body
 from llm_gateway_svc.resilience import Backoff, CircuitBreaker, Deadline
 from llm_gateway_svc.router import Attempts, Router
-from llm_gateway_svc.testing.memory_store import MemoryLlmStore
 from mesh_core.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -31,6 +30,7 @@ from mesh_core.errors import (
     UnavailableError,
 )
 from tests.helpers import assert_eventually
+from tests.support.llm_memory_store import MemoryLlmStore
 
 
 def _settings(**extra: Any) -> LlmGatewaySettings:

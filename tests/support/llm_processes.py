@@ -1,4 +1,8 @@
-"""Start the OpenAI stub and gateway replicas as real processes (tests, benchmarks)."""
+"""Start the OpenAI stub and gateway replicas as real processes (tests, benchmarks).
+
+Children run from the repository root with it on ``PYTHONPATH``, so test helpers
+(``tests.support.*``) import as modules there without being part of the product.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import httpx
 
 __all__ = ["ServiceProcess", "start_gateway", "start_openai_stub"]
 
+ROOT = Path(__file__).resolve().parents[2]
 _READY = re.compile(rb"ready port=(\d+)(?: metrics_port=(-?\d+))?")
 
 
@@ -77,6 +82,11 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def _pythonpath() -> str:
+    rest = os.environ.get("PYTHONPATH", "")
+    return str(ROOT) + (os.pathsep + rest if rest else "")
+
+
 def _start(argv: list[str], env: Mapping[str, str] | None, timeout: float) -> ServiceProcess:
     log_path = Path(tempfile.mkstemp(prefix="lgmesh-llm-", suffix=".log")[1])
     log = open(log_path, "ab")  # noqa: SIM115 - closed in terminate()
@@ -85,7 +95,8 @@ def _start(argv: list[str], env: Mapping[str, str] | None, timeout: float) -> Se
         stdout=subprocess.PIPE,
         stderr=log,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})},
+        cwd=ROOT,
         start_new_session=True,
     )
     assert proc.stdout is not None
@@ -112,7 +123,7 @@ def _start(argv: list[str], env: Mapping[str, str] | None, timeout: float) -> Se
 
 
 def start_openai_stub(timeout: float = 20.0) -> ServiceProcess:
-    return _start(["-m", "llm_gateway_svc.testing.openai_stub", "--port", "0"], None, timeout)
+    return _start(["-m", "tests.support.openai_stub", "--port", "0"], None, timeout)
 
 
 def start_gateway(
