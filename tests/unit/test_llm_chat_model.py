@@ -32,6 +32,7 @@ from llm_gateway_svc import LlmGatewayServer, LlmGatewaySettings
 from llm_gateway_svc.config import LimitRule, LimitSettings
 from mesh_client.llm import (
     LlmGatewayError,
+    LlmRateLimitError,
     LlmUnavailableError,
     MeshChatModel,
     task_idempotency_key,
@@ -129,13 +130,52 @@ async def test_errors_are_translated(gateway: Gateway) -> None:
     assert exc.value.code == grpc.StatusCode.NOT_FOUND and exc.value.reason == "MODEL_NOT_FOUND"
     tiny = MeshChatModel(target=gateway.address, tenant="tiny")
     await tiny.ainvoke("one")
-    with pytest.raises(LlmUnavailableError) as exc2:
+    with pytest.raises(LlmRateLimitError) as exc2:
         await tiny.ainvoke("two")
     assert exc2.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert isinstance(exc2.value, ConnectionError)  # LangGraph's default retry policy retries it
+    assert exc2.value.status_code == 429 and exc2.value.reason == "RATE_LIMITED"
+    assert not isinstance(exc2.value, ConnectionError)  # a quota, not an outage
     assert exc2.value.retry_after is not None and exc2.value.retry_after > 0
     with pytest.raises(ValueError):
         await MeshChatModel(model="mesh-demo").ainvoke("no target")
+
+
+# gRPC code the gateway answers -> the HTTP status a provider SDK reports for the same case.
+PARITY = [
+    (grpc.StatusCode.INVALID_ARGUMENT, 400, "BadRequestError"),
+    (grpc.StatusCode.UNAUTHENTICATED, 401, "AuthenticationError"),
+    (grpc.StatusCode.PERMISSION_DENIED, 403, "PermissionDeniedError"),
+    (grpc.StatusCode.NOT_FOUND, 404, "NotFoundError"),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, 429, "RateLimitError"),
+    (grpc.StatusCode.INTERNAL, 500, "InternalServerError"),
+    (grpc.StatusCode.UNAVAILABLE, 503, "InternalServerError"),
+]
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_langgraph_retry_policy_treats_mesh_errors_like_the_sdks(sdk: str) -> None:
+    """LangGraph's default retry policy decides for a call through the mesh as it would
+    for the same failure raised by the provider's SDK (direct call)."""
+    import httpx
+    from langgraph._internal._retry import default_retry_on
+
+    from mesh_client._llm_errors import _CLASSES, LlmGatewayError
+
+    mod = pytest.importorskip(sdk)
+    req = httpx.Request("POST", "http://127.0.0.1/v1")
+    for code, status, name in PARITY:
+        sdk_exc = getattr(mod, name)("x", response=httpx.Response(status, request=req), body=None)
+        mesh_exc = _CLASSES.get(code, LlmGatewayError)("x", code=code)
+        assert default_retry_on(mesh_exc) == default_retry_on(sdk_exc), code
+        assert mesh_exc.status_code == status or code == grpc.StatusCode.UNAVAILABLE
+    timeout = mod.APITimeoutError(request=req)
+    mesh_timeout = _CLASSES[grpc.StatusCode.DEADLINE_EXCEEDED](
+        "x", code=grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+    assert default_retry_on(mesh_timeout) == default_retry_on(timeout)
+    assert isinstance(
+        mesh_timeout, LlmUnavailableError
+    )  # an APITimeoutError is a connection error too
 
 
 def test_no_idempotency_key_outside_a_graph() -> None:
