@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from lgmesh.llm.v1 import llm_pb2
 
@@ -503,3 +504,148 @@ async def test_tokens_per_minute_limit_uses_actual_usage() -> None:
     with pytest.raises(ResourceExhaustedError) as exc:
         await gw.generate(_req(), tenant="t", deadline=Deadline.after(5))
     assert exc.value.metadata["limit"] == "tenant:t:tpm"
+
+
+# -- partial streams, embeddings ---------------------------------------------------------------
+
+
+class BreaksMidStream(FlakyProvider):
+    """Streams two chunks, then fails (as a provider's error event would), until healed."""
+
+    def __init__(self) -> None:
+        super().__init__("a", [])
+        self.broken = True
+
+    async def stream(
+        self, request: ChatRequest, model: str, timeout: float
+    ) -> AsyncIterator[Chunk]:
+        self.calls += 1
+        yield Chunk(content_delta="partial ")
+        yield Chunk(content_delta="answer")
+        if self.broken:
+            raise ProviderError("server", "provider error (APIError): overloaded mid-stream")
+        yield Chunk(finish_reason="stop", usage=Usage(1, 2), last=True)
+
+
+async def test_partial_stream_then_error_is_never_stored() -> None:
+    s = _settings(cache={"ttl_s": 60})
+    a = BreaksMidStream()
+    store = MemoryLlmStore()
+    gw = LlmGateway(s, store, Router(s, {"a": a, "b": FlakyProvider("b", [])}, sleep=Sleeps()))
+    req = _req(idempotency_key="k")
+    got: list[str] = []
+    with pytest.raises(UnavailableError) as exc:
+        async for c in gw.stream(req, tenant="t", deadline=Deadline.after(5)):
+            got.append(c.content_delta)
+    assert got == ["partial ", "answer"]
+    assert exc.value.reason == "UPSTREAM_STREAM_BROKEN"
+    assert "overloaded mid-stream" in exc.value.message  # the provider's own words
+    assert store.idem == {} and store.cache == {}  # the claim released, nothing stored
+    a.broken = False
+    again = [c async for c in gw.stream(req, tenant="t", deadline=Deadline.after(5))]
+    assert a.calls == 2  # the retry went upstream again instead of replaying the cut answer
+    final = again[-1].result
+    assert final is not None and not final.replayed and final.message.content == "partial answer"
+    replay = await gw.generate(req, tenant="t", deadline=Deadline.after(5))
+    assert replay.replayed and replay.message.content == "partial answer" and a.calls == 2
+
+
+def _embed_settings(**extra: Any) -> LlmGatewaySettings:
+    doc: dict[str, Any] = {
+        "providers": {
+            "a": {"type": "scripted", "rules": [{"reply": "x"}], "embed_batch_size": 2},
+            "s": {"type": "scripted", "rules": [{"reply": "x"}], "dimensions": 8},
+        },
+        "routes": {"e": ["a/emb"], "det": ["s/emb"]},
+    }
+    doc.update(extra)
+    return LlmGatewaySettings.from_mapping(doc, env={})
+
+
+async def test_embed_batches_replays_caches_and_limits() -> None:
+    from llm_gateway_svc.model import EmbedRequest
+
+    s = _embed_settings(
+        cache={"ttl_s": 60}, limits={"window_s": 60, "tenants": {"tiny": {"rpm": 1}}}
+    )
+    a = FlakyProvider("a", [])
+    gw = LlmGateway(s, MemoryLlmStore(), Router(s, {"a": a}))
+    texts = ("one", "three", "seven", "ab", "x")
+    first = await gw.embed(
+        EmbedRequest("e", texts, idempotency_key="k"), tenant="t", deadline=Deadline.after(5)
+    )
+    assert a.calls == 3  # five texts in upstream batches of two
+    assert [v[0] for v in first.vectors] == [3.0, 5.0, 5.0, 2.0, 1.0]  # input order kept
+    again = await gw.embed(
+        EmbedRequest("e", texts, idempotency_key="k"), tenant="t", deadline=Deadline.after(5)
+    )
+    assert again.replayed and again.vectors == first.vectors and a.calls == 3
+    cached = await gw.embed(EmbedRequest("e", texts), tenant="t", deadline=Deadline.after(5))
+    assert cached.cached and a.calls == 3
+    await gw.embed(EmbedRequest("e", ("z",)), tenant="tiny", deadline=Deadline.after(5))
+    with pytest.raises(ResourceExhaustedError):
+        await gw.embed(EmbedRequest("e", ("y",)), tenant="tiny", deadline=Deadline.after(5))
+    with pytest.raises(InvalidArgumentError):
+        await gw.embed(EmbedRequest("e", ()), tenant="t", deadline=Deadline.after(5))
+    # The deterministic provider: the configured size, unit length, same text same vector.
+    det = LlmGateway(s, MemoryLlmStore())
+    one = await det.embed(
+        EmbedRequest("det", ("a", "b", "a")), tenant="t", deadline=Deadline.after(5)
+    )
+    assert one.dimensions == 8 and one.vectors[0] == one.vectors[2] != one.vectors[1]
+    assert abs(sum(x * x for x in one.vectors[0]) - 1.0) < 1e-9
+
+
+async def test_embed_needs_a_provider_that_embeds() -> None:
+    from llm_gateway_svc.model import EmbedRequest
+
+    class NoEmbed(FlakyProvider):
+        supports_embeddings = False
+
+    s = _settings()
+    gw = LlmGateway(s, MemoryLlmStore(), Router(s, {"a": NoEmbed("a", []), "b": NoEmbed("b", [])}))
+    with pytest.raises(FailedPreconditionError) as exc:
+        await gw.embed(EmbedRequest("m", ("x",)), tenant="t", deadline=Deadline.after(5))
+    assert exc.value.reason == "MODEL_CANNOT_EMBED"
+
+
+def test_sdk_errors_are_classified_with_the_providers_words_and_no_keys() -> None:
+    import anthropic
+    import openai
+
+    from llm_gateway_svc.providers._errors import classify
+
+    req = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    resp = httpx.Response(429, request=req, headers={"retry-after": "7"})
+    rl = classify(
+        openai.RateLimitError(
+            "quota of sk-abcdefgh12345678 used up", response=resp, body={"message": "quota"}
+        )
+    )
+    assert (rl.kind, rl.status, rl.retry_after) == ("rate_limited", 429, 7.0)
+    assert "sk-abcdefgh" not in rl.message
+    overloaded = classify(
+        anthropic.InternalServerError(
+            "overloaded", response=httpx.Response(529, request=req), body=None
+        )
+    )
+    assert overloaded.kind == "server" and overloaded.counts_against_breaker
+    bad = classify(
+        openai.BadRequestError(
+            "bad",
+            response=httpx.Response(400, request=req),
+            body={"message": "max_tokens is too large"},
+        )
+    )
+    assert bad.caller_fault and "max_tokens is too large" in bad.message
+    event = classify(
+        openai.APIError("boom", request=req, body={"message": "engine died", "code": 500})
+    )
+    assert event.kind == "server" and "engine died" in event.message
+    event_429 = classify(
+        openai.APIError("x", request=req, body={"error": {"message": "m", "code": "429"}})
+    )
+    assert event_429.kind == "rate_limited" and not event_429.counts_against_breaker
+    assert classify(openai.APIConnectionError(request=req)).kind == "network"
+    assert classify(openai.APITimeoutError(request=req)).kind == "timeout"
+    assert classify(httpx.RemoteProtocolError("peer closed")).kind == "network"
