@@ -15,14 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["ServiceProcess", "start_gateway", "start_openai_stub"]
+__all__ = ["ServiceProcess", "gateway_in_thread", "start_gateway", "start_openai_stub"]
 
 ROOT = Path(__file__).resolve().parents[2]
 _READY = re.compile(rb"ready port=(\d+)(?: metrics_port=(-?\d+))?")
@@ -140,3 +140,45 @@ def start_gateway(
     argv = ["-m", "llm_gateway_svc", "--port", str(port), "--metrics-port", str(metrics_port)]
     argv += ["--config", str(config_path), "--drain-grace", "2"]
     return _start(argv, env, timeout)
+
+
+@contextlib.contextmanager
+def gateway_in_thread(settings: Any, store: Any = None) -> Iterator[str]:
+    """An in-process gateway on its own event loop thread; yields its address.
+
+    For sync callers (LangChain's invoke/stream) and module-scoped fixtures: the
+    server's loop outlives each test's loop.
+    """
+    import asyncio
+    import threading
+
+    from llm_gateway_svc import LlmGatewayServer
+
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop = asyncio.Event()
+    ports: list[int] = []
+    errors: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            server = LlmGatewayServer(settings, store=store)  # grpc.aio binds to this loop
+            ports.append(await server.start())
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+        finally:
+            started.set()
+        await stop.wait()
+        await server.stop(grace=0)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    assert started.wait(30), "the gateway did not start"
+    if errors:
+        raise errors[0]
+    try:
+        yield f"127.0.0.1:{ports[0]}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)

@@ -9,7 +9,6 @@ by LangGraph's retry policy gets its completed LLM call replayed, not paid again
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,7 +27,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import RetryPolicy
 
-from llm_gateway_svc import LlmGatewayServer, LlmGatewaySettings
+from llm_gateway_svc import LlmGatewaySettings
 from llm_gateway_svc.config import LimitRule, LimitSettings
 from mesh_client.llm import (
     LlmGatewayError,
@@ -38,6 +37,7 @@ from mesh_client.llm import (
     task_idempotency_key,
 )
 from tests.support.llm_memory_store import MemoryLlmStore
+from tests.support.llm_processes import gateway_in_thread
 
 
 @dataclass
@@ -52,26 +52,8 @@ def gateway() -> Iterator[Gateway]:
     settings = LlmGatewaySettings.load(None, env={}, port=0)
     settings = replace(settings, limits=LimitSettings(tenants={"tiny": LimitRule(rpm=1)}))
     store = MemoryLlmStore()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    stop = asyncio.Event()
-    ports: list[int] = []
-
-    async def run() -> None:
-        server = LlmGatewayServer(settings, store=store)  # grpc.aio binds to this loop
-        ports.append(await server.start())
-        started.set()
-        await stop.wait()
-        await server.stop(grace=0)
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield Gateway(f"127.0.0.1:{ports[0]}", store)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
+    with gateway_in_thread(settings, store) as address:
+        yield Gateway(address, store)
 
 
 @tool
