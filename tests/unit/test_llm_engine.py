@@ -649,3 +649,10 @@ def test_sdk_errors_are_classified_with_the_providers_words_and_no_keys() -> Non
     assert classify(openai.APIConnectionError(request=req)).kind == "network"
     assert classify(openai.APITimeoutError(request=req)).kind == "timeout"
     assert classify(httpx.RemoteProtocolError("peer closed")).kind == "network"
+
+
+def test_product_package_ships_no_test_helpers() -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("llm_gateway_svc.testing") is None
+    assert importlib.util.find_spec("tests.support.openai_stub") is not None
