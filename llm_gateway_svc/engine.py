@@ -14,8 +14,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 from llm_gateway_svc import metrics
 from llm_gateway_svc.accounting import UsageLedger
@@ -58,6 +59,8 @@ _TENANT_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _MAX_KEY = 256
 _IDEM_POLL_S = 0.05
 
+R = TypeVar("R", ChatResult, EmbedResult)
+
 
 @dataclass
 class _Claim:
@@ -91,28 +94,12 @@ class LlmGateway:
     async def generate(
         self, request: ChatRequest, *, tenant: str, deadline: Deadline
     ) -> ChatResult:
+        async def upstream() -> ChatResult:
+            return await self.router.generate(request, deadline, Attempts())
+
         call = self._call(request, tenant)
         async with _Measured(request.model, "generate"):
-            claim, stored = await self._idempotency(call, deadline)
-            if stored is not None:
-                return replace(result_from_json(stored), replayed=True)
-            try:
-                cached = await self._cached(call)
-                if cached is not None:
-                    hit = replace(result_from_json(cached), cached=True, usage=Usage())
-                    await self._finish(call, hit.usage, result_to_json(hit), claim, reserved=None)
-                    return hit
-                reserved = await self._admit(call)
-                try:
-                    result = await self.router.generate(request, deadline, Attempts())
-                except BaseException:
-                    self._give_back(call, reserved)
-                    raise
-            except BaseException:
-                await self._release(claim)
-                raise
-            await self._finish(call, result.usage, result_to_json(result), claim, reserved)
-            return result
+            return await self._once(call, deadline, _CHAT, upstream)
 
     async def stream(
         self, request: ChatRequest, *, tenant: str, deadline: Deadline
@@ -165,32 +152,42 @@ class LlmGateway:
 
     async def embed(self, request: EmbedRequest, *, tenant: str, deadline: Deadline) -> EmbedResult:
         """One vector per input; batched upstream, limited, cached and idempotent like generate."""
+
+        async def upstream() -> EmbedResult:
+            return await self.router.embed(request.model, request.inputs, deadline, Attempts())
+
         call = self._call(request, tenant)
         async with _Measured(request.model, "embed"):
-            claim, stored = await self._idempotency(call, deadline)
-            if stored is not None:
-                return replace(embed_result_from_json(stored), replayed=True)
+            return await self._once(call, deadline, _EMBED, upstream)
+
+    async def _once(
+        self,
+        call: _Call,
+        deadline: Deadline,
+        codec: _Codec[R],
+        upstream: Callable[[], Awaitable[R]],
+    ) -> R:
+        """A unary call: its stored answer, else the cache, else upstream (then stored)."""
+        claim, stored = await self._idempotency(call, deadline)
+        if stored is not None:
+            return replace(codec.load(stored), replayed=True)
+        try:
+            cached = await self._cached(call)
+            if cached is not None:
+                hit = replace(codec.load(cached), cached=True, usage=Usage())
+                await self._finish(call, hit.usage, codec.dump(hit), claim, reserved=None)
+                return hit
+            reserved = await self._admit(call)
             try:
-                cached = await self._cached(call)
-                if cached is not None:
-                    hit = replace(embed_result_from_json(cached), cached=True, usage=Usage())
-                    await self._finish(
-                        call, hit.usage, embed_result_to_json(hit), claim, reserved=None
-                    )
-                    return hit
-                reserved = await self._admit(call)
-                try:
-                    result = await self.router.embed(
-                        request.model, request.inputs, deadline, Attempts()
-                    )
-                except BaseException:
-                    self._give_back(call, reserved)
-                    raise
+                result = await upstream()
             except BaseException:
-                await self._release(claim)
+                self._give_back(call, reserved)
                 raise
-            await self._finish(call, result.usage, embed_result_to_json(result), claim, reserved)
-            return result
+        except BaseException:
+            await self._release(claim)
+            raise
+        await self._finish(call, result.usage, codec.dump(result), claim, reserved)
+        return result
 
     # -- steps -------------------------------------------------------------------------------
     def _call(self, request: ChatRequest | EmbedRequest, tenant: str) -> _Call:
@@ -343,6 +340,18 @@ class LlmGateway:
             if digest and reserved is not None
             else None,
         )
+
+
+@dataclass(frozen=True)
+class _Codec(Generic[R]):
+    """How a kind of answer is stored (idempotency store, cache)."""
+
+    dump: Callable[[R], bytes]
+    load: Callable[[bytes], R]
+
+
+_CHAT = _Codec[ChatResult](result_to_json, result_from_json)
+_EMBED = _Codec[EmbedResult](embed_result_to_json, embed_result_from_json)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ outage is also a ``ConnectionError``, as before.
 from __future__ import annotations
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from mesh_client._status import status_details
 
 __all__ = [
     "LlmAuthenticationError",
@@ -118,29 +118,13 @@ def from_rpc_error(err: grpc.RpcError) -> LlmGatewayError:
     """The exception for a failed call: its class by code, details from ``google.rpc``."""
     code: grpc.StatusCode = err.code()
     message = err.details() or code.name
-    reason, meta, retry_after = "", {}, None
-    try:
-        status = rpc_status.from_call(err)
-    except (ValueError, AttributeError):
-        status = None
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason, meta = info.reason, dict(info.metadata)
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            ri = error_details_pb2.RetryInfo()
-            detail.Unpack(ri)
-            retry_after = ri.retry_delay.ToNanoseconds() / 1e9
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            br = error_details_pb2.BadRequest()
-            detail.Unpack(br)
-            message += "".join(f"\n{v.field}: {v.description}" for v in br.field_violations)
+    d = status_details(err)
+    message += "".join(f"\n{v}" for v in d.violations)
     cls = _CLASSES.get(code, LlmGatewayError)
     return cls(
         f"LLM gateway: {code.name}: {message}",
         code=code,
-        reason=reason,
-        metadata=meta,
-        retry_after=retry_after,
+        reason=d.reason,
+        metadata=d.metadata,
+        retry_after=d.retry_after,
     )
