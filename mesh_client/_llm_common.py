@@ -8,6 +8,7 @@ import json
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -54,8 +55,9 @@ def request_key(request: Any, explicit: str, derive: bool) -> str:
     """``explicit``, else (with ``derive``) the running task's key for this request."""
     if explicit or not derive:
         return explicit
-    digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
-    return task_idempotency_key(digest)
+    return task_idempotency_key(
+        lambda: hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    )
 
 
 class GatewayStubs:
@@ -98,7 +100,7 @@ _COUNTERS_MAX = 8192
 _COUNTERS_LOCK = threading.Lock()
 
 
-def task_idempotency_key(request_digest: str = "") -> str:
+def task_idempotency_key(request_digest: str | Callable[[], str] = "") -> str:
     """The key of the next LLM call of the running LangGraph task, or "" outside a graph.
 
     ``sha256(task id : call index : request digest)``, where the call index counts
@@ -117,6 +119,8 @@ def task_idempotency_key(request_digest: str = "") -> str:
     task_id = getattr(info, "task_id", None)
     if not task_id:
         return ""
+    if callable(request_digest):  # computed only inside a task
+        request_digest = request_digest()
     slot = (str(task_id), int(getattr(info, "node_attempt", 1) or 1), request_digest)
     with _COUNTERS_LOCK:
         index = _COUNTERS.pop(slot, 0)
