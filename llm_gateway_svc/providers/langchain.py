@@ -1,15 +1,16 @@
 """Providers through LangChain's chat model integrations (OpenAI, Anthropic, Bedrock, ...).
 
 Why LangChain's integrations and not LiteLLM as a library (measured with
-``bench/llm_gateway.py --compare-layers`` against one local server, p50 per call
-on 2 shared cores): the OpenAI SDK alone costs ~2 ms over raw HTTP, ChatOpenAI's
-chat-model hooks add ~0.6 ms (generate) / ~1.1 ms (stream) on top, while
-``litellm.acompletion`` costs ~4.7 ms and its stream wrapper ~13 ms. Streamed
-tool calls come out of every integration as the same ``tool_call_chunks``
-(index, id, name, argument pieces), usage as the same ``usage_metadata``, and
-errors as the provider SDK's own exceptions (``_errors.classify`` reads their
-status, headers and message). LiteLLM covers more providers, but pulls ~40
-packages into the gateway; each LangChain integration is one optional extra.
+``bench/llm_gateway.py --compare-layers``, one local server, p50 over raw HTTP,
+median of 3 rounds on 2 shared cores): ChatOpenAI's hooks add ~2.1 ms (most of
+it the openai SDK itself, ~1.2 ms) and ~3.6 ms streamed; ``litellm.acompletion``
+adds ~6.4 ms and ~15.7 ms streamed. Streamed tool calls come out of every
+integration as the same ``tool_call_chunks`` (index, id, name, argument pieces),
+usage as the same ``usage_metadata``, and errors as the provider SDK's own
+exceptions (``_errors.classify`` reads their status, headers and message), which
+is also what a direct caller of the SDK sees. LiteLLM covers more providers, but
+adds 35 packages to the base install (aiohttp, boto3, tokenizers, huggingface_hub,
+...); langchain-openai adds 5, langchain-anthropic 4, each an optional extra.
 
 The gateway calls the integration's chat-model hooks (``_agenerate`` /
 ``_astream``, the methods every integration implements) with the keyword
