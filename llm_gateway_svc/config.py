@@ -100,7 +100,7 @@ class ProviderSettings:
     type: str
     family: str = ""
     chat_class: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     base_url: str = ""
     api_key: str = field(default="", repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -275,6 +275,10 @@ def _provider(
         raise ConfigError(f"provider {name!r}: options must be a mapping")
     r = spec.get("retry") or {}
     b = spec.get("breaker") or {}
+    if kind == "langchain":
+        from llm_gateway_svc.providers._families import check_installed
+
+        check_installed(name, family, str(spec.get("chat_class") or ""))
     return ProviderSettings(
         name=name,
         type=kind,

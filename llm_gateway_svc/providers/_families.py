@@ -9,6 +9,7 @@ imported only when a configured provider uses them, so the base install needs no
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "Family",
     "build_chat_model",
     "build_embeddings",
+    "check_installed",
     "load_class",
     "wants_http_client",
 ]
@@ -103,6 +105,27 @@ def load_class(path: str, extra: str = "") -> Any:
         raise ConfigError(f"{path} is not installed{hint}: {exc.name}") from None
     except AttributeError:
         raise ConfigError(f"{path}: no such class") from None
+
+
+def check_installed(provider: str, family: str, chat_class: str) -> None:
+    """ConfigError now (not at the first call) if the integration is not installed."""
+    if chat_class:
+        path, extra = chat_class, ""
+    elif family in FAMILIES:
+        path, extra = FAMILIES[family].chat_class, FAMILIES[family].extra
+    else:
+        raise ConfigError(
+            f"provider {provider!r}: unknown family {family!r}"
+            f" (one of {sorted(FAMILIES)}, or set chat_class)"
+        )
+    module = path.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        hint = f": pip install 'langgraph-mesh[{extra}]'" if extra else ""
+        raise ConfigError(f"provider {provider!r} needs {module}, which is not installed{hint}")
 
 
 def _family(settings: ProviderSettings) -> Family:

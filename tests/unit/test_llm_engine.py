@@ -656,3 +656,17 @@ def test_product_package_ships_no_test_helpers() -> None:
 
     assert importlib.util.find_spec("llm_gateway_svc.testing") is None
     assert importlib.util.find_spec("tests.support.openai_stub") is not None
+
+
+def test_config_names_the_extra_of_a_missing_integration() -> None:
+    with pytest.raises(ConfigError) as exc:
+        LlmGatewaySettings.from_mapping(
+            {"providers": {"x": {"type": "langchain", "family": "nope"}}, "routes": {}}, env={}
+        )
+    assert "unknown family 'nope'" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        LlmGatewaySettings.from_mapping(
+            {"providers": {"x": {"type": "langchain", "chat_class": "not_a_module:Chat"}}},
+            env={},
+        )
+    assert "not_a_module" in str(exc.value)
