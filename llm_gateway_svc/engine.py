@@ -10,6 +10,7 @@ releases its claim and stores nothing, so a retry goes upstream again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -212,14 +213,7 @@ class LlmGateway:
             self.router.targets(request.model)  # NOT_FOUND for an unknown alias
         else:
             self.router.embedding_targets(request.model)
-        return _Call(
-            model=request.model,
-            tenant=tenant,
-            key=request.idempotency_key,
-            digest=request.digest(),
-            cacheable=not request.bypass_cache,
-            estimate=request.estimated_input_tokens(),
-        )
+        return _Call(request, tenant)
 
     async def _release(self, claim: _Claim | None) -> None:
         if claim is not None:
@@ -286,6 +280,10 @@ class LlmGateway:
 
     async def _admit(self, call: _Call) -> int:
         """Charge the request's limits; returns the tokens reserved for TPM."""
+        lim = self.settings.limits
+        t, m = lim.for_tenant(call.tenant), lim.for_model(call.model)
+        if not (t.rpm or t.tpm or m.rpm or m.tpm):
+            return 0
         scopes = self._scopes(call, call.estimate)
         if not scopes:
             return 0
@@ -354,16 +352,27 @@ _CHAT = _Codec[ChatResult](result_to_json, result_from_json)
 _EMBED = _Codec[EmbedResult](embed_result_to_json, embed_result_from_json)
 
 
-@dataclass(frozen=True)
 class _Call:
-    """What the engine's steps need to know about a validated request."""
+    """What the engine's steps need to know about a validated request.
 
-    model: str
-    tenant: str
-    key: str
-    digest: str
-    cacheable: bool
-    estimate: int
+    The digest and the token estimate walk the whole prompt: they are computed only
+    when a key, the cache or a token limit needs them.
+    """
+
+    def __init__(self, request: ChatRequest | EmbedRequest, tenant: str) -> None:
+        self._request = request
+        self.model = request.model
+        self.tenant = tenant
+        self.key = request.idempotency_key
+        self.cacheable = not request.bypass_cache
+
+    @functools.cached_property
+    def digest(self) -> str:
+        return self._request.digest()
+
+    @functools.cached_property
+    def estimate(self) -> int:
+        return self._request.estimated_input_tokens()
 
 
 class _Measured:
