@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 
 from bench.graphs_bench import build_chain  # noqa: E402
+from mesh_cli.launcher import ServiceProcess  # noqa: E402
 from mesh_client import MeshClient  # noqa: E402
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer  # noqa: E402
 from mesh_core.adapters.redis.client import connect_redis  # noqa: E402
-from mesh_core.devmesh import ServiceProcess  # noqa: E402
 from mesh_core.localservers import LocalServers  # noqa: E402
 
 
@@ -95,8 +95,10 @@ async def main_async(runs: int) -> None:
             "LGMESH_LOG_LEVEL": "WARNING",
         }
         graphs = str(ROOT / "bench" / "graphs.yaml")
-        rt = ServiceProcess("runtime", ["runtime", "--graphs", graphs], env, cwd=str(ROOT)).start()
-        gw = ServiceProcess("gateway", ["gateway"], env, cwd=str(ROOT)).start()
+        rt = ServiceProcess(
+            "runtime", ["runtime", "--port", "0", "--graphs", graphs], env, cwd=str(ROOT)
+        ).start()
+        gw = ServiceProcess("gateway", ["gateway", "--port", "0"], env, cwd=str(ROOT)).start()
         try:
             c = report("(c) through gateway + runtime", *(await through_mesh(gw.address, runs)))
         finally:

@@ -74,3 +74,16 @@ def run_to_pb(rec: RunRecord) -> types_pb2.Run:
             )
         )
     return pb
+
+
+def final_event_from_record(rec: RunRecord, seq: int) -> types_pb2.RunEvent:
+    """The final lifecycle event of a run whose log lacks one, made from its record
+    (deterministic: every gateway makes the same one)."""
+    ev = types_pb2.RunEvent(run_id=rec.run_id, seq=seq, mode="lifecycle")
+    ev.time.CopyFrom(_ts(rec.updated_at))
+    ev.lifecycle.kind = types_pb2.LIFECYCLE_KIND_ENDED
+    ev.lifecycle.status = RUN_STATUS.get(rec.status, types_pb2.RUN_STATUS_UNSPECIFIED)
+    if rec.error:
+        ev.lifecycle.error.type = str(rec.error.get("type", ""))
+        ev.lifecycle.error.message = str(rec.error.get("message", ""))
+    return ev

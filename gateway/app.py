@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,17 +18,26 @@ from lgmesh.api.v1 import (
 
 from gateway.auth import ApiKeyAuth
 from gateway.dispatch import ChannelPool, RunDispatcher
-from gateway.placement import Placement
+from gateway.placement import MeshView, Placement
 from gateway.servicer import AssistantServicer, GatewayCore, RunServicer, ThreadServicer
 from mesh_core.adapters.etcd.session import new_etcd_client
-from mesh_core.adapters.nats.eventlog import RunEventLog, connect_nats
+from mesh_core.adapters.nats.eventlog import RunEventLog, call_nats, connect_nats
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
 from mesh_core.config import InfraSettings
+from mesh_core.lifecycle import (
+    LifecycleSettings,
+    Probe,
+    Service,
+    etcd_client_probe,
+    nats_probe,
+    redis_probe,
+    run_service,
+)
+from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
-from mesh_core.telemetry import current_tracing, start_metrics_server
 
 __all__ = ["Gateway", "GatewaySettings", "serve"]
 
@@ -52,41 +59,59 @@ class GatewaySettings:
     infra: InfraSettings
     host: str = "127.0.0.1"
     port: int = 0
-    metrics_port: int | None = None
     api_keys_file: str | None = None
     api_keys: str | None = None
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     name: str = "gateway"
+    retry_budget: float = DEFAULT_RETRY_BUDGET
 
 
 def _service(module: Any, name: str) -> str:
     return str(module.DESCRIPTOR.services_by_name[name].full_name)
 
 
-class Gateway:
+class Gateway(Service):
+    kind = "gateway"
+
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.port = 0
         self._closers: list[Any] = []
+        self._server: MeshServer | None = None
 
-    async def start(self) -> int:
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}" if self.port else ""
+
+    @property
+    def server(self) -> MeshServer | None:
+        return self._server
+
+    def probes(self) -> list[Probe]:
+        return [redis_probe(self.redis), nats_probe(self.nc), etcd_client_probe(self.etcd)]
+
+    async def start(self) -> None:
         s = self.settings
         infra = s.infra
         auth = ApiKeyAuth.from_sources(s.api_keys_file, s.api_keys)
         if not auth.enabled:
             raise ValueError("no API keys configured: set LGMESH_API_KEYS or --api-keys-file")
+        retry = Retry(budget=s.retry_budget)
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
-        records = RecordStore(self.redis, infra.prefix)
-        checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix)
+        records = RecordStore(self.redis, infra.prefix, retry=retry)
+        checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix, retry=retry)
         self.nc = await connect_nats(infra.nats_url, s.name)
         self._closers.append(self.nc.close)
-        eventlog = RunEventLog(self.nc, NatsNames(infra.prefix))
-        await eventlog.ensure_stream()
+        eventlog = RunEventLog(self.nc, NatsNames(infra.prefix), retry=retry)
+        await call_nats(retry, "event stream setup", eventlog.ensure_stream)
         self.etcd = new_etcd_client(infra)
         await self.etcd.connect()
         self._closers.append(self.etcd.close)
-        placement = Placement(self.etcd, infra.prefix)
+        view = MeshView(self.etcd, infra.prefix)
+        view.start()
+        self._closers.append(view.stop)
+        placement = Placement(self.etcd, infra.prefix, view=view)
         channels = ChannelPool()
         self._closers.append(channels.close)
         dispatcher = RunDispatcher(placement, channels, records, eventlog)
@@ -100,46 +125,36 @@ class Gateway:
             checkpointer,
             max_request_bytes=s.max_request_bytes,
         )
-        self.server = MeshServer(
+        server = self._server = MeshServer(
             s.name, f"{s.host}:{s.port}", max_message_bytes=2 * s.max_request_bytes
         )
-        self.server.add(
+        server.add(
             threads_pb2_grpc.add_ThreadServiceServicer_to_server,
             ThreadServicer(core),
             _service(threads_pb2, "ThreadService"),
         )
-        self.server.add(
+        server.add(
             runs_pb2_grpc.add_RunServiceServicer_to_server,
             RunServicer(core),
             _service(runs_pb2, "RunService"),
         )
-        self.server.add(
+        server.add(
             assistants_pb2_grpc.add_AssistantServiceServicer_to_server,
             AssistantServicer(core),
             _service(assistants_pb2, "AssistantService"),
         )
-        self.port = await self.server.start()
-        return self.port
+        self.port = await server.start()
 
     async def stop(self, grace: float = 5.0) -> None:
-        with contextlib.suppress(Exception):
-            await self.server.stop(grace)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.stop(grace)
         for close in reversed(self._closers):
             with contextlib.suppress(Exception):
                 await close()
+        self._closers.clear()
 
 
-async def serve(settings: GatewaySettings) -> None:
-    gw = Gateway(settings)
-    port = await gw.start()
-    if settings.metrics_port is not None:
-        start_metrics_server(settings.metrics_port)
-    log.info("gateway ready on %s:%d", settings.host, port)
-    print(f"LGMESH_READY gateway {settings.host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await gw.stop()
-    current_tracing().shutdown()  # flush the spans still batched
+async def serve(settings: GatewaySettings, lifecycle: LifecycleSettings) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and stop."""
+    await run_service(Gateway(settings), lifecycle)

@@ -9,6 +9,7 @@ JetStream event log. Events at or below the client's cursor are never sent twice
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -17,10 +18,13 @@ from google.rpc import error_details_pb2, status_pb2
 from lgmesh.api.v1 import types_pb2
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
+from gateway._convert import final_event_from_record
 from gateway.placement import Placement
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
 from mesh_core.errors import MeshError, UnavailableError
+from mesh_core.reasons import MOVED, TRY_ELSEWHERE
+from mesh_core.retry import Backoff
 from mesh_core.telemetry import current_tracing
 
 __all__ = ["ChannelPool", "PassthroughError", "RunDispatcher", "rpc_error_reason"]
@@ -28,10 +32,6 @@ __all__ = ["ChannelPool", "PassthroughError", "RunDispatcher", "rpc_error_reason
 log = logging.getLogger(__name__)
 
 _DETAILS_KEY = "grpc-status-details-bin"
-# Reasons a runtime gives when it is fine but cannot take this run: try another one.
-_TRY_ELSEWHERE = {"DRAINING", "AT_CAPACITY", "NO_RUNTIME"}
-# Reasons meaning "the run goes on, but not here": resume it / follow its log.
-_MOVED = {"RUN_HANDED_OVER", "THREAD_OWNED_ELSEWHERE", "ETCD_SESSION_LOST"}
 
 
 def _status_of(err: grpc.aio.AioRpcError) -> status_pb2.Status | None:
@@ -99,7 +99,7 @@ class RunDispatcher:
         records: RecordStore,
         eventlog: RunEventLog,
         *,
-        max_failovers: int = 8,
+        max_failovers: int = 16,
     ) -> None:
         self.placement = placement
         self.channels = channels
@@ -125,6 +125,7 @@ class RunDispatcher:
         resume = False
         exclude: set[str] = set()
         failovers = 0
+        backoff = Backoff(initial=0.05, maximum=1.0)
         while True:
             try:
                 address = (
@@ -137,7 +138,7 @@ class RunDispatcher:
                     raise
                 address = ""
             if not address:
-                async for ev in self._tail(run_id, cursor):
+                async for ev in self.follow_log(tenant_id, spec.thread_id, run_id, cursor):
                     yield ev
                 return
             request = runtime_pb2.ExecuteRunRequest(
@@ -145,10 +146,15 @@ class RunDispatcher:
             )
             moved = False
             try:
-                async for resp in self.channels.stub(address).ExecuteRun(request):
-                    ev = resp.event
+                async for ev in self._stream_from(address, scoped, request):
                     if ev.seq <= cursor:
                         continue
+                    if ev.seq > cursor + 1:
+                        # The previous owner's last events reached the log but not us:
+                        # every event a runtime streams is in the log, so read them there.
+                        for missed in await self._from_log(run_id, cursor, ev.seq):
+                            cursor = missed.seq
+                            yield missed
                     cursor = ev.seq
                     yield ev
                     if is_final_event(ev):
@@ -156,13 +162,13 @@ class RunDispatcher:
                 moved = True  # ended without its final event: the run went elsewhere
             except grpc.aio.AioRpcError as err:
                 reason = rpc_error_reason(err)
-                if err.code() == grpc.StatusCode.UNAVAILABLE and reason in _TRY_ELSEWHERE:
+                if err.code() == grpc.StatusCode.UNAVAILABLE and reason in TRY_ELSEWHERE:
                     exclude.add(address)
                     failovers += 1
                     if failovers > self.max_failovers:
                         raise PassthroughError(err) from None
                     continue
-                if err.code() == grpc.StatusCode.UNAVAILABLE and reason in _MOVED:
+                if err.code() == grpc.StatusCode.UNAVAILABLE and reason in MOVED:
                     exclude.add(address)
                     moved = True
                 elif (
@@ -174,19 +180,94 @@ class RunDispatcher:
                     moved = True
                 else:
                     raise PassthroughError(err) from None
+            except _OwnerMoved:
+                exclude.add(address)
+                moved = True
             if moved:
                 failovers += 1
                 record = await self.records.get_run(tenant_id, spec.thread_id, run_id)
                 if record is None:
                     resume = False  # never recorded: start it afresh elsewhere
                 elif record.status in TERMINAL_STATUSES or failovers > self.max_failovers:
-                    async for ev in self._tail(run_id, cursor):
+                    async for ev in self.follow_log(tenant_id, spec.thread_id, run_id, cursor):
                         yield ev
                     return
                 else:
                     resume = True
+                if failovers > 2:
+                    exclude.clear()  # every runtime may have recovered meanwhile
+                    await asyncio.sleep(backoff.delay(failovers))
                 log.info("run %s: re-dispatching (resume=%s) after %s", run_id, resume, address)
 
-    async def _tail(self, run_id: str, cursor: int) -> AsyncIterator[types_pb2.RunEvent]:
-        async for ev in self.eventlog.replay(run_id, cursor, follow=True):
-            yield ev
+    async def _stream_from(
+        self, address: str, scoped: str, request: runtime_pb2.ExecuteRunRequest
+    ) -> AsyncIterator[types_pb2.RunEvent]:
+        """The runtime's events; raises _OwnerMoved once it stopped owning the thread."""
+        call = self.channels.stub(address).ExecuteRun(request)
+        view = self.placement.view if self.placement.live else None
+        watcher: asyncio.Task[None] | None = None
+        try:
+            async for resp in call:
+                if watcher is None and view is not None:
+                    # From its first event on, the runtime owns the thread: if it stops
+                    # owning it (paused past its lease, cut off), follow the new owner.
+                    watcher = asyncio.create_task(view.owner_moved(scoped, address))
+                    watcher.add_done_callback(lambda _t: call.cancel())
+                yield resp.event
+        except asyncio.CancelledError:
+            if watcher is not None and watcher.done() and not watcher.cancelled():
+                raise _OwnerMoved() from None
+            raise
+        except grpc.aio.AioRpcError as err:
+            if (
+                err.code() == grpc.StatusCode.CANCELLED
+                and watcher is not None
+                and watcher.done()
+                and not watcher.cancelled()
+            ):
+                raise _OwnerMoved() from None
+            raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            call.cancel()
+
+    async def _from_log(self, run_id: str, after: int, before: int) -> list[types_pb2.RunEvent]:
+        """The logged events with after < seq < before."""
+        out: list[types_pb2.RunEvent] = []
+        events = self.eventlog.replay(run_id, after, follow=False)
+        try:
+            async for ev in events:
+                if ev.seq >= before:
+                    break
+                out.append(ev)
+        finally:
+            await events.aclose()
+        return out
+
+    async def follow_log(
+        self, tenant_id: str, thread_id: str, run_id: str, cursor: int
+    ) -> AsyncIterator[types_pb2.RunEvent]:
+        """The run's events from its log until its final event. A run that ended without
+        one in the log (cancelled while queued on a runtime that died) gets a final event
+        made from its record, the same on every gateway."""
+        while True:
+            async for ev in self.eventlog.replay(run_id, cursor, follow=True, idle_timeout=2.0):
+                cursor = ev.seq
+                yield ev
+                if is_final_event(ev):
+                    return
+            record = await self.records.get_run(tenant_id, thread_id, run_id)
+            if record is None or record.status in TERMINAL_STATUSES:
+                async for ev in self.eventlog.replay(run_id, cursor, follow=False):
+                    cursor = ev.seq
+                    yield ev
+                    if is_final_event(ev):
+                        return
+                if record is not None:
+                    yield final_event_from_record(record, cursor + 1)
+                return
+
+
+class _OwnerMoved(Exception):
+    """The runtime we stream from no longer owns the thread."""

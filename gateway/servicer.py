@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -24,7 +25,6 @@ from gateway import _convert
 from gateway.auth import ApiKeyAuth
 from gateway.dispatch import ChannelPool, PassthroughError, RunDispatcher
 from gateway.placement import Placement
-from mesh_core.adapters.etcd.leases import read_thread_owner
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
 from mesh_core.errors import (
@@ -132,33 +132,33 @@ class GatewayCore:
         return graphs[assistant_id]
 
     async def cancel_run(self, tenant: str, rec: Any, *, wait: bool, action: int = 0) -> Any:
-        """Cancel a run through the runtime that drives it; with ``wait``, until it ended."""
+        """Cancel a run: recorded first (a queued run ends at once; a running one ends at
+        its driver's next step, or when whoever resumes it sees the request), then the
+        runtime driving it is told directly. With ``wait``, until it has ended."""
         if rec.status in TERMINAL_STATUSES:
             return rec
-        owner = await read_thread_owner(
-            self.placement.client, self.placement.keys, rec.scoped_thread
-        )
-        found = False
-        if owner is not None:
-            try:
-                resp = await self.channels.stub(owner.address).CancelRun(
-                    runtime_pb2.CancelRunRequest(
-                        tenant_id=tenant, thread_id=rec.thread_id, run_id=rec.run_id, action=action
-                    ),
-                    timeout=10,
-                )
-                found = resp.found
-            except grpc.aio.AioRpcError:
-                found = False
-        if not found:
-            # Nobody drives it (queued, or orphaned): cancel the record itself.
-            await self.records.finish_run(rec, "cancelled")
-        elif wait:
-            # The runtime ends the run with a final lifecycle event in its event log.
-            async with asyncio.timeout(30):
-                async for ev in self.eventlog.replay(rec.run_id, 0, follow=True):
-                    if is_final_event(ev):
-                        break
+        action_name = "rollback" if action == 2 else "interrupt"
+        status = await self.records.request_cancel(rec, action_name)
+        if status == "running":
+            owner = await self.placement.owner(rec.scoped_thread)
+            if owner is not None and owner.address:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await self.channels.stub(owner.address).CancelRun(
+                        runtime_pb2.CancelRunRequest(
+                            tenant_id=tenant,
+                            thread_id=rec.thread_id,
+                            run_id=rec.run_id,
+                            action=action,
+                        ),
+                        timeout=10,
+                    )
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    async for _ev in self.dispatcher.follow_log(
+                        tenant, rec.thread_id, rec.run_id, 0
+                    ):
+                        pass
         fresh = await self.records.get_run(tenant, rec.thread_id, rec.run_id)
         return fresh or rec
 

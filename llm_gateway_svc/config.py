@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mesh_core.config import ConfigError as MeshConfigError
 from mesh_core.config import InfraSettings
 
 __all__ = [
@@ -34,8 +35,8 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 PROVIDER_TYPES = ("langchain", "openai", "anthropic", "scripted")
 
 
-class ConfigError(ValueError):
-    """The gateway's configuration file is invalid."""
+class ConfigError(MeshConfigError):
+    """The gateway's configuration file is invalid (or names an integration not installed)."""
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
 
 from lgmesh.llm.v1 import llm_pb2_grpc
 
@@ -14,15 +11,15 @@ from llm_gateway_svc.engine import LlmGateway
 from llm_gateway_svc.router import Router
 from llm_gateway_svc.servicer import SERVICE_NAME, LlmServicer
 from llm_gateway_svc.store import LlmStore, RedisLlmStore
+from mesh_core.lifecycle import LifecycleSettings, Probe, Service, run_service
 from mesh_core.rpc import MeshServer
-from mesh_core.telemetry import start_metrics_server
 
 __all__ = ["LlmGatewayServer", "serve"]
 
 log = logging.getLogger(__name__)
 
 
-class LlmGatewayServer:
+class LlmGatewayServer(Service):
     """The gRPC server of one replica: ``await start()`` -> port, ``await stop()``."""
 
     def __init__(
@@ -34,26 +31,39 @@ class LlmGatewayServer:
     ) -> None:
         self.settings = settings
         store = store or RedisLlmStore.from_url(settings.infra.redis_url, settings.infra.prefix)
+        self.store = store
         self.gateway = LlmGateway(settings, store, router)
-        self.server = MeshServer("llm_gateway", f"{settings.host}:{settings.port}")
-        self.server.add(
+        self._server = MeshServer("llm_gateway", f"{settings.host}:{settings.port}")
+        self._server.add(
             llm_pb2_grpc.add_LlmServiceServicer_to_server, LlmServicer(self.gateway), SERVICE_NAME
         )
         self.port = 0
-        self.metrics_port = -1
+        self._stopped = False
 
-    async def start(self) -> int:
-        self.port = await self.server.start()
-        if self.settings.metrics_port >= 0:
-            self.metrics_port = start_metrics_server(
-                self.settings.metrics_port, host=self.settings.host
-            )
-        return self.port
+    kind = "llm-gateway"
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}" if self.port else ""
+
+    @property
+    def server(self) -> MeshServer:
+        return self._server
+
+    def probes(self) -> list[Probe]:
+        ping = getattr(self.store, "ping", None)
+        return [Probe("redis", ping)] if ping is not None else []
+
+    async def start(self) -> None:
+        self.port = await self._server.start()
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, let in-flight calls finish (up to ``grace``), stop."""
-        await self.server.set_not_serving()
-        await self.server.stop(self.settings.drain_grace_s if grace is None else grace)
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._server.set_not_serving()
+        await self._server.stop(self.settings.drain_grace_s if grace is None else grace)
         await self.gateway.aclose()
 
     async def __aenter__(self) -> LlmGatewayServer:
@@ -64,19 +74,6 @@ class LlmGatewayServer:
         await self.stop(grace=0)
 
 
-async def serve(settings: LlmGatewaySettings, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set), then drain and exit."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    server = LlmGatewayServer(settings)
-    port = await server.start()
-    # One parseable line for supervisors and tests that start us on port 0.
-    print(f"llm_gateway_svc ready port={port} metrics_port={server.metrics_port}", flush=True)
-    try:
-        await stop.wait()
-        log.info("llm_gateway_svc draining (grace %.1fs)", settings.drain_grace_s)
-    finally:
-        await server.stop()
+async def serve(settings: LlmGatewaySettings, lifecycle: LifecycleSettings) -> None:
+    """Run until SIGTERM/SIGINT, then drain and exit."""
+    await run_service(LlmGatewayServer(settings), lifecycle)

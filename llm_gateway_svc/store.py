@@ -138,6 +138,10 @@ class RedisLlmStore:
     async def aclose(self) -> None:
         await self._r.aclose()
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers (the service's health probe)."""
+        await self._r.ping()
+
     def _windows(self, window_s: float) -> tuple[int, float, float]:
         now = self._clock()
         index = math.floor(now / window_s)

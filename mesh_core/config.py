@@ -6,9 +6,24 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_PREFIX", "InfraSettings", "env_bool", "env_float", "env_int", "env_str"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "ConfigError",
+    "InfraSettings",
+    "env_bool",
+    "env_float",
+    "env_int",
+    "env_str",
+]
 
 DEFAULT_PREFIX = "lgmesh"
+
+
+class ConfigError(ValueError):
+    """A configuration the process cannot start with (a bad flag, file or graph path).
+
+    Reported as one line naming what is wrong, never as a traceback.
+    """
 
 
 def env_str(env: Mapping[str, str], key: str, default: str) -> str:

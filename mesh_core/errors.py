@@ -17,6 +17,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 __all__ = [
     "DOMAIN",
     "AlreadyExistsError",
+    "BackendUnavailableError",
     "CancelledError",
     "DeadlineExceededError",
     "FailedPreconditionError",
@@ -27,6 +28,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
+    "SessionLostError",
     "StaleOwnerError",
     "UnauthenticatedError",
     "UnavailableError",
@@ -160,6 +162,33 @@ class UnavailableError(MeshError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "UNAVAILABLE"
     retryable = True
+
+
+class BackendUnavailableError(UnavailableError):
+    """Redis, NATS or etcd stayed unreachable for longer than the retry budget.
+
+    Raised by the mesh's adapters only, never by a graph: a runtime that meets it hands
+    the run over (it stays resumable) instead of recording it as failed. Not retryable
+    again: the budget is already spent.
+    """
+
+    reason = "BACKEND_UNAVAILABLE"
+    retryable = False
+
+    def __init__(self, message: str, *, backend: str, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.backend = backend
+        self.metadata.setdefault("backend", backend)
+
+
+class SessionLostError(UnavailableError):
+    """This process's etcd session (lease) is gone: it must not act as an owner now.
+
+    The session heals by itself (a new lease); the work goes on elsewhere meanwhile.
+    """
+
+    reason = "ETCD_SESSION_LOST"
+    retryable = False
 
 
 class DeadlineExceededError(MeshError):

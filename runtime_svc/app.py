@@ -1,4 +1,17 @@
-"""Build and serve one runtime process (owner role, worker role, or both)."""
+"""Build and serve one runtime process (owner role, worker role, or both).
+
+Besides wiring, the runtime supervises its own ability to work:
+
+* **etcd session lost** (etcd away past the lease deadline, the process paused, the
+  lease revoked): it stops owning at once (every run it drives is handed over), reports
+  NOT_SERVING, refuses new runs, stops adopting; the session grants a new lease as soon
+  as etcd answers, and the runtime registers again and serves.
+* **Redis or NATS unreachable**: NOT_SERVING and no new runs. Runs in flight wait
+  within the retry budget. If the outage lasts longer than ``handover_after`` and
+  another registered runtime still reaches both (so the problem is this runtime's),
+  it gives up its etcd lease, releasing every thread at once, so a runtime that can do
+  the work takes them over; it takes a new lease once the backends are back.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -19,14 +31,24 @@ from mesh_core.adapters.etcd.keys import EtcdKeys
 from mesh_core.adapters.etcd.leases import ThreadLeases, read_thread_owner
 from mesh_core.adapters.etcd.registry import RuntimeInfo, RuntimeRegistry
 from mesh_core.adapters.etcd.session import EtcdSession
-from mesh_core.adapters.nats.eventlog import RunEventLog, connect_nats
+from mesh_core.adapters.nats.eventlog import LogPosition, RunEventLog, call_nats, connect_nats
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
 from mesh_core.config import InfraSettings
+from mesh_core.errors import MeshError
+from mesh_core.lifecycle import (
+    HealthSupervisor,
+    LifecycleSettings,
+    Probe,
+    Service,
+    nats_probe,
+    redis_probe,
+    run_service,
+)
+from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
-from mesh_core.telemetry import current_tracing, start_metrics_server
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.manager import RunManager, RunManagerSettings
@@ -42,6 +64,11 @@ RUNNING_RUNS = Gauge(
     "lgmesh_runtime_running_runs", "Runs this runtime is driving now.", ["runtime_id"]
 )
 CAPACITY = Gauge("lgmesh_runtime_capacity", "Runs this runtime accepts at once.", ["runtime_id"])
+SESSION_RENEWALS = Gauge(
+    "lgmesh_runtime_etcd_session_generation",
+    "Number of the etcd lease this runtime holds (grows by one after each lost session).",
+    ["runtime_id"],
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,11 @@ class RuntimeSettings:
         role: "owner" (drives runs), "worker" (runs remote tasks) or "both".
         lease_ttl: etcd lease TTL in seconds; a dead owner's runs move after about this long.
         advertise_host: the host gateways use to reach this runtime.
+        retry_budget: seconds a Redis/NATS/etcd outage may last before runs give up.
+        handover_after: seconds Redis or NATS may be unreachable (while a peer reaches
+            them) before this runtime gives its threads to others.
+        task_ack_wait: seconds a remote task may go without a heartbeat before another
+            worker gets it (a dead worker's task is redelivered after this).
     """
 
     infra: InfraSettings
@@ -60,7 +92,6 @@ class RuntimeSettings:
     host: str = "127.0.0.1"
     port: int = 0
     advertise_host: str = "127.0.0.1"
-    metrics_port: int | None = None
     role: str = "both"
     runtime_id: str = field(
         default_factory=lambda: f"rt-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -77,44 +108,121 @@ class RuntimeSettings:
     remote: str = "send"
     # Put into every run's config["configurable"], e.g. lgmesh_llm_target / lgmesh_tools_target.
     extra_configurable: dict[str, str] = field(default_factory=dict)
+    retry_budget: float = DEFAULT_RETRY_BUDGET
+    handover_after: float = 3.0
+    task_ack_wait: float = 5.0
 
 
-class Runtime:
+class _RuntimeEventLog:
+    """The event log as the run manager sees it: plain events in, protobuf on the wire."""
+
+    def __init__(self, log: RunEventLog, writer: str) -> None:
+        self._log = log
+        self._writer = writer
+
+    async def position(self, run_id: str) -> LogPosition:
+        return await self._log.position(run_id)
+
+    async def append(self, event: Event, *, expected: int) -> int:
+        return await self._log.append(
+            _convert.event_to_pb(event), expected=expected, writer=self._writer
+        )
+
+
+class Runtime(Service):
     """A running runtime process: servers, clients and background loops."""
+
+    kind = "runtime"
 
     def __init__(self, settings: RuntimeSettings) -> None:
         self.settings = settings
         self.graphs = GraphRegistry.from_file(settings.graphs_path)
-        self.server: MeshServer | None = None
+        self._server: MeshServer | None = None
         self.manager: RunManager | None = None
         self.sweeper: Sweeper | None = None
+        self.registry: RuntimeRegistry | None = None
+        self.health: HealthSupervisor | None = None
         self._closers: list[Any] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self.address = ""
+        self._address = ""
         self.worker: Any = None
+        self._backends_ok = True
+        self._registry_lock = asyncio.Lock()
+
+    # -- Service -------------------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return self._address
+
+    @property
+    def server(self) -> MeshServer | None:
+        return self._server
+
+    def bind_health(self, health: HealthSupervisor) -> None:
+        self.health = health
+
+    def probes(self) -> list[Probe]:
+        return [redis_probe(self.redis), nats_probe(self.nc)]
 
     async def start(self) -> None:
         s = self.settings
         infra = s.infra
+        retry = Retry(budget=s.retry_budget)
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
-        self.checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix)
-        self.records = RecordStore(self.redis, infra.prefix)
+        self.checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix, retry=retry)
+        self.records = RecordStore(self.redis, infra.prefix, retry=retry)
         self.nc = await connect_nats(infra.nats_url, s.runtime_id)
         self._closers.append(self.nc.close)
         names = NatsNames(infra.prefix)
-        self.eventlog = RunEventLog(self.nc, names)
-        await self.eventlog.ensure_stream()
+        self.eventlog = RunEventLog(self.nc, names, retry=retry)
+        await call_nats(retry, "event stream setup", self.eventlog.ensure_stream)
         self.session = EtcdSession(infra, ttl=s.lease_ttl, margin=s.lease_margin)
         await self.session.start()
         self._closers.append(self.session.close)
+        self.session.set_renew_gate(lambda: self._backends_ok)
+        self.session.on_lost(self._on_session_lost)
+        self.session.on_renewed(self._on_session_renewed)
+        SESSION_RENEWALS.labels(s.runtime_id).set(1)
         if s.role in ("worker", "both"):
-            await self._start_worker(names)
+            await self._start_worker()
         if s.role in ("owner", "both"):
             await self._start_owner()
+        self._tasks.append(asyncio.create_task(self._supervise(), name="runtime-supervise"))
 
-    async def _start_worker(self, names: NatsNames) -> None:
-        from runtime_svc.remote import TaskWorker  # the worker role (Send fan-out)
+    async def on_health(self, serving: bool) -> None:
+        health = self.health
+        self._backends_ok = health is None or all(health.up.values())
+        if self.registry is not None and self.session.valid:
+            await self._publish_registry()
+
+    async def drain(self) -> None:
+        """NOT_SERVING (done by the runner), leave the registry, finish or hand over runs."""
+        log.info("draining runtime %s", self.settings.runtime_id)
+        for t in self._tasks:
+            t.cancel()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+        if self.manager is not None and self.registry is not None:
+            with contextlib.suppress(Exception):
+                await self.registry.deregister()
+            await self.manager.drain(self.settings.drain_timeout)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+        if self._server is not None:
+            await self._server.stop(grace=1.0)
+        for close in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                await close()
+        self._closers.clear()
+
+    # -- roles -----------------------------------------------------------------------------
+    async def _start_worker(self) -> None:
+        from runtime_svc.remote import TaskQueueSettings, TaskWorker  # the worker role
 
         self.worker = TaskWorker(
             self.settings.infra,
@@ -123,26 +231,18 @@ class Runtime:
             concurrency=self.settings.worker_concurrency,
             worker_id=self.settings.runtime_id,
             nc=self.nc,
+            queue=TaskQueueSettings(ack_wait=self.settings.task_ack_wait),
         )
-        print(f"LGMESH_WORKER {self.settings.runtime_id} pid={os.getpid()}", flush=True)
         await self.worker.start()
         self._closers.append(self.worker.stop)
 
     async def _start_owner(self) -> None:
         s = self.settings
         infra = s.infra
-        self.server = MeshServer(
+        self._server = MeshServer(
             f"runtime {s.runtime_id}", f"{s.host}:{s.port}", max_message_bytes=s.max_message_bytes
         )
-        port_placeholder = s.port
-        # Bind first: the address goes into the thread keys and the registry.
-        self.address = f"{s.advertise_host}:{port_placeholder}"
-        self.leases = ThreadLeases(self.session, infra.prefix, s.runtime_id, self.address)
-        eventlog = self.eventlog
-
-        async def sink(ev: Event) -> None:
-            await eventlog.publish(_convert.event_to_pb(ev), durable=ev.final)
-
+        self.leases = ThreadLeases(self.session, infra.prefix, s.runtime_id, "")
         remote = await self._start_remote() if s.remote != "off" else None
         self.manager = RunManager(
             RunManagerSettings(
@@ -156,25 +256,21 @@ class Runtime:
             self.checkpointer,
             self.records,
             self.leases,
-            sink,
-            last_seq=eventlog.last_seq,
+            _RuntimeEventLog(self.eventlog, s.runtime_id),
             bump_fence=self.checkpointer.abump_fence,
             remote=remote,
             remote_mode=s.remote,
+            not_accepting=self._not_accepting,
         )
         servicer = RuntimeServicer(self.manager, self.graphs, self.checkpointer)
-        self.server.add(
+        self._server.add(
             runtime_pb2_grpc.add_RuntimeServiceServicer_to_server, servicer, SERVICE_NAME
         )
-        port = await self.server.start()
-        self.address = f"{s.advertise_host}:{port}"
-        self.leases.holder_address = self.address
+        port = await self._server.start()
+        self._address = f"{s.advertise_host}:{port}"
+        self.leases.holder_address = self._address
         self.registry = RuntimeRegistry(self.session, infra.prefix)
-        await self.registry.register(
-            RuntimeInfo(
-                runtime_id=s.runtime_id, address=self.address, capacity=s.capacity, running=0
-            )
-        )
+        await self._publish_registry()
         CAPACITY.labels(s.runtime_id).set(s.capacity)
         keys = EtcdKeys(infra.prefix)
         client = self.session.client
@@ -183,76 +279,119 @@ class Runtime:
             return await read_thread_owner(client, keys, scoped)
 
         self.sweeper = Sweeper(
-            self.manager, self.records, owner_of, interval=s.sweep_interval, grace=s.sweep_grace
+            self.manager,
+            self.records,
+            owner_of,
+            interval=s.sweep_interval,
+            grace=s.sweep_grace,
+            active=lambda: self._not_accepting() is None,
         )
         self.sweeper.start()
-        self._tasks.append(asyncio.create_task(self._report_load()))
 
     async def _start_remote(self) -> Any:
         """The owner side of Send fan-out: sends remote-eligible tasks to the worker queue."""
-        from runtime_svc.remote import RemoteExecutor
+        from runtime_svc.remote import RemoteExecutor, TaskQueueSettings
 
         remote = RemoteExecutor(
-            self.settings.infra, self.checkpointer, owner_id=self.settings.runtime_id, nc=self.nc
+            self.settings.infra,
+            self.checkpointer,
+            owner_id=self.settings.runtime_id,
+            nc=self.nc,
+            queue=TaskQueueSettings(ack_wait=self.settings.task_ack_wait),
         )
         await remote.start()
         self._closers.append(remote.stop)
         return remote
 
-    async def _report_load(self) -> None:
-        last = -1
+    # -- supervision -------------------------------------------------------------------------
+    def _not_accepting(self) -> str | None:
+        if not self.session.valid:
+            return "no etcd session"
+        if not self._backends_ok:
+            failing = self.health.failing if self.health is not None else []
+            return "cannot reach " + (", ".join(failing) or "its backends")
+        return None
+
+    def _on_session_lost(self) -> None:
+        if self.health is not None:
+            self.health.set_condition("etcd", False, "no etcd session")
+        if self.manager is not None:
+            asyncio.get_running_loop().create_task(
+                self.manager.hand_over_all("this runtime lost its etcd session")
+            )
+
+    def _on_session_renewed(self) -> None:
+        gen = self.session.generation
+        SESSION_RENEWALS.labels(self.settings.runtime_id).set(gen.number if gen else 0)
+        log.info("runtime %s has a new etcd session; serving again", self.settings.runtime_id)
+        if self.health is not None:
+            self.health.set_condition("etcd", True)
+        if self.registry is not None:
+            asyncio.get_running_loop().create_task(self._publish_registry())
+
+    async def _publish_registry(self) -> None:
+        """Put this runtime's entry (bound to the current lease: after a new session the
+        old entry went with the old lease) with its load and whether it serves."""
+        registry = self.registry
+        if registry is None:
+            return
+        s = self.settings
+        running = self.manager.running if self.manager is not None else 0
+        info = RuntimeInfo(
+            s.runtime_id, self._address, s.capacity, running, serving=self._backends_ok
+        )
+        async with self._registry_lock:
+            try:
+                await registry.register(info)
+            except MeshError as exc:
+                log.info("registry update deferred: %s", exc.message)
+
+    async def _supervise(self) -> None:
+        last_running = -1
+        registered_gen = 0
         while True:
             await asyncio.sleep(0.5)
-            if self.manager is None:
-                continue
-            running = self.manager.running
-            RUNNING_RUNS.labels(self.settings.runtime_id).set(running)
-            if running != last:
-                with contextlib.suppress(Exception):
-                    await self.registry.update(running=running)
-                last = running
+            try:
+                gen = self.session.generation
+                if self.manager is not None:
+                    running = self.manager.running
+                    RUNNING_RUNS.labels(self.settings.runtime_id).set(running)
+                    if self.session.valid and (
+                        running != last_running or (gen and gen.number != registered_gen)
+                    ):
+                        await self._publish_registry()
+                        last_running = running
+                        registered_gen = gen.number if gen else 0
+                await self._maybe_hand_over()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep supervising; the next pass retries
+                log.info("runtime supervision pass failed: %s", type(exc).__name__)
 
-    async def drain_and_stop(self) -> None:
-        """SIGTERM: NOT_SERVING, leave the registry, finish or hand over runs, release leases."""
-        log.info("draining runtime %s", self.settings.runtime_id)
-        if self.server is not None:
-            await self.server.set_not_serving()
-        if self.sweeper is not None:
-            await self.sweeper.stop()
+    async def _maybe_hand_over(self) -> None:
+        health = self.health
+        if health is None or self._backends_ok or not self.session.valid:
+            return
+        down = [b for b in ("redis", "nats") if health.down_for(b) > self.settings.handover_after]
+        if not down or self.registry is None:
+            return
+        peers = [
+            r
+            for r in await self.registry.list()
+            if r.runtime_id != self.settings.runtime_id and r.serving
+        ]
+        if not peers:
+            return  # nobody can do better: keep the threads and wait out the outage
+        why = f"cannot reach {', '.join(down)} while {peers[0].runtime_id} can"
+        log.warning(
+            "runtime %s gives its threads to other runtimes: %s", self.settings.runtime_id, why
+        )
         if self.manager is not None:
-            with contextlib.suppress(Exception):
-                await self.registry.deregister()
-            await self.manager.drain(self.settings.drain_timeout)
-        await self.stop()
-
-    async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        if self.sweeper is not None:
-            await self.sweeper.stop()
-        if self.server is not None:
-            await self.server.stop(grace=1.0)
-        for close in reversed(self._closers):
-            with contextlib.suppress(Exception):
-                await close()
+            await self.manager.hand_over_all(why)
+        await self.session.relinquish(why)
 
 
-async def serve(settings: RuntimeSettings) -> None:
+async def serve(settings: RuntimeSettings, lifecycle: LifecycleSettings) -> None:
+    """Serve until SIGTERM/SIGINT, then drain (hand over what is left) and stop."""
     runtime = Runtime(settings)
-    await runtime.start()
-    if settings.metrics_port is not None:
-        start_metrics_server(settings.metrics_port)
-    log.info(
-        "runtime %s ready (role=%s) on %s",
-        settings.runtime_id,
-        settings.role,
-        runtime.address or "-",
-    )
-    print(f"LGMESH_READY runtime {runtime.address}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runtime.drain_and_stop()
-    current_tracing().shutdown()  # flush the spans still batched
+    await run_service(runtime, lifecycle)

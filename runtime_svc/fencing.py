@@ -3,6 +3,7 @@
 Two independent guards (invariant 1):
 - self-fencing: before every write the thread lease is checked; once the runtime's etcd
   session may have expired (last keepalive + TTL - margin) the write is refused here;
+  a write waiting out a Redis outage checks it again before every retry;
 - the Redis fence: every write carries the lease's fencing token (the etcd key's
   create_revision) and the checkpointer's script rejects it if a newer owner stored a
   higher token.
@@ -42,7 +43,8 @@ def _with_token(config: RunnableConfig, token: int) -> RunnableConfig:
 class FencedCheckpointer(BaseCheckpointSaver[Any]):
     def __init__(self, base: BaseCheckpointSaver[Any], lease: _Lease) -> None:
         super().__init__(serde=base.serde)
-        self.base = base
+        with_abort = getattr(base, "with_abort", None)
+        self.base: Any = with_abort(lease.check) if with_abort is not None else base
         self.lease = lease
 
     @property
@@ -129,3 +131,7 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
     async def adelete_thread(self, thread_id: str) -> None:
         self.lease.check()
         await self.base.adelete_thread(thread_id)
+
+    async def adelete_run_checkpoints(self, thread_id: str, run_ids: Sequence[str]) -> None:
+        self.lease.check()
+        await self.base.adelete_run_checkpoints(thread_id, run_ids, token=self.lease.token)

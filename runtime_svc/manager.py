@@ -1,10 +1,19 @@
-"""The owner role: take a thread's lease, drive its runs through LangGraph, emit events.
+"""The owner role: take a thread's lease, admit its runs, drive them through LangGraph.
 
-One :class:`RunManager` per runtime process. A run is recorded in Redis before anything
-else; it runs with the mesh checkpointer (durability "sync"), fenced with the thread's
-lease token; its events go to local subscribers (the gateway's ExecuteRun stream) and to
-the run's JetStream subject. If the runtime loses the thread or drains, the run is left
-as "running" for another runtime to resume from the last checkpoint.
+One :class:`RunManager` per runtime process. The rules that keep a thread consistent:
+
+* **A runtime drives a thread's runs only while it holds the thread's lease.** It takes
+  the lease before it admits a run, so every pending or running run of a thread it
+  holds is either driven here or orphaned by a dead runtime, and then adopted here.
+* **Admission is one Redis script** (busy check + begin or queue, per multitask
+  strategy); a queued run waits for its turn without holding any lock, woken when a
+  run of its thread ends here (or by a short poll).
+* **Only the graph's own errors fail a run.** A lost lease, a lost etcd session, a
+  backend that stayed away past the retry budget, a drain: the run is handed over
+  (left ``running`` for whoever takes the thread next), never recorded as failed.
+* **Nothing starts on a runtime that lost the thread.** The lease is checked before
+  each superstep's tasks start (LangGraph's ``tasks`` stream event comes right
+  before them), before every checkpoint write, and the event log is fenced too.
 """
 
 from __future__ import annotations
@@ -13,38 +22,50 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from langgraph._internal._constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
-from mesh_core.adapters.redis.records import ACTIVE_STATUSES, RecordStore, RunRecord
+from mesh_core.adapters.redis.records import (
+    ACTIVE_STATUSES,
+    FinishOutcome,
+    RecordStore,
+    RunRecord,
+)
 from mesh_core.errors import (
+    BackendUnavailableError,
+    DeadlineExceededError,
     FailedPreconditionError,
-    InvalidArgumentError,
     MeshError,
     NotFoundError,
+    SessionLostError,
     StaleOwnerError,
     UnavailableError,
 )
 from mesh_core.jsonvalue import to_jsonable
+from mesh_core.reasons import Reason
 from runtime_svc.fencing import FencedCheckpointer
 from runtime_svc.graphs import GraphRegistry
-from runtime_svc.runs import Event, RunHandle, RunLostError, RunRequest
+from runtime_svc.langgraph_api import CONFIG_KEY_CHECKPOINTER
+from runtime_svc.runs import Event, EventLogPort, RunHandle, RunLostError, RunRequest, wait_any
 
-__all__ = ["RunManager", "RunManagerSettings"]
+__all__ = ["RUN_ID_KEY", "RunManager", "RunManagerSettings"]
 
 log = logging.getLogger(__name__)
 
-RUN_ID_KEY = "lgmesh_run_id"
+RUN_ID_KEY = "run_id"  # LangGraph's (and Agent Server's) checkpoint metadata key
+_STREAMED = frozenset({"values", "updates", "custom", "messages", "debug", "tasks", "checkpoints"})
 
 
 class ThreadLeaseLike(Protocol):
     token: int
+
+    @property
+    def valid(self) -> bool: ...
 
     def check(self) -> None: ...
 
@@ -57,23 +78,29 @@ class LeasesLike(Protocol):
     async def release(self, lease: Any) -> Any: ...
 
 
-EventSink = Callable[[Event], Awaitable[None]]
-
-
 @dataclass(frozen=True)
 class RunManagerSettings:
     runtime_id: str
     capacity: int = 64
-    # How long a resumed run waits for the previous owner's lease to expire.
+    # How long a run waits for another runtime's lease on its thread to go.
     acquire_timeout: float = 15.0
     drain_timeout: float = 30.0
     extra_configurable: dict[str, Any] = field(default_factory=dict)
+    # How often a queued run re-checks its turn when nothing woke it.
+    turn_poll: float = 0.5
 
 
 @dataclass
 class _HeldLease:
     lease: Any
     users: int = 0
+
+
+def _is_handover(exc: BaseException) -> bool:
+    """Errors that are not the graph's: the run goes on elsewhere."""
+    return isinstance(
+        exc, StaleOwnerError | SessionLostError | BackendUnavailableError | RunLostError
+    ) or (isinstance(exc, UnavailableError) and exc.reason in (Reason.THREAD_OWNED_ELSEWHERE,))
 
 
 class RunManager:
@@ -84,29 +111,30 @@ class RunManager:
         checkpointer: BaseCheckpointSaver[Any],
         records: RecordStore,
         leases: LeasesLike,
-        sink: EventSink,
+        eventlog: EventLogPort,
         *,
-        last_seq: Callable[[str], Awaitable[int]],
-        bump_fence: Callable[[str, int], Awaitable[None]],
+        bump_fence: Callable[[str, int], Any],
         remote: Any = None,
         remote_mode: str = "send",
+        not_accepting: Callable[[], str | None] = lambda: None,
     ) -> None:
         """``remote``: a RemoteExecutor (runtime_svc.remote) that sends remote-eligible
-        tasks (``remote_mode``: "send" = Send tasks, "all" = every task) to workers."""
+        tasks (``remote_mode``: "send" = Send tasks, "all" = every task) to workers.
+        ``not_accepting()`` says why this runtime takes no runs now (None: it does)."""
         self.settings = settings
         self.graphs = graphs
         self.checkpointer = checkpointer
         self.records = records
         self.leases = leases
-        self.sink = sink
-        self._last_seq = last_seq
+        self.eventlog = eventlog
         self._bump_fence = bump_fence
         self.remote = remote
         self.remote_mode = remote_mode
+        self._not_accepting = not_accepting
         self.runs: dict[str, RunHandle] = {}
         self._held: dict[str, _HeldLease] = {}
         self._lease_locks: dict[str, asyncio.Lock] = {}
-        self._thread_locks: dict[str, asyncio.Lock] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
         self.draining = False
 
     @property
@@ -115,47 +143,43 @@ class RunManager:
 
     # -- entry points ------------------------------------------------------------------
     async def submit(self, req: RunRequest, *, wait_for_lease: bool = True) -> RunHandle:
-        """Start (or, with ``req.resume``, take over) a run; returns its handle at once.
-
-        ``wait_for_lease=False`` (the sweeper) gives up at once if the thread is owned.
-        """
+        """Start (or, with ``req.resume``, take over) a run; returns its handle once the
+        run is admitted here. ``wait_for_lease=False`` (the sweeper, adoption) gives up
+        at once if another runtime holds the thread."""
         existing = self.runs.get(req.run_id)
         if existing is not None and not existing.finished:
             return existing
         if self.draining:
-            raise UnavailableError("runtime is draining", reason="DRAINING")
+            raise UnavailableError("runtime is draining", reason=Reason.DRAINING)
+        why = self._not_accepting()
+        if why:
+            raise UnavailableError(f"runtime takes no runs now: {why}", reason=Reason.NOT_SERVING)
         if self.running >= self.settings.capacity:
-            raise UnavailableError("runtime is at capacity", reason="AT_CAPACITY")
+            raise UnavailableError("runtime is at capacity", reason=Reason.AT_CAPACITY)
         graph = self.graphs.get_graph(req.assistant_id)
-        if req.multitask_strategy == "rollback":
-            raise InvalidArgumentError(
-                "multitask_strategy ROLLBACK is not supported; use REJECT, ENQUEUE or INTERRUPT",
-                reason="UNSUPPORTED_STRATEGY",
-            )
-        if req.resume:
-            return await self._start_resume(req, graph, wait_for_lease)
-        return await self._start_fresh(req, graph)
+        lease = await self._lease_for(req.scoped_thread, wait=wait_for_lease)
+        try:
+            if req.resume:
+                return await self._start_resume(req, graph, lease)
+            return await self._start_fresh(req, graph, lease)
+        except BaseException:
+            await self._lease_done(req.scoped_thread)
+            raise
 
-    async def _start_fresh(self, req: RunRequest, graph: Pregel) -> RunHandle:
+    async def _start_fresh(self, req: RunRequest, graph: Pregel, lease: Any) -> RunHandle:
         thread = await self.records.get_thread(req.tenant_id, req.thread_id)
         if thread is None:
             raise NotFoundError(
                 f"thread {req.thread_id!r} not found", metadata={"thread_id": req.thread_id}
             )
-        if req.command and "resume" in req.command and thread.status != "interrupted":
+        resuming = req.command is not None and "resume" in req.command
+        queued_behind = bool(thread.active_run) and req.multitask_strategy == "enqueue"
+        if resuming and thread.status != "interrupted" and not queued_behind:
             raise FailedPreconditionError(
                 f"thread {req.thread_id!r} has no pending interrupt to resume",
-                reason="NO_INTERRUPT",
+                reason=Reason.NO_INTERRUPT,
                 metadata={"thread_id": req.thread_id, "thread_status": thread.status},
             )
-        if req.multitask_strategy == "reject" and thread.active_run:
-            active = await self.records.get_run(req.tenant_id, req.thread_id, thread.active_run)
-            if active is not None and active.status in ACTIVE_STATUSES:
-                raise FailedPreconditionError(
-                    f"thread {req.thread_id!r} is busy with run {active.run_id}",
-                    reason="THREAD_BUSY",
-                    metadata={"thread_id": req.thread_id, "active_run_id": active.run_id},
-                )
         record = RunRecord(
             run_id=req.run_id,
             tenant_id=req.tenant_id,
@@ -167,31 +191,55 @@ class RunManager:
             multitask_strategy=req.multitask_strategy,
             owner=self.settings.runtime_id,
         )
-        active_id = await self.records.begin_run(record)
-        handle = RunHandle(req, record, req.after_seq)
+        adm = await self.records.admit_run(record, req.multitask_strategy)
+        if adm.outcome == "rejected":
+            raise FailedPreconditionError(
+                f"thread {req.thread_id!r} is busy with run {adm.active_run}",
+                reason=Reason.THREAD_BUSY,
+                metadata={"thread_id": req.thread_id, "active_run_id": adm.active_run},
+            )
+        if adm.outcome == "no_thread":
+            raise NotFoundError(
+                f"thread {req.thread_id!r} not found", metadata={"thread_id": req.thread_id}
+            )
+        if adm.outcome == "existing":  # admitted by an earlier try: continue it
+            return await self._start_resume(req, graph, lease)
+        handle = self._new_handle(req, record, _fresh_position())
         self.runs[req.run_id] = handle
-        waiting_for = None if active_id == req.run_id else active_id
-        handle.task = asyncio.create_task(self._drive(handle, graph, waiting_for=waiting_for))
-        return handle
-
-    async def _start_resume(
-        self, req: RunRequest, graph: Pregel, wait_for_lease: bool
-    ) -> RunHandle:
-        record = await self.records.get_run(req.tenant_id, req.thread_id, req.run_id)
-        if record is None:
-            raise NotFoundError(f"run {req.run_id!r} not found", metadata={"run_id": req.run_id})
-        last = await self._last_seq(req.run_id)
-        if not wait_for_lease:
-            # Take the lease before promising anything, so exactly one runtime adopts.
-            await self._lease_for(req.scoped_thread, wait=False)
-        handle = RunHandle(req, record, max(last, req.after_seq))
-        self.runs[req.run_id] = handle
+        self._wake(req.scoped_thread)  # superseded runs here end at once
+        if adm.active_run and req.multitask_strategy in ("interrupt", "rollback"):
+            await self.cancel(adm.active_run, req.multitask_strategy)
         handle.task = asyncio.create_task(
-            self._drive(handle, graph, waiting_for=None, lease_held=not wait_for_lease)
+            self._drive(handle, graph, lease, has_turn=adm.outcome == "running")
         )
         return handle
 
+    async def _start_resume(self, req: RunRequest, graph: Pregel, lease: Any) -> RunHandle:
+        record = await self.records.get_run(req.tenant_id, req.thread_id, req.run_id)
+        if record is None:
+            raise NotFoundError(f"run {req.run_id!r} not found", metadata={"run_id": req.run_id})
+        position = await self.eventlog.position(req.run_id)
+        handle = self._new_handle(req, record, position)
+        self.runs[req.run_id] = handle
+        handle.task = asyncio.create_task(self._drive(handle, graph, lease, has_turn=False))
+        return handle
+
+    def _new_handle(self, req: RunRequest, record: RunRecord, position: Any) -> RunHandle:
+        handle: RunHandle
+
+        def publish_failed(exc: BaseException) -> None:
+            # The log refused (another runtime drives the run) or NATS stayed away:
+            # stop the run here; whoever has the thread continues it.
+            log.warning("run %s: event log: %s; handing over", req.run_id, type(exc).__name__)
+            handle.handover = True
+            if handle.task is not None and not handle.task.done():
+                handle.task.cancel()
+
+        handle = RunHandle(req, record, self.eventlog, position, on_publish_failure=publish_failed)
+        return handle
+
     async def cancel(self, run_id: str, action: str = "interrupt") -> bool:
+        """Stop a run driven here (interrupt, or rollback: forget it and its checkpoints)."""
         handle = self.runs.get(run_id)
         if handle is None or handle.finished or handle.task is None:
             return False
@@ -204,22 +252,33 @@ class RunManager:
         lock = self._lease_locks.setdefault(scoped, asyncio.Lock())
         async with lock:
             held = self._held.get(scoped)
-            if held is not None:
-                try:
-                    held.lease.check()
-                except StaleOwnerError:
-                    self._held.pop(scoped, None)
-                    held = None
+            if held is not None and not held.lease.valid:
+                self._held.pop(scoped, None)
+                held = None
             if held is None:
                 if wait:
-                    lease = await self.leases.acquire(scoped, timeout=self.settings.acquire_timeout)
+                    try:
+                        lease = await self.leases.acquire(
+                            scoped, timeout=self.settings.acquire_timeout
+                        )
+                    except DeadlineExceededError as exc:
+                        raise UnavailableError(
+                            "thread is owned by another runtime",
+                            reason=Reason.THREAD_OWNED_ELSEWHERE,
+                        ) from exc
                 else:
                     lease = await self.leases.try_acquire(scoped)
                     if lease is None:
                         raise UnavailableError(
-                            "thread is owned by another runtime", reason="THREAD_OWNED_ELSEWHERE"
+                            "thread is owned by another runtime",
+                            reason=Reason.THREAD_OWNED_ELSEWHERE,
                         )
-                await self._bump_fence(scoped, lease.token)
+                try:
+                    await self._bump_fence(scoped, lease.token)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await self.leases.release(lease)
+                    raise
                 held = self._held[scoped] = _HeldLease(lease)
             held.users += 1
             return held.lease
@@ -231,110 +290,145 @@ class RunManager:
             if held is None:
                 return
             held.users -= 1
-            if held.users <= 0:
-                self._held.pop(scoped, None)
-                if release:
-                    with contextlib.suppress(Exception):
-                        await self.leases.release(held.lease)
+            if held.users > 0:
+                return
+            self._held.pop(scoped, None)
+            self._lease_locks.pop(scoped, None)
+            self._wakeups.pop(scoped, None)
+            if release and held.lease.valid:
+                try:
+                    await self.leases.release(held.lease)
+                except Exception as exc:  # the key goes with the session lease at the latest
+                    log.info("releasing thread %s: %s", scoped, type(exc).__name__)
+
+    # -- waiting for a thread's turn -----------------------------------------------------
+    def _wake(self, scoped: str) -> None:
+        ev = self._wakeups.get(scoped)
+        if ev is not None:
+            ev.set()
+
+    async def _wait_turn(self, handle: RunHandle, other: str) -> None:
+        """Wait until ``other`` (the run that has the thread or is ahead) may be done."""
+        scoped = handle.req.scoped_thread
+        handle.lease.check()
+        ahead = self.runs.get(other)
+        if ahead is None:
+            # We hold the lease, so nobody else drives the thread's runs: adopt it.
+            rec = await self.records.get_run_scoped(scoped, other)
+            if rec is not None and rec.status in ACTIVE_STATUSES:
+                log.info("run %s: adopting orphaned run %s ahead of it", handle.run_id, other)
+                with contextlib.suppress(MeshError):
+                    await self.submit(RunRequest.from_record(rec), wait_for_lease=False)
+                ahead = self.runs.get(other)
+        wake = self._wakeups.setdefault(scoped, asyncio.Event())
+        wake.clear()
+        waits: list[Any] = [wake.wait()]
+        if ahead is not None:
+            waits.append(ahead.done.wait())
+        await wait_any(*waits, timeout=self.settings.turn_poll)
 
     # -- driving a run -----------------------------------------------------------------
-    async def _emit(self, handle: RunHandle, ev: Event) -> None:
-        await handle.append(ev)
-        await self.sink(ev)
-
     async def _lifecycle(self, handle: RunHandle, kind: str, status: str, **extra: Any) -> None:
         lc = {"kind": kind, "status": status, "runtime_id": self.settings.runtime_id, **extra}
-        await self._emit(handle, handle.next_event("lifecycle", lifecycle=lc))
+        await handle.emit(handle.next_event("lifecycle", lifecycle=lc))
 
-    async def _drive(
-        self, handle: RunHandle, graph: Pregel, *, waiting_for: str | None, lease_held: bool = False
-    ) -> None:
-        req, record = handle.req, handle.record
+    async def _drive(self, handle: RunHandle, graph: Pregel, lease: Any, *, has_turn: bool) -> None:
+        req = handle.req
         scoped = req.scoped_thread
+        handle.lease = lease
         lost: RunLostError | None = None
-        lease_taken = lease_held
+        release = True
         try:
-            if waiting_for is not None:
-                await self._lifecycle(handle, "queued", "pending", waiting_for=waiting_for)
-                if req.multitask_strategy == "interrupt":
-                    await self.cancel(waiting_for, "interrupt")
-            if lease_held:
-                lease = self._held[scoped].lease
-            else:
-                lease = await self._lease_for(scoped, wait=True)
-                lease_taken = True
-            handle.lease = lease
-            lock = self._thread_locks.setdefault(scoped, asyncio.Lock())
-            async with lock:
-                if waiting_for is not None:
-                    await self._wait_thread_free(record)
-                if req.resume:
-                    fresh = await self.records.get_run(req.tenant_id, req.thread_id, req.run_id)
-                    if fresh is None or fresh.status not in ACTIVE_STATUSES:
-                        return  # it ended meanwhile (another runtime finished it)
-                    record = handle.record = fresh
-                if req.resume or waiting_for is not None:  # a fresh run was recorded as running
-                    await self.records.update_run(
-                        record,
-                        status="running",
-                        owner=self.settings.runtime_id,
-                        attempts=record.attempts + (1 if req.resume else 0),
+            if not has_turn:
+                announced = False
+                while True:
+                    state, other = await self.records.claim_turn(
+                        handle.record, owner=self.settings.runtime_id, add_attempt=req.resume
                     )
-                await self._lifecycle(handle, "resumed" if req.resume else "started", "running")
-                await self._execute(handle, graph, lease)
+                    if state == "running":
+                        break
+                    if state != "waiting":  # ended meanwhile (cancelled, finished elsewhere)
+                        await self._already_ended(handle, state)
+                        return
+                    if not announced:
+                        announced = True
+                        await self._lifecycle(handle, "queued", "pending", waiting_for=other)
+                    await self._wait_turn(handle, other)
+                if req.resume:
+                    fresh = await self.records.get_run_scoped(scoped, req.run_id)
+                    if fresh is not None:
+                        handle.record = fresh
+            if handle.record.cancel_action:
+                await self._cancelled(handle, handle.record.cancel_action)
+                return
+            await self._lifecycle(handle, "resumed" if req.resume else "started", "running")
+            await self._execute(handle, graph, lease)
         except asyncio.CancelledError:
             if handle.handover:
-                lost = RunLostError("run handed over: the runtime is draining")
+                lost = RunLostError("run handed over: this runtime stopped driving it")
             else:
                 try:
-                    await asyncio.shield(self._end(handle, "cancelled"))
-                except StaleOwnerError:
-                    lost = RunLostError(
-                        "run moved to another runtime: this one lost the thread's lease"
-                    )
-                except Exception:  # the run is cancelled either way; the record may lag
-                    log.warning("run %s: could not record its cancellation", req.run_id)
-        except StaleOwnerError as exc:
-            log.warning("run %s: lost thread ownership (%s)", req.run_id, exc.message)
-            lost = RunLostError("run moved to another runtime: this one lost the thread's lease")
-        except MeshError as exc:
-            if isinstance(exc, UnavailableError) and exc.reason in ("THREAD_OWNED_ELSEWHERE",):
-                lost = RunLostError(exc.message)
-            else:
-                lost = await self._end_or_lose(handle, exc, exc.message)
-        except TimeoutError:
-            lost = RunLostError("thread is still owned by another runtime")
+                    await asyncio.shield(self._cancelled(handle, handle.cancel_action or ""))
+                except Exception as exc:
+                    if _is_handover(exc):
+                        lost = RunLostError("run moved to another runtime while being cancelled")
+                    else:
+                        log.warning("run %s: could not record its cancellation", req.run_id)
         except Exception as exc:
-            log.exception("run %s failed in the runtime", req.run_id)
-            lost = await self._end_or_lose(handle, exc, str(exc))
+            if _is_handover(exc):
+                log.warning("run %s: handing over (%s)", req.run_id, _describe(exc))
+                lost = RunLostError(f"run handed over: {_describe(exc)}")
+                release = not isinstance(exc, StaleOwnerError | SessionLostError)
+            else:
+                log.exception("run %s failed in the runtime", req.run_id)
+                lost = await self._end_or_lose(handle, "error", exc)
         finally:
             await handle.close(lost)
             self.runs.pop(req.run_id, None)
-            if lease_taken:
-                await self._lease_done(scoped, release=lost is None or handle.handover)
+            await self._lease_done(scoped, release=release)
+            self._wake(scoped)
+
+    async def _already_ended(self, handle: RunHandle, state: str) -> None:
+        """The run ended without us (cancelled while queued, ended by another owner):
+        tell its followers, unless its log says so already."""
+        if state == "missing" or handle.position.final:
+            return  # nothing to tell, or the log has the run's final event already
+        rec = await self.records.get_run_scoped(handle.req.scoped_thread, handle.run_id)
+        await self._emit_end(handle, state, error=rec.error if rec is not None else None)
 
     async def _end_or_lose(
-        self, handle: RunHandle, exc: BaseException, message: str
+        self, handle: RunHandle, status: str, exc: BaseException
     ) -> RunLostError | None:
         try:
-            await self._end(handle, "error", error={"type": type(exc).__name__, "message": message})
-        except StaleOwnerError:
-            return RunLostError("run moved to another runtime: this one lost the thread's lease")
+            await self._end(handle, status, error=_error_of(exc))
+        except Exception as inner:
+            if _is_handover(inner):
+                return RunLostError(f"run handed over: {_describe(inner)}")
+            raise
         return None
 
-    async def _wait_thread_free(self, record: RunRecord) -> None:
-        delay = 0.02
-        while True:
-            active = await self.records.claim_thread(record)
-            if active == record.run_id:
-                return
-            other = self.runs.get(active)
-            if other is not None and other.task is not None and not other.task.done():
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(other.task)
-                continue
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    async def _cancelled(self, handle: RunHandle, action: str) -> None:
+        if action == "rollback":
+            await self._roll_back(handle)
+        else:
+            await self._end(handle, "cancelled")
+
+    async def _roll_back(self, handle: RunHandle) -> None:
+        """Forget the run: its checkpoints (the thread goes back to before it) and record."""
+        lease = handle.lease
+        lease.check()
+        scoped = handle.req.scoped_thread
+        delete = getattr(self.checkpointer, "adelete_run_checkpoints", None)
+        if delete is not None:
+            await delete(scoped, [handle.run_id], token=lease.token)
+        lease.check()
+        if not await self.records.delete_run(handle.record, owner=self.settings.runtime_id):
+            raise StaleOwnerError("the run belongs to another runtime now", reason="STALE_OWNER")
+        await self._emit_end(
+            handle,
+            "cancelled",
+            error={"type": "RolledBack", "message": "a newer run on the thread replaced this run"},
+        )
 
     def _config(self, req: RunRequest, lease: ThreadLeaseLike) -> dict[str, Any]:
         user = dict(req.config)
@@ -350,7 +444,7 @@ class RunManager:
         conf["fencing_token"] = lease.token
         return {**user, "configurable": conf, "metadata": metadata}
 
-    async def _graph_input(self, req: RunRequest, graph: Pregel, config: dict[str, Any]) -> Any:
+    async def _graph_input(self, req: RunRequest) -> Any:
         if req.resume:
             latest = await self.checkpointer.aget_tuple(
                 {"configurable": {"thread_id": req.scoped_thread, "checkpoint_ns": ""}}
@@ -372,7 +466,7 @@ class RunManager:
     async def _execute(self, handle: RunHandle, graph: Pregel, lease: ThreadLeaseLike) -> None:
         req = handle.req
         config = self._config(req, lease)
-        graph_input = await self._graph_input(req, graph, config)
+        graph_input = await self._graph_input(req)
         if self.remote is None or self.remote_mode == "off":
             await self._stream(handle, graph, lease, config, graph_input)
             return
@@ -390,12 +484,11 @@ class RunManager:
         graph_input: Any,
     ) -> None:
         req = handle.req
-        wanted = {
-            m for m in req.stream_modes if m in ("values", "updates", "custom", "messages", "debug")
-        }
+        wanted = {m for m in req.stream_modes if m in _STREAMED}
         # "values" and "updates" are always streamed: the last values are the run's output
         # and an "__interrupt__" update says the run paused (no extra state read at the end).
-        modes = sorted(wanted | {"values", "updates"})
+        # "tasks" comes right before each superstep's tasks start: the lease is checked there.
+        modes = sorted(wanted | {"values", "updates", "tasks"})
         stream = graph.astream(  # type: ignore[call-overload]
             graph_input,
             config,
@@ -415,22 +508,24 @@ class RunManager:
                 # @task calls carry their task's namespace either way.
                 ns, mode, chunk = item if len(item) == 3 else ((), *item)
                 if not ns:
-                    if mode == "values":
+                    if mode == "tasks":
+                        if "result" not in chunk and "error" not in chunk:
+                            lease.check()  # about to start a task: only while we own the thread
+                    elif mode == "values":
                         values = chunk
                     elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:
                         paused = True
                         interrupts.extend(chunk["__interrupt__"])
                 if mode not in wanted:
                     continue
-                lease.check()
                 if mode == "messages":
                     msg, meta = chunk
                     data: Any = [to_jsonable(msg), to_jsonable(meta)]
                 else:
                     data = to_jsonable(chunk)
-                await self._emit(handle, handle.next_event(mode, data, namespace=tuple(ns)))
+                await handle.emit(handle.next_event(mode, data, namespace=tuple(ns)))
         except Exception as exc:
-            if isinstance(exc, StaleOwnerError):
+            if _is_handover(exc):
                 raise
             log.info(
                 "run %s ended with %s",
@@ -438,9 +533,7 @@ class RunManager:
                 type(exc).__name__,
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
-            await self._end(
-                handle, "error", error={"type": type(exc).__name__, "message": str(exc)}
-            )
+            await self._end(handle, "error", error=_error_of(exc))
             return
         if interrupts:  # the run's output, as Pregel.ainvoke gives it
             values = (
@@ -448,7 +541,6 @@ class RunManager:
                 if isinstance(values, dict)
                 else {"__interrupt__": interrupts}
             )
-        lease.check()
         await self._end(
             handle,
             "interrupted" if paused else "success",
@@ -470,18 +562,35 @@ class RunManager:
             fields["error"] = error
         if interrupts:
             fields["interrupts"] = interrupts
-        owner = ""
+        # A runtime that lost the thread (paused past its TTL) must not end the run:
+        # its new owner does. Self-fencing first, then the record's owner in Redis.
         if handle.lease is not None:
-            # A runtime that lost the thread (paused past its TTL) must not end the run:
-            # its new owner does. Self-fencing first, then the record's owner in Redis.
             handle.lease.check()
-            owner = self.settings.runtime_id
-        if not await self.records.finish_run(handle.record, status, owner=owner, **fields):
+        await handle.flush()  # every event before the final one is in the log
+        outcome = await self.records.finish_run(
+            handle.record, status, owner=self.settings.runtime_id, **fields
+        )
+        if outcome is FinishOutcome.NOT_OWNER:
             raise StaleOwnerError("the run belongs to another runtime now", reason="STALE_OWNER")
+        if outcome is FinishOutcome.ALREADY_ENDED:
+            rec = await self.records.get_run_scoped(handle.req.scoped_thread, handle.run_id)
+            if rec is not None:
+                status, error, values = rec.status, rec.error, None
+        await self._emit_end(handle, status, error=error, interrupts=interrupts, values=values)
+
+    async def _emit_end(
+        self,
+        handle: RunHandle,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        interrupts: list[Any] | None = None,
+        values: Any = None,
+    ) -> None:
         lc: dict[str, Any] = {"interrupts": interrupts or []}
         if error is not None:
             lc["error"] = error
-        ev = handle.next_event(
+        ev: Event = handle.next_event(
             "lifecycle",
             values,
             lifecycle={
@@ -491,7 +600,8 @@ class RunManager:
                 **lc,
             },
         )
-        await self._emit(handle, ev)
+        await handle.emit(ev)
+        await handle.flush()
 
     # -- shutdown ----------------------------------------------------------------------
     async def drain(self, timeout: float | None = None) -> None:
@@ -511,5 +621,28 @@ class RunManager:
             with contextlib.suppress(Exception):
                 await self.leases.release(held.lease)
 
+    async def hand_over_all(self, why: str) -> None:
+        """Stop driving every run now (their threads go to other runtimes)."""
+        for handle in list(self.runs.values()):
+            if handle.task is not None and not handle.task.done():
+                log.warning("run %s: handing over (%s)", handle.run_id, why)
+                handle.handover = True
+                handle.task.cancel()
+
     def stats(self) -> dict[str, float]:
         return {"running": self.running, "time": time.time()}
+
+
+def _fresh_position() -> Any:
+    from mesh_core.adapters.nats.eventlog import LogPosition
+
+    return LogPosition()
+
+
+def _error_of(exc: BaseException) -> dict[str, Any]:
+    message = exc.message if isinstance(exc, MeshError) else str(exc)
+    return {"type": type(exc).__name__, "message": message}
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,19 +1,31 @@
-"""Runs on one runtime: plain Python types for what to run and what it emits."""
+"""Runs on one runtime: plain Python types for what to run and what it emits.
+
+A :class:`RunHandle` owns the run's event order. Events are appended to the run's
+event log one after the other, each after the previous one's ack and fenced by it
+(``Nats-Expected-Last-Subject-Sequence``); only an event the log has accepted goes to
+live followers (the gateway's ExecuteRun stream). So a client never sees an event the
+log does not have, sequence numbers are gap-free and never reused across owners, and
+a runtime that lost the run cannot append after the one that took it over.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from mesh_core.adapters.nats.eventlog import EventLogConflictError, LogPosition
 from mesh_core.adapters.redis.records import RunRecord, scoped_thread_id
 from mesh_core.errors import UnavailableError
+from mesh_core.reasons import Reason
 
-__all__ = ["Event", "RunHandle", "RunLostError", "RunRequest"]
+__all__ = ["Event", "EventLogPort", "RunHandle", "RunLostError", "RunRequest"]
 
-STREAM_MODES = ("values", "updates", "custom", "messages", "debug")
+STREAM_MODES = ("values", "updates", "custom", "messages", "debug", "tasks", "checkpoints")
+DEFAULT_MAX_PENDING_EVENTS = 256
 
 
 @dataclass(frozen=True)
@@ -78,65 +90,149 @@ class RunRequest:
 
 @dataclass
 class Event:
+    """One run event. ``seq`` is set when the event log accepts it."""
+
     run_id: str
-    seq: int
     mode: str
     data: Any = None
     namespace: tuple[str, ...] = ()
     lifecycle: dict[str, Any] | None = None
     time: float = field(default_factory=time.time)
+    seq: int = 0
 
     @property
     def final(self) -> bool:
         return self.mode == "lifecycle" and (self.lifecycle or {}).get("kind") == "ended"
 
 
+class EventLogPort(Protocol):
+    """The run event log as a runtime uses it (adapted from ``RunEventLog``)."""
+
+    async def position(self, run_id: str) -> LogPosition: ...
+
+    async def append(self, event: Event, *, expected: int) -> int: ...
+
+
 class RunLostError(UnavailableError):
-    """This runtime stopped driving the run (lost the thread, or handed it over on drain).
+    """This runtime stopped driving the run (lost the thread or a backend, or drained).
 
     The run goes on elsewhere; a caller should re-dispatch it as a resume.
     """
 
-    reason = "RUN_HANDED_OVER"
+    reason = Reason.RUN_HANDED_OVER
 
 
 class RunHandle:
-    """A run this runtime is driving: its events so far, and a way to follow them."""
+    """A run this runtime is driving: its accepted events, and a way to follow them."""
 
-    def __init__(self, req: RunRequest, record: RunRecord, first_seq: int) -> None:
+    def __init__(
+        self,
+        req: RunRequest,
+        record: RunRecord,
+        log: EventLogPort,
+        start: LogPosition,
+        *,
+        on_publish_failure: Callable[[BaseException], None] | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING_EVENTS,
+    ) -> None:
         self.req = req
         self.record = record
-        self.seq = first_seq
+        self.position = start
         self.events: list[Event] = []
+        self._log = log
         self._cond = asyncio.Condition()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(max_pending)
+        self._publisher: asyncio.Task[None] | None = None
+        self._first = True
+        self._on_publish_failure = on_publish_failure
+        self.publish_error: BaseException | None = None
         self.finished = False
         self.lost: RunLostError | None = None
         self.task: asyncio.Task[None] | None = None
         self.cancel_action: str | None = None
         self.handover = False
         self.lease: Any = None
+        self.done = asyncio.Event()
 
     @property
     def run_id(self) -> str:
         return self.req.run_id
 
     def next_event(self, mode: str, data: Any = None, **kw: Any) -> Event:
-        self.seq += 1
-        return Event(self.run_id, self.seq, mode, data, **kw)
+        return Event(self.run_id, mode, data, **kw)
 
-    async def append(self, ev: Event) -> None:
+    async def emit(self, ev: Event) -> None:
+        """Queue ``ev`` for the log (waits while too many are queued)."""
+        if self.publish_error is not None:
+            raise self.publish_error
+        if self._publisher is None:
+            self._publisher = asyncio.create_task(
+                self._publish_loop(), name=f"events-{self.run_id}"
+            )
+        await self._queue.put(ev)
+
+    async def flush(self) -> None:
+        """Wait until every queued event is in the log; raise what stopped publishing."""
+        if self._publisher is not None and self.publish_error is None:
+            done = asyncio.ensure_future(self._queue.join())
+            try:
+                await asyncio.wait({done, self._publisher}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                done.cancel()
+        if self.publish_error is not None:
+            raise self.publish_error
+
+    async def _publish_loop(self) -> None:
+        while True:
+            ev = await self._queue.get()
+            try:
+                await self._publish_one(ev)
+            except BaseException as exc:
+                self.publish_error = exc
+                self._queue.task_done()
+                while not self._queue.empty():  # nothing after a failed event may go out
+                    self._queue.get_nowait()
+                    self._queue.task_done()
+                if self._on_publish_failure is not None and not isinstance(
+                    exc, asyncio.CancelledError
+                ):
+                    self._on_publish_failure(exc)
+                return
+            self._queue.task_done()
+
+    async def _publish_one(self, ev: Event) -> None:
+        while True:
+            ev.seq = self.position.seq + 1
+            try:
+                stream_seq = await self._log.append(ev, expected=self.position.stream_seq)
+                break
+            except EventLogConflictError:
+                if not self._first:
+                    raise  # another runtime appended after us: it drives the run now
+                # A previous owner's last event landed after we read the position.
+                self.position = await self._log.position(self.run_id)
+        self._first = False
+        self.position = LogPosition(stream_seq, ev.seq, ev.final)
         async with self._cond:
             self.events.append(ev)
             self._cond.notify_all()
 
     async def close(self, lost: RunLostError | None = None) -> None:
+        if lost is None:
+            with contextlib.suppress(Exception):
+                await self.flush()
+        if self._publisher is not None and not self._publisher.done():
+            self._publisher.cancel()
+            with contextlib.suppress(BaseException):
+                await self._publisher
         async with self._cond:
             self.finished = True
             self.lost = lost
             self._cond.notify_all()
+        self.done.set()
 
     async def follow(self, after_seq: int = 0) -> AsyncIterator[Event]:
-        """This run's events with seq > after_seq, live, until it ends here."""
+        """This run's accepted events with seq > after_seq, live, until it ends here."""
         idx = 0
         while True:
             async with self._cond:
@@ -154,3 +250,13 @@ class RunHandle:
                 if lost is not None:
                     raise lost
                 return
+
+
+async def wait_any(*aws: Awaitable[Any], timeout: float | None = None) -> None:
+    """Wait until any of ``aws`` completes (or ``timeout``); cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

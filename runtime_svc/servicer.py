@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from langgraph._internal._constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from lgmesh.api.v1 import types_pb2
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from mesh_core.adapters.redis.records import scoped_thread_id
 from mesh_core.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
+from runtime_svc.langgraph_api import (
+    CONFIG_KEY_CHECKPOINTER,
+)
 from runtime_svc.manager import RunManager
 
 SERVICE_NAME = runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"].full_name
@@ -55,7 +58,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
     async def CancelRun(
         self, request: runtime_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> runtime_pb2.CancelRunResponse:
-        action = "rollback" if request.action == 2 else "interrupt"
+        action = "rollback" if request.action == types_pb2.CANCEL_ACTION_ROLLBACK else "interrupt"
         found = await self.manager.cancel(request.run_id, action)
         return runtime_pb2.CancelRunResponse(found=found)
 

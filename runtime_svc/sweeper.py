@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mesh_core.adapters.redis.records import ACTIVE_STATUSES, RecordStore
@@ -31,12 +32,16 @@ class Sweeper:
         *,
         interval: float = 1.0,
         grace: float = 2.0,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``active()``: whether this runtime may adopt now (it has an etcd session and
+        reaches its backends); a runtime that could not drive a run never takes one."""
         self.manager = manager
         self.records = records
         self._owner_of = owner_of
         self.interval = interval
         self.grace = grace
+        self._active = active
         self._task: asyncio.Task[None] | None = None
         self.adopted: list[str] = []
 
@@ -59,7 +64,7 @@ class Sweeper:
 
     async def sweep_once(self) -> list[str]:
         adopted: list[str] = []
-        if self.manager.draining:
+        if self.manager.draining or not self._active():
             return adopted
         for run_id, scoped in await self.records.active_runs():
             if run_id in self.manager.runs:

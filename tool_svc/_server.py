@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from types import TracebackType
 
 from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.keys import RedisKeys
+from mesh_core.lifecycle import LifecycleSettings, Probe, Service, redis_probe, run_service
 from mesh_core.rpc import MeshServer
-from mesh_core.telemetry import start_metrics_server
 from tool_svc._engine import ToolEngine
 from tool_svc._idempotency import IdempotencyStore
 from tool_svc._registry import load_registry
@@ -22,8 +20,8 @@ __all__ = ["ToolServer", "serve"]
 log = logging.getLogger(__name__)
 
 
-class ToolServer:
-    """One replica: tools loaded, gRPC server (health + reflection), optional /metrics.
+class ToolServer(Service):
+    """One replica: tools loaded, gRPC server (health + reflection).
 
     Usage::
 
@@ -45,27 +43,38 @@ class ToolServer:
             ),
             thread_pool_size=settings.thread_pool_size,
         )
-        self.server = MeshServer("tool_svc", settings.address)
-        self.server.add(add_to_server, ToolServicer(self.engine), SERVICE_NAME)
+        self._server = MeshServer("tool_svc", settings.address)
+        self._server.add(add_to_server, ToolServicer(self.engine), SERVICE_NAME)
         self.port = 0
-        self.metrics_port: int | None = None
+        self._stopped = False
 
-    async def start(self) -> int:
-        self.port = await self.server.start()
-        if self.settings.metrics_port is not None:
-            self.metrics_port = start_metrics_server(
-                self.settings.metrics_port, host=self.settings.metrics_host
-            )
+    kind = "tools"
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}" if self.port else ""
+
+    @property
+    def server(self) -> MeshServer:
+        return self._server
+
+    def probes(self) -> list[Probe]:
+        return [redis_probe(self.redis)]
+
+    async def start(self) -> None:
+        self.port = await self._server.start()
         log.info(
             "tool_svc serving %d tools on %s:%d", len(self.registry), self.settings.host, self.port
         )
-        return self.port
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new calls, let running ones finish (and record), close."""
+        if self._stopped:
+            return
+        self._stopped = True
         grace = self.settings.drain_grace if grace is None else grace
-        await self.server.set_not_serving()
-        await self.server.server.stop(grace)
+        await self._server.set_not_serving()
+        await self._server.server.stop(grace)
         await self.engine.aclose(timeout=grace)
         await self.redis.aclose()
 
@@ -82,15 +91,6 @@ class ToolServer:
         await self.stop()
 
 
-async def serve(settings: ToolServiceSettings) -> None:
+async def serve(settings: ToolServiceSettings, lifecycle: LifecycleSettings) -> None:
     """Run a replica until SIGTERM/SIGINT, then drain and stop."""
-    server = ToolServer(settings)
-    await server.start()
-    print(f"tool_svc ready port={server.port} metrics_port={server.metrics_port or 0}", flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
-    log.info("tool_svc draining")
-    await server.stop()
+    await run_service(ToolServer(settings), lifecycle)

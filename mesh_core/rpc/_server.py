@@ -88,6 +88,16 @@ class MeshServer:
         log.info("%s serving on port %d", self.name, self.port)
         return self.port
 
+    async def set_serving(self, serving: bool) -> None:
+        """SERVING or NOT_SERVING for every service of this server (and the overall "")."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for svc in [*self._services, ""]:
+            await self.health.set(svc, status)
+
     async def set_not_serving(self) -> None:
         """Report NOT_SERVING (readiness fails) while RPCs in flight continue."""
         await self.health.enter_graceful_shutdown()

@@ -19,11 +19,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from langgraph._internal._constants import CONF, CONFIG_KEY_SCRATCHPAD
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.config import get_config
 from langgraph.errors import GraphInterrupt
 
+from runtime_svc.langgraph_api import (
+    CONF,
+    CONFIG_KEY_SCRATCHPAD,
+)
 from runtime_svc.remote._errors import RemoteTaskError
 from runtime_svc.remote._rebuild import EventSink, null_resume_left
 from runtime_svc.remote._wire import (

@@ -60,18 +60,6 @@ from typing import Any, Literal
 
 import nats
 from langchain_core.runnables import RunnableConfig
-from langgraph._internal._constants import (
-    CONF,
-    CONFIG_KEY_CALL,
-    CONFIG_KEY_CHECKPOINT_ID,
-    CONFIG_KEY_CHECKPOINT_MAP,
-    CONFIG_KEY_CHECKPOINT_NS,
-    CONFIG_KEY_RUNNER_SUBMIT,
-    CONFIG_KEY_THREAD_ID,
-    NS_SEP,
-    PULL,
-    PUSH,
-)
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -86,6 +74,18 @@ from nats.js import JetStreamContext
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
 from mesh_core.telemetry import inject_nats_headers
+from runtime_svc.langgraph_api import (
+    CONF,
+    CONFIG_KEY_CALL,
+    CONFIG_KEY_CHECKPOINT_ID,
+    CONFIG_KEY_CHECKPOINT_MAP,
+    CONFIG_KEY_CHECKPOINT_NS,
+    CONFIG_KEY_RUNNER_SUBMIT,
+    CONFIG_KEY_THREAD_ID,
+    NS_SEP,
+    PULL,
+    PUSH,
+)
 from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError
 from runtime_svc.remote._metrics import REMOTE_TASKS
 from runtime_svc.remote._queue import TaskQueueSettings, ensure_task_queue

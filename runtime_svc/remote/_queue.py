@@ -19,7 +19,8 @@ from mesh_core.adapters.nats import NatsNames
 
 __all__ = ["DEFAULT_ACK_WAIT", "DEFAULT_MAX_DELIVERIES", "TaskQueueSettings", "ensure_task_queue"]
 
-DEFAULT_ACK_WAIT = 30.0
+DEFAULT_ACK_WAIT = 5.0
+DEFAULT_HEARTBEAT = 1.0
 DEFAULT_MAX_DELIVERIES = 3
 
 
@@ -56,8 +57,9 @@ class TaskQueueSettings:
 
     @property
     def heartbeat_interval(self) -> float:
-        """How often a worker sends an in-progress ack for a running task."""
-        return max(0.05, self.ack_wait / 3)
+        """How often a worker sends an in-progress ack for a running task (about every
+        second, and at least three times per ``ack_wait``)."""
+        return max(0.05, min(DEFAULT_HEARTBEAT, self.ack_wait / 3))
 
 
 async def ensure_task_queue(

@@ -18,7 +18,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph._internal._constants import (
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    CheckpointTuple,
+    PendingWrite,
+    copy_checkpoint,
+)
+from langgraph.config import get_config
+from langgraph.pregel import Pregel
+from langgraph.pregel.protocol import StreamProtocol
+from langgraph.runtime import Runtime
+from langgraph.types import PregelExecutableTask
+
+from runtime_svc.langgraph_api import (
     CONF,
     CONFIG_KEY_CALL,
     CONFIG_KEY_CHECKPOINT_ID,
@@ -35,28 +47,14 @@ from langgraph._internal._constants import (
     PULL,
     PUSH,
     RESUME,
-)
-from langgraph.checkpoint.base import (
-    BaseCheckpointSaver,
-    CheckpointTuple,
-    PendingWrite,
-    copy_checkpoint,
-)
-from langgraph.config import get_config
-from langgraph.pregel import Pregel
-from langgraph.pregel._algo import (
     PregelTaskWrites,
+    StreamMessagesHandler,
+    achannels_from_checkpoint,
     apply_writes,
     checkpoint_null_version,
     prepare_single_task,
+    read_task_statuses,
 )
-from langgraph.pregel._checkpoint import achannels_from_checkpoint
-from langgraph.pregel._messages import StreamMessagesHandler
-from langgraph.pregel._task_status import read_task_statuses
-from langgraph.pregel.protocol import StreamProtocol
-from langgraph.runtime import Runtime
-from langgraph.types import PregelExecutableTask
-
 from runtime_svc.remote._errors import RemoteTaskError
 from runtime_svc.remote._wire import EventChannel, TaskRequest
 

@@ -15,7 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.runnables.config import var_child_runnable_config
-from langgraph._internal._constants import (
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.errors import GraphInterrupt
+from langgraph.types import PregelExecutableTask
+
+from runtime_svc.langgraph_api import (
     CONF,
     CONFIG_KEY_CALL,
     CONFIG_KEY_CHECKPOINT_MAP,
@@ -29,14 +33,10 @@ from langgraph._internal._constants import (
     CONFIG_KEY_THREAD_ID,
     NS_SEP,
     NULL_TASK_ID,
+    PregelScratchpad,
+    StreamMessagesHandler,
+    _TaskFunction,
 )
-from langgraph._internal._scratchpad import PregelScratchpad
-from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.errors import GraphInterrupt
-from langgraph.func import _TaskFunction
-from langgraph.pregel._messages import StreamMessagesHandler
-from langgraph.types import PregelExecutableTask
-
 from runtime_svc.remote._errors import RemoteTaskError
 from runtime_svc.remote._rebuild import null_resume_left
 from runtime_svc.remote._wire import TaskCallResult, TaskEvents, TaskRequest, error_info

@@ -35,7 +35,6 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.errors import GraphInterrupt
 from langgraph.pregel import Pregel
-from langgraph.pregel._retry import arun_with_retry
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -44,6 +43,9 @@ from opentelemetry.trace import SpanKind
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
 from mesh_core.telemetry import current_tracing
+from runtime_svc.langgraph_api import (
+    arun_with_retry,
+)
 from runtime_svc.remote._errors import RemoteTaskError, TaskDeadLetteredError
 from runtime_svc.remote._forward import EventForwarder, TaskCalls
 from runtime_svc.remote._metrics import (

@@ -146,3 +146,58 @@ def test_remote_package_imports() -> None:
     import runtime_svc.remote._worker
 
     assert runtime_svc.remote._rebuild.prepare_single_task is not None
+
+
+def test_boundary_module_exports_every_private_name_it_promises() -> None:
+    import runtime_svc.langgraph_api as api
+
+    missing = [name for name in api.__all__ if getattr(api, name, None) is None]
+    assert missing == []
+
+
+def test_runtime_imports_private_langgraph_only_through_the_boundary() -> None:
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    private = re.compile(r"^\s*(from|import) langgraph(\._internal|\.pregel\._)", re.M)
+    offenders = [
+        str(p.relative_to(root))
+        for pkg in ("runtime_svc", "gateway", "mesh_core", "mesh_client", "mesh_cli")
+        for p in (root / pkg).rglob("*.py")
+        if p.name != "langgraph_api.py" and private.search(p.read_text())
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+async def test_tasks_event_comes_before_the_superstep_tasks_start(parallel: bool) -> None:
+    """The owner checks its lease on the ``tasks`` event: it must precede every task start."""
+    from typing import TypedDict
+
+    from langgraph.graph import START, StateGraph
+
+    class S(TypedDict, total=False):
+        x: int
+
+    started: list[str] = []
+
+    def node(name: str):  # type: ignore[no-untyped-def]
+        def run(state: S) -> S:
+            started.append(name)
+            return {}
+
+        return run
+
+    b = StateGraph(S)
+    names = ["a", "b"] if parallel else ["a"]
+    for n in names:
+        b.add_node(n, node(n))
+        b.add_edge(START, n)
+    graph = b.compile()
+    seen_before: list[list[str]] = []
+    async for mode, chunk in graph.astream({"x": 1}, stream_mode=["tasks", "values"]):
+        if mode == "tasks" and "result" not in chunk and "error" not in chunk:
+            seen_before.append(list(started))
+    assert seen_before and all(s == [] for s in seen_before[: len(names)])
+    assert sorted(started) == names

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mesh_cli.launcher import ServiceProcess, free_port
 from mesh_client import MeshClient
-from mesh_core.devmesh import ServiceProcess, free_port
 from mesh_core.localservers import LocalServers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +91,8 @@ class MeshCluster:
             f"runtime-{n}",
             [
                 "runtime",
+                "--port",
+                "0",
                 "--graphs",
                 self.graphs,
                 "--role",
@@ -116,7 +118,7 @@ class MeshCluster:
         n = len(self.gateways) + 1
         proc = ServiceProcess(
             f"gateway-{n}",
-            ["gateway", *self._metrics_args(f"gateway-{n}")],
+            ["gateway", "--port", "0", *self._metrics_args(f"gateway-{n}")],
             self.env,
             log_file=self.tmp / f"gateway-{n}.log",
             echo=self._echo,

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def test_lgmesh_dev_runs_the_demo() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mesh_core.cli", "dev", "--demo-only", "--port", "0"],
+        [sys.executable, "-m", "mesh_cli", "dev", "--demo-only", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -27,4 +27,5 @@ def test_lgmesh_dev_runs_the_demo() -> None:
     assert out.count("researcher finished") == 3
     assert "== 3 findings merged; run success" in out
     for name in ("llm-gateway", "tools", "runtime-1", "runtime-2", "gateway"):
-        assert f"{name}\x1b[0m | " in out, name
+        assert f"{name:>12} | " in out, name
+    assert "\x1b[" not in out  # no colour codes when not on a terminal

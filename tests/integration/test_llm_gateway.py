@@ -69,9 +69,9 @@ async def gateway_factory(infra_settings: InfraSettings) -> AsyncIterator[Any]:
 
     async def make(settings: LlmGatewaySettings) -> llm_pb2_grpc.LlmServiceStub:
         server = LlmGatewayServer(settings)
-        port = await server.start()
+        await server.start()
         servers.append(server)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
         channels.append(channel)
         return llm_pb2_grpc.LlmServiceStub(channel)
 

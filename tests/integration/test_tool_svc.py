@@ -54,7 +54,7 @@ tools:
 
 
 class ToolSvcProcess:
-    """``python -m tool_svc`` on free loopback ports, ready when its health is SERVING."""
+    """``lgmesh tools`` on free loopback ports, ready when its health is SERVING."""
 
     def __init__(self, config: Path, redis_url: str, prefix: str, log: Path) -> None:
         self.config, self.redis_url, self.prefix, self.log = config, redis_url, prefix, log
@@ -73,7 +73,7 @@ class ToolSvcProcess:
             "LGMESH_PREFIX": self.prefix,
             "PYTHONPATH": str(ROOT),
         }
-        argv = [sys.executable, "-m", "tool_svc", "--port", str(self.port)]
+        argv = [sys.executable, "-m", "mesh_cli", "tools", "--port", str(self.port)]
         argv += ["--metrics-port", str(self.metrics_port), "--config", str(self.config)]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out)

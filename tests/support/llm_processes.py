@@ -7,6 +7,7 @@ Children run from the repository root with it on ``PYTHONPATH``, so test helpers
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import select
@@ -87,34 +88,54 @@ def _pythonpath() -> str:
     return str(ROOT) + (os.pathsep + rest if rest else "")
 
 
-def _start(argv: list[str], env: Mapping[str, str] | None, timeout: float) -> ServiceProcess:
+def _start(
+    argv: list[str], env: Mapping[str, str] | None, timeout: float, *, ready_fd: bool = False
+) -> ServiceProcess:
+    """Start ``python <argv>``; ready when it prints ``ready port=N`` or, with
+    ``ready_fd``, writes its JSON readiness line on the fd passed as LGMESH_READY_FD."""
     log_path = Path(tempfile.mkstemp(prefix="lgmesh-llm-", suffix=".log")[1])
     log = open(log_path, "ab")  # noqa: SIM115 - closed in terminate()
+    r, w = os.pipe()
     proc = subprocess.Popen(
         [sys.executable, *argv],
-        stdout=subprocess.PIPE,
+        stdout=log if ready_fd else subprocess.PIPE,
         stderr=log,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": _pythonpath(), **(env or {})},
+        env={
+            **os.environ,
+            "PYTHONPATH": _pythonpath(),
+            **(env or {}),
+            "LGMESH_READY_FD": str(w),
+        },
         cwd=ROOT,
         start_new_session=True,
+        pass_fds=(w,),
     )
-    assert proc.stdout is not None
+    os.close(w)
+    source = r if ready_fd else proc.stdout.fileno()  # type: ignore[union-attr]
     deadline = time.monotonic() + timeout
     buf = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            data = os.read(proc.stdout.fileno(), 4096)
-            buf += data
-            m = _READY.search(buf)
-            if m:
-                metrics = int(m.group(2)) if m.group(2) else -1
-                return ServiceProcess(proc, int(m.group(1)), log_path, metrics, log)
-            if not data and proc.poll() is not None:
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([source], [], [], 0.1)
+            if ready:
+                data = os.read(source, 4096)
+                buf += data
+                if ready_fd and b"\n" in buf:
+                    info = json.loads(buf.split(b"\n", 1)[0])
+                    port = int(str(info["address"]).rpartition(":")[2])
+                    metrics = int(info.get("metrics_port") or -1)
+                    return ServiceProcess(proc, port, log_path, metrics, log)
+                m = None if ready_fd else _READY.search(buf)
+                if m:
+                    metrics = int(m.group(2)) if m.group(2) else -1
+                    return ServiceProcess(proc, int(m.group(1)), log_path, metrics, log)
+                if not data and proc.poll() is not None:
+                    break
+            elif proc.poll() is not None:
                 break
-        elif proc.poll() is not None:
-            break
+    finally:
+        os.close(r)
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
     proc.wait(5)
@@ -137,9 +158,11 @@ def start_gateway(
     timeout: float = 30.0,
 ) -> ServiceProcess:
     env = {"LGMESH_REDIS_URL": redis_url, "LGMESH_PREFIX": prefix, **(extra_env or {})}
-    argv = ["-m", "llm_gateway_svc", "--port", str(port), "--metrics-port", str(metrics_port)]
+    argv = ["-m", "mesh_cli", "llm-gateway", "--port", str(port)]
+    if metrics_port >= 0:
+        argv += ["--metrics-port", str(metrics_port)]
     argv += ["--config", str(config_path), "--drain-grace", "2"]
-    return _start(argv, env, timeout)
+    return _start(argv, env, timeout, ready_fd=True)
 
 
 @contextlib.contextmanager
@@ -163,7 +186,8 @@ def gateway_in_thread(settings: Any, store: Any = None) -> Iterator[str]:
     async def run() -> None:
         try:
             server = LlmGatewayServer(settings, store=store)  # grpc.aio binds to this loop
-            ports.append(await server.start())
+            await server.start()
+            ports.append(server.port)
         except BaseException as exc:
             errors.append(exc)
             raise

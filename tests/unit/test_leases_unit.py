@@ -6,7 +6,7 @@ import aetcd
 import pytest
 
 from mesh_core.adapters.etcd import EtcdKeys, RuntimeInfo
-from mesh_core.adapters.etcd.session import Backoff, translate_etcd_errors
+from mesh_core.adapters.etcd.session import translate_etcd_errors
 from mesh_core.errors import InternalError, UnavailableError
 
 
@@ -73,15 +73,6 @@ def test_etcd_errors_map_onto_the_mesh_tree(
 def test_other_errors_pass_through_untranslated() -> None:
     with pytest.raises(KeyError), translate_etcd_errors("testing"):
         raise KeyError("x")
-
-
-def test_backoff_grows_to_its_maximum_and_resets() -> None:
-    b = Backoff(initial=0.1, maximum=0.8)
-    delays = [b.next() for _ in range(8)]
-    assert 0.05 <= delays[0] <= 0.1
-    assert all(0.4 <= d <= 0.8 for d in delays[4:])
-    b.reset()
-    assert b.next() <= 0.1
 
 
 def test_public_api_is_exactly_all() -> None:

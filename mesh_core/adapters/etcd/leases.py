@@ -21,15 +21,22 @@ from dataclasses import dataclass
 import aetcd
 
 from mesh_core.adapters.etcd.keys import EtcdKeys
-from mesh_core.adapters.etcd.session import (
-    SESSION_LOST,
-    Backoff,
-    EtcdSession,
-    translate_etcd_errors,
+from mesh_core.adapters.etcd.session import EtcdSession, Generation, translate_etcd_errors
+from mesh_core.errors import (
+    DeadlineExceededError,
+    SessionLostError,
+    StaleOwnerError,
+    UnavailableError,
 )
-from mesh_core.errors import DeadlineExceededError, StaleOwnerError, UnavailableError
+from mesh_core.retry import Backoff, Retry
 
-__all__ = ["ThreadLease", "ThreadLeases", "ThreadOwner", "read_thread_owner"]
+__all__ = [
+    "ThreadLease",
+    "ThreadLeases",
+    "ThreadOwner",
+    "decode_thread_owner",
+    "read_thread_owner",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +55,38 @@ class ThreadOwner:
 
 
 class ThreadLease:
-    """Ownership of one thread by this process; ``token`` is the fencing token."""
+    """Ownership of one thread by this process; ``token`` is the fencing token.
 
-    def __init__(self, session: EtcdSession, thread_id: str, token: int, holder_id: str) -> None:
+    Bound to the session generation (lease) it was taken under: once that generation
+    is lost, the thread lease is invalid for good, even after the session healed.
+    """
+
+    def __init__(
+        self,
+        session: EtcdSession,
+        thread_id: str,
+        token: int,
+        holder_id: str,
+        generation: Generation | None = None,
+    ) -> None:
         self.thread_id = thread_id
         self.token = token
         self.holder_id = holder_id
         self._session = session
+        gen = generation or session.generation
+        if gen is None:
+            raise SessionLostError("etcd session has no lease yet")
+        self._gen = gen
         self._released = False
+
+    @property
+    def generation(self) -> Generation:
+        return self._gen
 
     @property
     def valid(self) -> bool:
         """True while this process may still commit for the thread (self-fencing)."""
-        return not self._released and self._session.valid
+        return not self._released and self._session.generation_valid(self._gen)
 
     def check(self) -> None:
         """Raise :class:`StaleOwnerError` unless this process may still commit for the thread.
@@ -70,7 +96,7 @@ class ThreadLease:
         """
         if self._released:
             raise StaleOwnerError("thread lease was released", metadata=self._error_metadata())
-        if not self._session.valid:
+        if not self._session.generation_valid(self._gen):
             raise StaleOwnerError(
                 "thread lease expired: this runtime no longer owns the thread",
                 metadata=self._error_metadata(),
@@ -90,7 +116,8 @@ def _encode_owner(holder_id: str, address: str) -> bytes:
     return json.dumps({"holder_id": holder_id, "address": address}).encode()
 
 
-def _decode_owner(thread_id: str, kv: aetcd.KeyValue) -> ThreadOwner:
+def decode_thread_owner(thread_id: str, kv: aetcd.KeyValue) -> ThreadOwner:
+    """The owner stored in a thread key's value (address unknown if malformed)."""
     holder_id = address = ""
     try:
         data = json.loads(kv.value)
@@ -113,7 +140,7 @@ async def read_thread_owner(
     """The current owner of a thread, or None (for readers without a session, e.g. the gateway)."""
     with translate_etcd_errors("thread owner lookup"):
         got = await client.get(keys.thread_owner(thread_id).encode())
-    return None if got is None else _decode_owner(thread_id, got)
+    return None if got is None else decode_thread_owner(thread_id, got)
 
 
 class ThreadLeases:
@@ -149,17 +176,17 @@ class ThreadLeases:
 
     async def _try(self, thread_id: str) -> tuple[ThreadLease | None, int]:
         """One acquire attempt: the lease (or None) and the store revision it saw."""
-        self.session.require_valid("own threads")
+        gen = self.session.require_valid("own threads")
         key = self.keys.thread_owner(thread_id).encode()
         t = self.client.transactions
-        with self.session.lease_bound("thread lease acquire"):
+        with self.session.lease_bound("thread lease acquire", gen):
             ok, responses = await self.client.transaction(
                 compare=[t.create(key) == 0],
                 success=[
                     t.put(
                         key,
                         _encode_owner(self.holder_id, self.holder_address),
-                        self.session.lease_id,
+                        gen.lease_id,
                     ),
                     t.get(key),
                 ],
@@ -169,17 +196,19 @@ class ThreadLeases:
         _, kv = found[0]
         revision = int(kv.header.revision)
         if ok:
-            lease = ThreadLease(self.session, thread_id, int(kv.create_revision), self.holder_id)
+            lease = ThreadLease(
+                self.session, thread_id, int(kv.create_revision), self.holder_id, gen
+            )
             self._held[thread_id] = lease
             return lease, revision
-        current = _decode_owner(thread_id, kv)
+        current = decode_thread_owner(thread_id, kv)
         if (
-            current.lease_id == self.session.lease_id
+            current.lease_id == gen.lease_id
             and current.holder_id == self.holder_id
-            and thread_id not in self._held
+            and (thread_id not in self._held or not self._held[thread_id].valid)
         ):
             # Created by an earlier attempt of ours whose reply was lost: adopt it.
-            lease = ThreadLease(self.session, thread_id, current.token, self.holder_id)
+            lease = ThreadLease(self.session, thread_id, current.token, self.holder_id, gen)
             self._held[thread_id] = lease
             return lease, revision
         return None, revision
@@ -214,11 +243,12 @@ class ThreadLeases:
     async def acquire(self, thread_id: str, timeout: float | None = None) -> ThreadLease:
         """Take the thread, waiting (by watch) for the owner to release it or to expire.
 
-        Raises DeadlineExceededError after ``timeout`` seconds, UnavailableError if the
+        Raises DeadlineExceededError after ``timeout`` seconds, SessionLostError if the
         session is lost. etcd outages while waiting are retried with backoff.
         """
         key = self.keys.thread_owner(thread_id).encode()
         backoff = Backoff(initial=0.05, maximum=1.0)
+        failures = 0
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -227,18 +257,20 @@ class ThreadLeases:
                         if lease is not None:
                             return lease
                         if await self._wait_deleted(key, revision + 1):
-                            backoff.reset()
+                            failures = 0
                         else:
-                            await asyncio.sleep(backoff.next())
+                            await asyncio.sleep(backoff.delay(failures))
+                            failures += 1
+                    except SessionLostError:
+                        raise
                     except UnavailableError as exc:
-                        if exc.reason == SESSION_LOST:
-                            raise
-                        delay = backoff.next()
+                        delay = backoff.delay(failures)
+                        failures += 1
                         log.warning(
-                            "waiting for thread %r: %s (%r); retrying in %.2fs",
+                            "waiting for thread %r: %s (%s); retrying in %.2fs",
                             thread_id,
                             exc.message,
-                            exc.__cause__,
+                            type(exc.__cause__).__name__,
                             delay,
                         )
                         await asyncio.sleep(delay)
@@ -260,26 +292,21 @@ class ThreadLeases:
         lease._released = True
         if self._held.get(lease.thread_id) is lease:
             del self._held[lease.thread_id]
+        if lease.generation.revoked:
+            return False  # the key went with its lease
         key = self.keys.thread_owner(lease.thread_id).encode()
         t = self.client.transactions
-        backoff = Backoff(initial=0.05, maximum=1.0)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                with translate_etcd_errors("thread lease release"):
-                    ok, _ = await self.client.transaction(
-                        compare=[t.create(key) == lease.token],
-                        success=[t.delete(key)],
-                        failure=[],
-                    )
-                return bool(ok)
-            except UnavailableError as exc:
-                delay = backoff.next()
-                if loop.time() + delay > deadline:
-                    raise
-                log.warning("releasing thread %r: %r; retrying", lease.thread_id, exc.__cause__)
-                await asyncio.sleep(delay)
+
+        async def attempt() -> bool:
+            with translate_etcd_errors("thread lease release"):
+                ok, _ = await self.client.transaction(
+                    compare=[t.create(key) == lease.token], success=[t.delete(key)], failure=[]
+                )
+            return bool(ok)
+
+        return await Retry(budget=timeout).call(
+            attempt, what=f"releasing thread {lease.thread_id!r}"
+        )
 
     async def owner(self, thread_id: str) -> ThreadOwner | None:
         """The thread's current owner (any holder), or None."""
@@ -289,6 +316,7 @@ class ThreadLeases:
         """Wait until nobody owns the thread; False if it is still owned after ``timeout``."""
         key = self.keys.thread_owner(thread_id).encode()
         backoff = Backoff(initial=0.05, maximum=1.0)
+        failures = 0
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -299,12 +327,13 @@ class ThreadLeases:
                             return True
                         if await self._wait_deleted(key, int(got.header.revision) + 1):
                             return True
-                        await asyncio.sleep(backoff.next())
                     except UnavailableError as exc:
-                        delay = backoff.next()
                         log.warning(
-                            "waiting for thread %r release: %r; retrying", thread_id, exc.__cause__
+                            "waiting for thread %r release: %s; retrying",
+                            thread_id,
+                            type(exc.__cause__).__name__,
                         )
-                        await asyncio.sleep(delay)
+                    await asyncio.sleep(backoff.delay(failures))
+                    failures += 1
         except TimeoutError:
             return False

@@ -35,6 +35,8 @@ class RuntimeInfo:
         capacity: how many runs it takes at once (0 = none).
         running: how many runs it has now.
         roles: ``"owner"`` and/or ``"worker"``.
+        serving: False while it cannot do its job (Redis or NATS unreachable); peers
+            use it to decide who should take a thread over.
     """
 
     runtime_id: str
@@ -42,10 +44,11 @@ class RuntimeInfo:
     capacity: int
     running: int = 0
     roles: tuple[str, ...] = DEFAULT_ROLES
+    serving: bool = True
 
     @property
     def has_room(self) -> bool:
-        return self.running < self.capacity
+        return self.serving and self.running < self.capacity
 
     def encode(self) -> bytes:
         data = dataclasses.asdict(self)
@@ -63,6 +66,7 @@ class RuntimeInfo:
                 capacity=int(data["capacity"]),
                 running=int(data["running"]),
                 roles=tuple(str(r) for r in data["roles"]),
+                serving=bool(data.get("serving", True)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError("malformed runtime registry entry") from exc
@@ -101,12 +105,10 @@ class RuntimeRegistry:
         return self._info
 
     async def _put(self, info: RuntimeInfo) -> None:
-        self.session.require_valid("register in the runtime registry")
-        with self.session.lease_bound("runtime registry put"):
+        gen = self.session.require_valid("register in the runtime registry")
+        with self.session.lease_bound("runtime registry put", gen):
             await self.session.client.put(
-                self.keys.runtime(info.runtime_id).encode(),
-                info.encode(),
-                lease=self.session.lease_id,
+                self.keys.runtime(info.runtime_id).encode(), info.encode(), lease=gen.lease_id
             )
 
     async def register(self, info: RuntimeInfo) -> None:
@@ -114,11 +116,11 @@ class RuntimeRegistry:
         await self._put(info)
         self._info = info
 
-    async def update(self, running: int) -> None:
-        """Publish a new load figure."""
+    async def update(self, **changes: object) -> None:
+        """Publish new figures (``running=``, ``serving=``)."""
         if self._info is None:
             raise FailedPreconditionError("runtime is not registered")
-        info = dataclasses.replace(self._info, running=running)
+        info = dataclasses.replace(self._info, **changes)  # type: ignore[arg-type]
         await self._put(info)
         self._info = info
 

@@ -3,7 +3,16 @@
 Events are protobuf ``lgmesh.api.v1.RunEvent`` messages. The log is kept for a bounded
 time (``max_age``) so ``JoinRun`` on any gateway can replay a run from a cursor and then
 follow it live, and a new owner continues the run's sequence numbers after a failover.
-``Nats-Msg-Id`` = ``<run_id>:<seq>`` makes a re-published event a no-op.
+
+**One linear history per run, even with zombies.** :meth:`RunEventLog.append` publishes
+with ``Nats-Expected-Last-Subject-Sequence``: the stream sequence of the run's previous
+event as this writer saw it. An owner that lost the run (paused past its lease, cut
+off) cannot append after the new owner did: its append fails with
+:class:`EventLogConflictError`. A new owner starts from :meth:`RunEventLog.position`
+and, if an old owner's last event slipped in meanwhile, re-reads and continues after
+it. So event sequence numbers are gap-free and never reused, in the log and on every
+client. ``Nats-Msg-Id`` = ``<run_id>:<seq>:<writer>`` lets a retried append whose ack
+was lost recognise its own message.
 """
 
 from __future__ import annotations
@@ -11,38 +20,108 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import nats
 from lgmesh.api.v1 import types_pb2
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
+from nats.js.api import RawStreamMsg
+from nats.js.errors import APIError, NotFoundError
 
 from mesh_core.adapters.nats.subjects import NatsNames
+from mesh_core.errors import BackendUnavailableError, StaleOwnerError
+from mesh_core.logs import RateLimitedLog
+from mesh_core.reasons import Reason
+from mesh_core.retry import Retry, transient_error_types
 
-__all__ = ["DEFAULT_EVENT_MAX_AGE", "RunEventLog", "connect_nats", "is_final_event"]
+__all__ = [
+    "DEFAULT_EVENT_MAX_AGE",
+    "EventLogConflictError",
+    "LogPosition",
+    "RunEventLog",
+    "call_nats",
+    "connect_nats",
+    "is_final_event",
+]
 
 log = logging.getLogger(__name__)
+_rate_limited = RateLimitedLog(log, interval=30.0, burst=2)
+
+T = TypeVar("T")
 
 DEFAULT_EVENT_MAX_AGE = 24 * 3600.0
+# JetStream's error code for a failed Nats-Expected-Last-Subject-Sequence check.
+_WRONG_LAST_SEQUENCE = 10071
 
 
 async def connect_nats(url: str, name: str) -> NatsClient:
-    """Connect with reconnects forever (backoff handled by nats-py)."""
+    """Connect with reconnects forever (backoff handled by nats-py).
+
+    Connection errors are logged a few times per half minute, naming the server.
+    """
 
     async def _err(exc: Exception) -> None:
-        log.warning("nats error (%s): %s", name, type(exc).__name__)
+        _rate_limited.warning(
+            f"{name}:{type(exc).__name__}",
+            "%s: NATS at %s: %s",
+            name,
+            url,
+            type(exc).__name__,
+        )
+
+    async def _disconnected() -> None:
+        log.warning("%s: disconnected from NATS at %s; reconnecting", name, url)
+
+    async def _reconnected() -> None:
+        log.info("%s: reconnected to NATS at %s", name, url)
 
     return await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.25,
         error_cb=_err,
+        disconnected_cb=_disconnected,
+        reconnected_cb=_reconnected,
         connect_timeout=5,
     )
+
+
+async def call_nats(
+    retry: Retry,
+    what: str,
+    fn: Callable[[], Awaitable[T]],
+    *,
+    abort: Callable[[], None] | None = None,
+) -> T:
+    """``await fn()`` with ``retry``; a NATS outage longer than its budget becomes
+    ``BackendUnavailableError`` (reason NATS_UNAVAILABLE)."""
+    try:
+        return await retry.call(fn, what=f"NATS {what}", abort=abort)
+    except transient_error_types() as exc:
+        raise BackendUnavailableError(
+            f"NATS unreachable during {what}", backend="nats", reason=Reason.NATS_UNAVAILABLE
+        ) from exc
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """The last event of a run's log: its stream sequence (0: none yet), its event seq,
+    and whether it is the run's final event."""
+
+    stream_seq: int = 0
+    seq: int = 0
+    final: bool = False
+
+
+class EventLogConflictError(StaleOwnerError):
+    """Another writer appended to the run's log after the event this writer expected."""
+
+    reason = Reason.STALE_OWNER
 
 
 def is_final_event(ev: types_pb2.RunEvent) -> bool:
@@ -51,12 +130,18 @@ def is_final_event(ev: types_pb2.RunEvent) -> bool:
 
 class RunEventLog:
     def __init__(
-        self, nc: NatsClient, names: NatsNames, *, max_age: float = DEFAULT_EVENT_MAX_AGE
+        self,
+        nc: NatsClient,
+        names: NatsNames,
+        *,
+        max_age: float = DEFAULT_EVENT_MAX_AGE,
+        retry: Retry | None = None,
     ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.names = names
         self.max_age = max_age
+        self.retry = retry or Retry()
 
     async def ensure_stream(self) -> None:
         cfg = api.StreamConfig(
@@ -73,31 +158,68 @@ class RunEventLog:
         except nats.js.errors.BadRequestError:
             await self.js.update_stream(cfg)
 
-    async def publish(self, event: types_pb2.RunEvent, *, durable: bool = False) -> None:
-        """Append an event. ``durable`` waits for the server's ack (and so for every
-        earlier event published on this connection, which NATS keeps in order)."""
-        subject = self.names.run_events(event.run_id)
-        headers = {"Nats-Msg-Id": f"{event.run_id}:{event.seq}"}
-        data = event.SerializeToString()
-        if durable:
-            await self.js.publish(subject, data, headers=headers, timeout=5)
-        else:
-            await self.nc.publish(subject, data, headers=headers)
+    async def append(
+        self,
+        event: types_pb2.RunEvent,
+        *,
+        expected: int,
+        writer: str,
+        abort: Callable[[], None] | None = None,
+    ) -> int:
+        """Append ``event`` after the message with stream sequence ``expected`` (0: the
+        run's first event); returns the new event's stream sequence.
 
-    async def last_event(self, run_id: str) -> types_pb2.RunEvent | None:
+        Retries through NATS outages (the budget of ``retry``). Raises
+        :class:`EventLogConflictError` if another writer appended meanwhile.
+        """
+        subject = self.names.run_events(event.run_id)
+        msg_id = f"{event.run_id}:{event.seq}:{writer}"
+        headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
+        data = event.SerializeToString()
+
+        async def attempt() -> int:
+            try:
+                ack = await self.js.publish(subject, data, headers=headers, timeout=5)
+                return int(ack.seq)
+            except APIError as exc:
+                if exc.err_code != _WRONG_LAST_SEQUENCE:
+                    raise
+            # Either our earlier try was stored (its ack lost) or someone else wrote.
+            last = await self._last_msg(event.run_id)
+            if last is not None and (last.headers or {}).get("Nats-Msg-Id") == msg_id:
+                return int(last.seq or 0)
+            raise EventLogConflictError(
+                f"run {event.run_id}'s event log moved on: another runtime drives the run",
+                metadata={"run_id": event.run_id},
+            )
+
+        return await call_nats(self.retry, "event append", attempt, abort=abort)
+
+    async def _last_msg(self, run_id: str) -> RawStreamMsg | None:
         try:
-            msg = await self.js.get_last_msg(
+            return await self.js.get_last_msg(
                 self.names.events_stream, self.names.run_events(run_id)
             )
         except NotFoundError:
             return None
+
+    async def last_event(self, run_id: str) -> tuple[int, types_pb2.RunEvent] | None:
+        """(stream sequence, event) of the run's last event, or None."""
+        msg = await call_nats(self.retry, "event log read", lambda: self._last_msg(run_id))
+        if msg is None:
+            return None
         ev = types_pb2.RunEvent()
         ev.ParseFromString(msg.data or b"")
-        return ev
+        return int(msg.seq or 0), ev
+
+    async def position(self, run_id: str) -> LogPosition:
+        last = await self.last_event(run_id)
+        if last is None:
+            return LogPosition()
+        return LogPosition(last[0], last[1].seq, is_final_event(last[1]))
 
     async def last_seq(self, run_id: str) -> int:
-        ev = await self.last_event(run_id)
-        return ev.seq if ev is not None else 0
+        return (await self.position(run_id)).seq
 
     async def replay(
         self,

@@ -178,12 +178,15 @@ return "OK"
 """
 )
 
-# ARGV: run ids. Drops those runs' checkpoints and writes (blobs may be shared: kept).
+# ARGV: fencing token ('' = unfenced), then run ids. Drops those runs' checkpoints and
+# writes (blobs may be shared: kept).
 DELETE_FOR_RUNS = (
     _COMMON
     + r"""
+local stale = fence(ARGV[1])
+if stale then return redis.error_reply("LGMESH_STALE_OWNER " .. stale) end
 local touched = {}
-for a = 1, #ARGV do
+for a = 2, #ARGV do
   local run = ARGV[a]
   local lo, hi = "[" .. run .. "\0", "[" .. run .. "\0\255"
   local rs = redis.call("ZRANGEBYLEX", KEYS[9], lo, hi)

@@ -36,8 +36,8 @@ from __future__ import annotations
 import builtins
 import copy
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aredis
@@ -70,12 +70,23 @@ from mesh_core.adapters.redis._checkpoint_io import (
     ns_bounds,
     redis_errors,
 )
+from mesh_core.adapters.redis.client import call_redis
 from mesh_core.adapters.redis.keys import CheckpointKeys, RedisKeys
 from mesh_core.errors import FailedPreconditionError
+from mesh_core.retry import Retry
+
+T = TypeVar("T")
 
 __all__ = ["FENCING_TOKEN_KEY", "MeshCheckpointer"]
 
 _PAGE = 100
+
+
+def _loader(client: aredis.Redis, source: str) -> Callable[[], Awaitable[str]]:
+    async def load() -> str:
+        return str(await client.script_load(source))
+
+    return load
 
 
 def _text(raw: bytes | str) -> str:
@@ -97,6 +108,8 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         serde: serializer (default: ``JsonPlusSerializer()``, no pickle fallback).
         sync_redis: ``redis.Redis`` for the sync API (``get_tuple``, ``put``, ... as used
             by ``graph.invoke``); the sync methods raise FailedPreconditionError without it.
+        retry: how long the async API rides out a Redis outage (default: the mesh's retry
+            budget); past it, ``BackendUnavailableError``. Every script is idempotent.
     """
 
     def __init__(
@@ -107,8 +120,11 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         ttl: float | None = None,
         serde: SerializerProtocol | None = None,
         sync_redis: redis.Redis | None = None,
+        retry: Retry | None = None,
     ) -> None:
         super().__init__(serde=serde or JsonPlusSerializer())
+        self.retry = retry or Retry()
+        self._abort: Callable[[], None] | None = None
         check_bytes_client(redis, "redis")
         if sync_redis is not None:
             check_bytes_client(sync_redis, "sync_redis")
@@ -147,6 +163,16 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         clone._bound_token = check_token(token)
         return clone
 
+    def with_abort(self, abort: Callable[[], None]) -> MeshCheckpointer:
+        """A view of this saver that calls ``abort()`` before each retry (an owner passes
+        its lease check: once it lost the thread, waiting for Redis is pointless)."""
+        clone = copy.copy(self)
+        clone._abort = abort
+        return clone
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        return await call_redis(self.retry, what, fn, abort=self._abort)
+
     def _keys(self, thread_id: str) -> CheckpointKeys:
         return self.keys.checkpoint_keys(thread_id)
 
@@ -162,7 +188,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         """Load the scripts now, so the first put is a single EVALSHA too."""
         with redis_errors():
             for script in self._ascripts.all():
-                script.sha = await self.redis.script_load(script.script)
+                script.sha = await self._call("script load", _loader(self.redis, script.script))
 
     def setup(self) -> None:
         client, scripts = self._sync()
@@ -175,7 +201,12 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         """Store ``token`` as the thread's fence; StaleOwnerError if a higher one is stored."""
         tok = str(check_token(token))
         with redis_errors(thread_id, tok):
-            await self._ascripts.bump(keys=self._keys(thread_id).all(), args=[tok, self._ttl_ms])
+            await self._call(
+                "fence bump",
+                lambda: self._ascripts.bump(
+                    keys=self._keys(thread_id).all(), args=[tok, self._ttl_ms]
+                ),
+            )
 
     def bump_fence(self, thread_id: str, token: int) -> None:
         client, scripts = self._sync()
@@ -185,14 +216,19 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
 
     async def aget_fence(self, thread_id: str) -> int | None:
         with redis_errors(thread_id):
-            raw = await self.redis.get(self.keys.thread_fence(thread_id))
+            raw = await self._call(
+                "fence read", lambda: self.redis.get(self.keys.thread_fence(thread_id))
+            )
         return int(raw) if raw is not None else None
 
     # -- async API ---------------------------------------------------------------------
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id, ns, cid = target(config)
         with redis_errors(thread_id):
-            reply = await self._ascripts.get(keys=self._keys(thread_id).all(), args=[ns, cid or ""])
+            reply = await self._call(
+                "checkpoint read",
+                lambda: self._ascripts.get(keys=self._keys(thread_id).all(), args=[ns, cid or ""]),
+            )
         return decode_tuple(self.serde, thread_id, ns, reply)
 
     async def aput(
@@ -205,8 +241,11 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         plan = encode_put(self.serde, config, checkpoint, metadata, new_versions)
         tok = fencing_token(config, self._bound_token)
         with redis_errors(plan.thread_id, tok):
-            await self._ascripts.put(
-                keys=self._keys(plan.thread_id).all(), args=[tok, self._ttl_ms, *plan.args]
+            await self._call(
+                "checkpoint write",
+                lambda: self._ascripts.put(
+                    keys=self._keys(plan.thread_id).all(), args=[tok, self._ttl_ms, *plan.args]
+                ),
             )
         return plan.config
 
@@ -223,8 +262,11 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         args = encode_writes(self.serde, ns, cid, writes, task_id, task_path)
         tok = fencing_token(config, self._bound_token)
         with redis_errors(thread_id, tok):
-            await self._ascripts.put_writes(
-                keys=self._keys(thread_id).all(), args=[tok, self._ttl_ms, *args]
+            await self._call(
+                "writes save",
+                lambda: self._ascripts.put_writes(
+                    keys=self._keys(thread_id).all(), args=[tok, self._ttl_ms, *args]
+                ),
             )
 
     async def alist(
@@ -250,7 +292,26 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every key of the thread (all namespaces, writes, blobs and its fence)."""
         with redis_errors(thread_id):
-            await self.redis.delete(*self._keys(str(thread_id)).all())
+            await self._call(
+                "thread delete", lambda: self.redis.delete(*self._keys(str(thread_id)).all())
+            )
+
+    async def adelete_run_checkpoints(
+        self, thread_id: str, run_ids: Sequence[str], *, token: int | None = None
+    ) -> None:
+        """Delete one thread's checkpoints (and writes) made by these runs, fenced by
+        ``token``: the thread goes back to the checkpoint before them (rollback)."""
+        runs = [str(r) for r in run_ids if r and SEP not in str(r)]
+        if not runs:
+            return
+        tok = "" if token is None else str(check_token(token))
+        with redis_errors(thread_id, tok):
+            await self._call(
+                "run checkpoints delete",
+                lambda: self._ascripts.delete_for_runs(
+                    keys=self._keys(thread_id).all(), args=[tok, *runs]
+                ),
+            )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only each namespace's newest checkpoint (or delete all with "delete").
@@ -275,7 +336,9 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             return
         async for thread_id in self._athreads():
             with redis_errors(thread_id):
-                await self._ascripts.delete_for_runs(keys=self._keys(thread_id).all(), args=runs)
+                await self._ascripts.delete_for_runs(
+                    keys=self._keys(thread_id).all(), args=["", *runs]
+                )
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of a thread onto another (merging)."""
@@ -382,7 +445,9 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             return
         for thread_id in self._threads():
             with redis_errors(thread_id):
-                scripts.delete_for_runs(keys=self._keys(thread_id).all(), args=runs, client=client)
+                scripts.delete_for_runs(
+                    keys=self._keys(thread_id).all(), args=["", *runs], client=client
+                )
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         client, scripts = self._sync()

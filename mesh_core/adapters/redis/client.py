@@ -1,24 +1,35 @@
-"""The Redis client every service uses: a bounded, blocking pool and retries with backoff.
+"""The Redis client every service uses, and the one way to call it with retries.
 
 - A step with hundreds of parallel tasks saves their writes concurrently: the pool is
   bounded (``max_connections``) and callers wait for a free connection instead of failing
   with "Too many connections".
-- redis-py 8 gives reads a 5 s socket timeout by default; a transient stall or a restart
-  of the server is retried a few times with exponential backoff (every mesh write is
-  idempotent: checkpoints by id, writes by task id and index, records by key) before the
-  error surfaces (as UNAVAILABLE once translated).
+- redis-py itself retries a failed command once, at once: that replaces a pooled
+  connection that died with a restarted server. Everything longer (an outage) is
+  :func:`call_redis`'s job: it retries with backoff for the whole retry budget (every
+  mesh write is idempotent: checkpoints by id, writes by task id and index, records by
+  key and guarded by status), then raises ``BackendUnavailableError``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import redis.asyncio as aioredis
 from redis.asyncio.connection import BlockingConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "connect_redis"]
+from mesh_core.errors import BackendUnavailableError
+from mesh_core.reasons import Reason
+from mesh_core.retry import Retry, transient_error_types
+
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "call_redis", "connect_redis"]
+
+T = TypeVar("T")
 
 DEFAULT_MAX_CONNECTIONS = 64
 
@@ -26,8 +37,7 @@ DEFAULT_MAX_CONNECTIONS = 64
 def connect_redis(
     url: str,
     *,
-    retries: int = 4,
-    socket_timeout: float = 10.0,
+    socket_timeout: float = 5.0,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> aioredis.Redis:
     pool = BlockingConnectionPool.from_url(
@@ -35,9 +45,26 @@ def connect_redis(
         max_connections=max_connections,
         timeout=30,
         socket_timeout=socket_timeout,
-        socket_connect_timeout=5.0,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_connect_timeout=2.0,
+        retry=RedisRetry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, BusyLoadingError],
         health_check_interval=30,
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+async def call_redis(
+    retry: Retry,
+    what: str,
+    fn: Callable[[], Awaitable[T]],
+    *,
+    abort: Callable[[], None] | None = None,
+) -> T:
+    """``await fn()`` with ``retry``; a Redis outage longer than its budget becomes
+    ``BackendUnavailableError`` (reason REDIS_UNAVAILABLE)."""
+    try:
+        return await retry.call(fn, what=f"Redis {what}", abort=abort)
+    except transient_error_types() as exc:
+        raise BackendUnavailableError(
+            f"Redis unreachable during {what}", backend="redis", reason=Reason.REDIS_UNAVAILABLE
+        ) from exc

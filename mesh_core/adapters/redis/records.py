@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
+from mesh_core.adapters.redis import _records_lua as lua
+from mesh_core.adapters.redis.client import call_redis
 from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.errors import AlreadyExistsError
+from mesh_core.retry import Retry
+
+T = TypeVar("T")
 
 __all__ = [
     "ACTIVE_STATUSES",
     "TERMINAL_STATUSES",
+    "Admission",
+    "FinishOutcome",
     "RecordStore",
     "RunRecord",
     "ThreadRecord",
@@ -66,10 +75,28 @@ class RunRecord:
     interrupts: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
     owner: str = ""
+    # "interrupt" / "rollback" once somebody asked the run to stop.
+    cancel_action: str = ""
 
     @property
     def scoped_thread(self) -> str:
         return scoped_thread_id(self.tenant_id, self.thread_id)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admitting a run did: ``outcome`` is running, queued, rejected, no_thread or
+    existing (admitted by an earlier try; ``active_run`` is then its status)."""
+
+    outcome: str
+    active_run: str = ""
+    superseded: tuple[str, ...] = ()
+
+
+class FinishOutcome(Enum):
+    ENDED = 1
+    NOT_OWNER = 0
+    ALREADY_ENDED = -1
 
 
 _JSON_FIELDS = {"metadata", "spec", "error", "interrupts"}
@@ -88,10 +115,16 @@ def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _decode(raw: Any) -> dict[str, Any]:
+_RUN_FIELDS = {f for f in RunRecord.__dataclass_fields__}
+_THREAD_FIELDS = {f for f in ThreadRecord.__dataclass_fields__}
+
+
+def _decode(raw: Any, known: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in raw.items():
         key = k.decode() if isinstance(k, bytes) else k
+        if key not in known:
+            continue  # written by a newer version
         val = v.decode() if isinstance(v, bytes) else v
         if key in _JSON_FIELDS:
             out[key] = json.loads(val)
@@ -104,72 +137,24 @@ def _decode(raw: Any) -> dict[str, Any]:
     return out
 
 
-# Create a thread record if absent; returns 1 if created, 0 if it existed.
-_CREATE_THREAD = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-return 1
-"""
-
-# Record a run and try to make it the thread's active run.
-# KEYS: thread, run, thread_runs, active_runs, run_index
-# ARGV: run_id, now, scoped_thread, then run hash fields
-# Returns the id of the run that is active on the thread afterwards.
-_BEGIN_RUN = """
-local active = redis.call('HGET', KEYS[1], 'active_run')
-if active and active ~= '' and active ~= ARGV[1] then
-  local prefix = string.sub(KEYS[2], 1, string.len(KEYS[2]) - string.len(ARGV[1]))
-  local st = redis.call('HGET', prefix .. active, 'status')
-  if st ~= 'pending' and st ~= 'running' then active = nil end
-else
-  active = nil
-end
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
-redis.call('SET', KEYS[5], ARGV[3])
-if active then return active end
-redis.call('HSET', KEYS[1], 'active_run', ARGV[1], 'status', 'busy', 'updated_at', ARGV[2])
-redis.call('HSET', KEYS[2], 'status', 'running')
-return ARGV[1]
-"""
-
-# Make a queued run active if the thread's active run is not (still) running.
-_CLAIM_THREAD = """
-local active = redis.call('HGET', KEYS[1], 'active_run')
-if active and active ~= '' and active ~= ARGV[1] then
-  local prefix = string.sub(KEYS[2], 1, string.len(KEYS[2]) - string.len(ARGV[1]))
-  local st = redis.call('HGET', prefix .. active, 'status')
-  if st == 'pending' or st == 'running' then return active end
-end
-redis.call('HSET', KEYS[1], 'active_run', ARGV[1], 'status', 'busy', 'updated_at', ARGV[2])
-return ARGV[1]
-"""
-
-
-# End a run: KEYS run, thread, active_runs; ARGV run_id, owner ('' = any), thread status,
-# now, then the run's fields to set. Returns 0 (and writes nothing) if owner mismatches.
-_FINISH_RUN = """
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('HDEL', KEYS[3], ARGV[1])
-if redis.call('HGET', KEYS[2], 'active_run') == ARGV[1] then
-  redis.call('HSET', KEYS[2], 'active_run', '', 'status', ARGV[3], 'updated_at', ARGV[4])
-end
-return 1
-"""
-
-
 class RecordStore:
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+    """Thread and run records. Every call retries through Redis outages up to
+    ``retry``'s budget (then ``BackendUnavailableError``); every write is idempotent or
+    guarded by status, so a retried call whose first reply was lost does no harm."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, *, retry: Retry | None = None) -> None:
         self.redis = redis
         self.keys = RedisKeys(prefix)
-        self._create_thread = redis.register_script(_CREATE_THREAD)
-        self._begin_run = redis.register_script(_BEGIN_RUN)
-        self._claim_thread = redis.register_script(_CLAIM_THREAD)
-        self._finish_run = redis.register_script(_FINISH_RUN)
+        self.retry = retry or Retry()
+        self._create_thread = redis.register_script(lua.CREATE_THREAD)
+        self._admit_run = redis.register_script(lua.ADMIT_RUN)
+        self._claim_turn = redis.register_script(lua.CLAIM_TURN)
+        self._finish_run = redis.register_script(lua.FINISH_RUN)
+        self._request_cancel = redis.register_script(lua.REQUEST_CANCEL)
+        self._delete_run = redis.register_script(lua.DELETE_RUN)
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        return await call_redis(self.retry, what, fn)
 
     # -- threads ---------------------------------------------------------------------
     async def create_thread(
@@ -186,26 +171,30 @@ class RecordStore:
             tenant_id, thread_id, dict(metadata or {}), "idle", now, now, assistant_id=assistant_id
         )
         flat = [x for kv in _encode(rec).items() for x in kv]
-        created = await self._create_thread(
-            keys=[self.keys.thread_record(rec.scoped_id), self.keys.threads_index(tenant_id)],
-            args=[now, thread_id, *flat],
+        created = await self._call(
+            "create thread",
+            lambda: self._create_thread(
+                keys=[self.keys.thread_record(rec.scoped_id), self.keys.threads_index(tenant_id)],
+                args=[now, thread_id, *flat],
+            ),
         )
         if not created:
+            existing = await self.get_thread(tenant_id, thread_id)
+            if existing is not None and existing.created_at == rec.created_at:
+                return existing  # our own earlier try, whose reply was lost
             if not if_exists_return:
                 raise AlreadyExistsError(f"thread {thread_id!r} already exists")
-            existing = await self.get_thread(tenant_id, thread_id)
             if existing is None:  # deleted in between
                 return await self.create_thread(tenant_id, thread_id, metadata)
             return existing
         return rec
 
     async def get_thread(self, tenant_id: str, thread_id: str) -> ThreadRecord | None:
-        raw = await self.redis.hgetall(
-            self.keys.thread_record(scoped_thread_id(tenant_id, thread_id))
-        )
+        key = self.keys.thread_record(scoped_thread_id(tenant_id, thread_id))
+        raw = await self._call("read thread", lambda: self.redis.hgetall(key))
         if not raw:
             return None
-        return ThreadRecord(**_decode(raw))
+        return ThreadRecord(**_decode(raw, _THREAD_FIELDS))
 
     async def update_thread(self, tenant_id: str, thread_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
@@ -213,28 +202,37 @@ class RecordStore:
             k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()
         }
         key = self.keys.thread_record(scoped_thread_id(tenant_id, thread_id))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.exists(key)
-            pipe.hset(key, mapping=enc)
-            pipe.zadd(self.keys.threads_index(tenant_id), {thread_id: fields["updated_at"]})
-            existed, *_ = await pipe.execute()
-        if not existed:  # never resurrect a deleted thread as a half record
-            await self.redis.delete(key)
-            await self.redis.zrem(self.keys.threads_index(tenant_id), thread_id)
+        index = self.keys.threads_index(tenant_id)
+
+        async def update() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.exists(key)
+                pipe.hset(key, mapping=enc)
+                pipe.zadd(index, {thread_id: fields["updated_at"]})
+                existed, *_ = await pipe.execute()
+            if not existed:  # never resurrect a deleted thread as a half record
+                await self.redis.delete(key)
+                await self.redis.zrem(index, thread_id)
+
+        await self._call("update thread", update)
 
     async def delete_thread(self, tenant_id: str, thread_id: str) -> bool:
         scoped = scoped_thread_id(tenant_id, thread_id)
-        run_ids = await self.redis.zrange(self.keys.thread_runs(scoped), 0, -1)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys.thread_record(scoped))
-            pipe.zrem(self.keys.threads_index(tenant_id), thread_id)
-            pipe.delete(self.keys.thread_runs(scoped), self.keys.thread_queue(scoped))
-            for rid in run_ids:
-                r = _text(rid)
-                pipe.delete(self.keys.run_record(scoped, r), self.keys.run_index(r))
-                pipe.hdel(self.keys.active_runs(), r)
-            deleted, *_ = await pipe.execute()
-        return bool(deleted)
+
+        async def delete() -> bool:
+            run_ids = await self.redis.zrange(self.keys.thread_runs(scoped), 0, -1)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self.keys.thread_record(scoped))
+                pipe.zrem(self.keys.threads_index(tenant_id), thread_id)
+                pipe.delete(self.keys.thread_runs(scoped), self.keys.thread_queue(scoped))
+                for rid in run_ids:
+                    r = _text(rid)
+                    pipe.delete(self.keys.run_record(scoped, r), self.keys.run_index(r))
+                    pipe.hdel(self.keys.active_runs(), r)
+                deleted, *_ = await pipe.execute()
+            return bool(deleted)
+
+        return await self._call("delete thread", delete)
 
     async def search_threads(
         self,
@@ -244,7 +242,8 @@ class RecordStore:
         limit: int = 10,
         offset: int = 0,
     ) -> list[ThreadRecord]:
-        ids = await self.redis.zrevrange(self.keys.threads_index(tenant_id), 0, -1)
+        index = self.keys.threads_index(tenant_id)
+        ids = await self._call("search threads", lambda: self.redis.zrevrange(index, 0, -1))
         out: list[ThreadRecord] = []
         skipped = 0
         for raw_id in ids:
@@ -263,79 +262,79 @@ class RecordStore:
                 break
         return out
 
-    # -- runs ------------------------------------------------------------------------
-    async def begin_run(self, run: RunRecord) -> str:
-        """Record ``run`` and make it the thread's active run if the thread is free.
+    # -- runs: admission, turns, ending -----------------------------------------------
+    def _run_keys(self, run: RunRecord) -> tuple[str, str, str, str]:
+        """(run, thread, active_runs, queue) keys of a run."""
+        scoped = run.scoped_thread
+        return (
+            self.keys.run_record(scoped, run.run_id),
+            self.keys.thread_record(scoped),
+            self.keys.active_runs(),
+            self.keys.thread_queue(scoped),
+        )
 
-        Returns the id of the thread's active run afterwards: ``run.run_id`` when it
-        got the thread (the run is then recorded as "running"), otherwise the run that
-        holds it (the new run stays "pending").
+    async def admit_run(self, run: RunRecord, strategy: str) -> Admission:
+        """Record ``run`` and give it the thread, queue it, or reject it, in one step.
+
+        ``strategy``: reject, enqueue, interrupt or rollback (see ``_records_lua``).
         """
         now = time.time()
         run.created_at = run.created_at or now
         run.updated_at = now
         scoped = run.scoped_thread
         flat = [x for kv in _encode(run).items() for x in kv]
-        active = await self._begin_run(
-            keys=[
-                self.keys.thread_record(scoped),
-                self.keys.run_record(scoped, run.run_id),
-                self.keys.thread_runs(scoped),
-                self.keys.active_runs(),
-                self.keys.run_index(run.run_id),
-            ],
-            args=[run.run_id, now, scoped, *flat],
+        reply = await self._call(
+            "admit run",
+            lambda: self._admit_run(
+                keys=[
+                    self.keys.thread_record(scoped),
+                    self.keys.run_record(scoped, run.run_id),
+                    self.keys.thread_runs(scoped),
+                    self.keys.active_runs(),
+                    self.keys.run_index(run.run_id),
+                    self.keys.thread_queue(scoped),
+                ],
+                args=[run.run_id, now, scoped, strategy, *flat],
+            ),
         )
-        if _text(active) == run.run_id:
+        outcome, active, superseded = (_text(x) for x in reply)
+        if outcome == "running":
             run.status = "running"
-        return _text(active)
+        elif outcome == "queued":
+            run.status = "pending"
+        elif outcome == "existing":
+            run.status = active
+        return Admission(outcome, active, tuple(x for x in superseded.split(",") if x))
 
-    async def claim_thread(self, run: RunRecord) -> str:
-        """Try again to make a waiting run the thread's active run; returns the active run id."""
-        scoped = run.scoped_thread
-        active = await self._claim_thread(
-            keys=[self.keys.thread_record(scoped), self.keys.run_record(scoped, run.run_id)],
-            args=[run.run_id, time.time()],
+    async def claim_turn(
+        self, run: RunRecord, *, owner: str, add_attempt: bool = False
+    ) -> tuple[str, str]:
+        """Ask for the thread: ("running", id) when the run has it now (recorded as
+        running, driven by ``owner``), ("waiting", other) while another run has it or is
+        ahead, else (its terminal status or "missing", "")."""
+        run_key, thread_key, _, queue_key = self._run_keys(run)
+        reply = await self._call(
+            "claim thread",
+            lambda: self._claim_turn(
+                keys=[thread_key, run_key, queue_key],
+                args=[run.run_id, time.time(), owner, 1 if add_attempt else 0],
+            ),
         )
-        return _text(active)
-
-    async def get_run(self, tenant_id: str, thread_id: str, run_id: str) -> RunRecord | None:
-        raw = await self.redis.hgetall(
-            self.keys.run_record(scoped_thread_id(tenant_id, thread_id), run_id)
-        )
-        return RunRecord(**_decode(raw)) if raw else None
-
-    async def find_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
-        scoped = await self.redis.get(self.keys.run_index(run_id))
-        if scoped is None:
-            return None
-        tenant, _, thread_id = _text(scoped).partition(":")
-        if tenant != tenant_id:
-            return None
-        return await self.get_run(tenant, thread_id, run_id)
-
-    async def update_run(self, run: RunRecord, **fields: Any) -> None:
-        fields["updated_at"] = time.time()
-        for k, v in fields.items():
-            setattr(run, k, v)
-        enc: dict[Any, Any] = {
-            k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()
-        }
-        scoped = run.scoped_thread
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.keys.run_record(scoped, run.run_id), mapping=enc)
-            if fields.get("status") in TERMINAL_STATUSES:
-                pipe.hdel(self.keys.active_runs(), run.run_id)
-            await pipe.execute()
+        state, other = (_text(x) for x in reply)
+        if state == "running":
+            run.status = "running"
+            run.owner = owner
+            run.attempts += 1 if add_attempt else 0
+        return state, other
 
     async def finish_run(
         self, run: RunRecord, status: str, *, owner: str = "", **fields: Any
-    ) -> bool:
+    ) -> FinishOutcome:
         """Mark a run ended and free its thread (thread status follows the run's), atomically.
 
         With ``owner``, nothing is written unless the run record still names that owner:
-        a runtime that lost the run to another (a paused "zombie") cannot end it.
-        Returns whether the run was ended.
+        a runtime that lost the run to another (a paused "zombie") cannot end it. A run
+        that has ended already is never ended again (ALREADY_ENDED).
         """
         now = time.time()
         fields["status"] = status
@@ -346,24 +345,80 @@ class RecordStore:
             for x in (k, json.dumps(v) if k in _JSON_FIELDS else str(v))
         ]
         thread_status = {"interrupted": "interrupted", "error": "error"}.get(status, "idle")
-        done = await self._finish_run(
-            keys=[
-                self.keys.run_record(run.scoped_thread, run.run_id),
-                self.keys.thread_record(run.scoped_thread),
-                self.keys.active_runs(),
-            ],
-            args=[run.run_id, owner, thread_status, now, *flat],
+        done = await self._call(
+            "finish run",
+            lambda: self._finish_run(
+                keys=list(self._run_keys(run)), args=[run.run_id, owner, thread_status, now, *flat]
+            ),
         )
-        if done:
+        outcome = FinishOutcome(int(done))
+        if outcome is FinishOutcome.ENDED:
             for k, v in fields.items():
                 setattr(run, k, v)
+        return outcome
+
+    async def request_cancel(self, run: RunRecord, action: str = "interrupt") -> str:
+        """Ask a run to stop: a pending run is cancelled at once, a running one is marked
+        (its driver or whoever resumes it ends it). Returns its status afterwards."""
+        status = await self._call(
+            "cancel run",
+            lambda: self._request_cancel(
+                keys=list(self._run_keys(run)), args=[run.run_id, action, time.time()]
+            ),
+        )
+        return _text(status)
+
+    async def delete_run(self, run: RunRecord, *, owner: str = "") -> bool:
+        """Forget a run (rollback): its record and its place in the thread's indexes."""
+        scoped = run.scoped_thread
+        done = await self._call(
+            "delete run",
+            lambda: self._delete_run(
+                keys=[
+                    *self._run_keys(run),
+                    self.keys.thread_runs(scoped),
+                    self.keys.run_index(run.run_id),
+                ],
+                args=[run.run_id, owner, time.time()],
+            ),
+        )
         return bool(done)
+
+    async def update_run(self, run: RunRecord, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        for k, v in fields.items():
+            setattr(run, k, v)
+        enc: dict[Any, Any] = {
+            k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()
+        }
+        key = self.keys.run_record(run.scoped_thread, run.run_id)
+        await self._call("update run", lambda: self.redis.hset(key, mapping=enc))
+
+    # -- runs: reading ---------------------------------------------------------------
+    async def get_run(self, tenant_id: str, thread_id: str, run_id: str) -> RunRecord | None:
+        return await self.get_run_scoped(scoped_thread_id(tenant_id, thread_id), run_id)
+
+    async def get_run_scoped(self, scoped_thread: str, run_id: str) -> RunRecord | None:
+        key = self.keys.run_record(scoped_thread, run_id)
+        raw = await self._call("read run", lambda: self.redis.hgetall(key))
+        return RunRecord(**_decode(raw, _RUN_FIELDS)) if raw else None
+
+    async def find_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
+        key = self.keys.run_index(run_id)
+        scoped = await self._call("find run", lambda: self.redis.get(key))
+        if scoped is None:
+            return None
+        tenant, _, thread_id = _text(scoped).partition(":")
+        if tenant != tenant_id:
+            return None
+        return await self.get_run(tenant, thread_id, run_id)
 
     async def list_runs(
         self, tenant_id: str, thread_id: str, status: str = "", limit: int = 10, offset: int = 0
     ) -> list[RunRecord]:
         scoped = scoped_thread_id(tenant_id, thread_id)
-        ids = await self.redis.zrevrange(self.keys.thread_runs(scoped), 0, -1)
+        key = self.keys.thread_runs(scoped)
+        ids = await self._call("list runs", lambda: self.redis.zrevrange(key, 0, -1))
         out: list[RunRecord] = []
         skipped = 0
         for rid in ids:
@@ -380,9 +435,6 @@ class RecordStore:
 
     async def active_runs(self) -> list[tuple[str, str]]:
         """(run_id, scoped thread id) of every run recorded as pending or running."""
-        raw = await self.redis.hgetall(self.keys.active_runs())
+        key = self.keys.active_runs()
+        raw = await self._call("list active runs", lambda: self.redis.hgetall(key))
         return [(_text(k), _text(v)) for k, v in raw.items()]
-
-    async def get_run_scoped(self, scoped_thread: str, run_id: str) -> RunRecord | None:
-        raw = await self.redis.hgetall(self.keys.run_record(scoped_thread, run_id))
-        return RunRecord(**_decode(raw)) if raw else None

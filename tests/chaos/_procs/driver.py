@@ -69,8 +69,14 @@ class HelperProcess:
             raise AssertionError(f"{self.name} exited; stderr:\n{self.stderr()}")
         return json.loads(raw), time.monotonic()
 
-    async def expect(self, event: str, timeout: float = 10.0) -> tuple[dict[str, Any], float]:
+    async def expect(
+        self, event: str, timeout: float = 10.0, *, skip: frozenset[str] = frozenset()
+    ) -> tuple[dict[str, Any], float]:
+        """The next event, which must be ``event`` (events named in ``skip`` are passed
+        over, e.g. "lost": a session may be lost, healed and lost again under load)."""
         got, at = await self.next_event(timeout)
+        while got["event"] in skip:
+            got, at = await self.next_event(timeout)
         assert got["event"] == event, f"{self.name}: expected {event!r}, got {got}"
         return got, at
 

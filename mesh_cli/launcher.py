@@ -1,15 +1,18 @@
-"""Run mesh services as child processes: ``lgmesh dev`` and the end-to-end tests use this.
+"""Run mesh services as child processes: ``lgmesh dev``, the tests and the benchmarks.
 
-Each service prints ``LGMESH_READY <kind> <address>`` once it serves; :class:`ServiceProcess`
-waits for that line, prefixes the child's log lines with its name, and stops it with
-SIGTERM, then SIGKILL.
+A service announces readiness on a pipe the launcher passes it (``LGMESH_READY_FD``):
+one JSON line with its address, pid and metrics port, so nothing internal appears in
+its log. :class:`ServiceProcess` waits for that line, prefixes the child's log lines
+with its name (in colour on a terminal), and stops it with SIGTERM, then SIGKILL.
+Children die with the launcher (``LGMESH_DIE_WITH_PARENT``), however it ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import re
+import select
 import signal
 import subprocess
 import sys
@@ -17,19 +20,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["ServiceProcess", "free_port"]
-
+from mesh_core.localservers import die_with_parent
 from mesh_core.localservers import find_free_port as free_port
 
+__all__ = ["ServiceProcess", "die_with_parent", "free_port"]
+
 _COLORS = ["36", "35", "33", "32", "34", "91", "96", "95"]
-# tool_svc and llm_gateway_svc announce themselves as "<name> ready port=N ...".
-_READY_PORT = re.compile(r"^\S+ ready port=(\d+)")
 
 
 class ServiceProcess:
-    """One service as a child process running ``python -m mesh_core.cli <args>``."""
+    """One service as a child process running ``python -m mesh_cli <args>``."""
 
     _n = 0
 
@@ -42,6 +44,7 @@ class ServiceProcess:
         log_file: Path | None = None,
         echo: Callable[[str], None] | None = None,
         cwd: str | None = None,
+        color: bool = False,
     ) -> None:
         self.name = name
         self.args = list(args)
@@ -54,10 +57,10 @@ class ServiceProcess:
         self.log_file = log_file
         self.echo = echo
         self.cwd = cwd
-        self.host = "127.0.0.1"
+        self.color = color
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
-        self._ready = threading.Event()
+        self.ready_info: dict[str, Any] = {}
         self._lines: list[str] = []
         self._reader: threading.Thread | None = None
         ServiceProcess._n += 1
@@ -69,25 +72,57 @@ class ServiceProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesh_core.cli", *self.args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            env=self.env,
-            cwd=self.cwd,
-            start_new_session=True,
-        )
+        ready_r, ready_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mesh_cli", *self.args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env={**self.env, "LGMESH_READY_FD": str(ready_w)},
+                cwd=self.cwd,
+                start_new_session=True,
+                pass_fds=(ready_w,),
+            )
+        finally:
+            os.close(ready_w)
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                out = "\n".join(self._lines[-40:])
-                self.stop()
-                raise RuntimeError(f"{self.name} did not start:\n{out}")
+        try:
+            line = self._await_ready(ready_r, timeout)
+        finally:
+            os.close(ready_r)
+        if line is None:
+            out = "\n".join(self._lines[-40:])
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start:\n{out}")
+        self.ready_info = json.loads(line)
+        self.address = str(self.ready_info.get("address") or "")
         return self
+
+    def _await_ready(self, fd: int, timeout: float) -> str | None:
+        """The JSON line the service writes once it serves (None: it died or timed out)."""
+        assert self.proc is not None
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([fd], [], [], 0.1)
+            if readable:
+                chunk = os.read(fd, 4096)
+                if not chunk:  # the child closed it: ready line written, or it exited
+                    break
+                buf += chunk
+                if b"\n" in buf:
+                    return buf.split(b"\n", 1)[0].decode()
+            elif self.proc.poll() is not None:
+                break
+        return buf.split(b"\n", 1)[0].decode() if b"\n" in buf else None
+
+    @property
+    def metrics_port(self) -> int | None:
+        port = self.ready_info.get("metrics_port")
+        return int(port) if port else None
 
     def _read(self, stream: IO[str] | None) -> None:
         if stream is None:
@@ -99,18 +134,14 @@ class ServiceProcess:
                 self._lines.append(line)
                 if len(self._lines) > 2000:
                     del self._lines[:1000]
-                if line.startswith("LGMESH_READY"):
-                    parts = line.split()
-                    self.address = parts[2] if len(parts) > 2 else ""
-                    self._ready.set()
-                elif not self._ready.is_set() and (m := _READY_PORT.match(line)):
-                    self.address = f"{self.host}:{m.group(1)}"
-                    self._ready.set()
                 if log is not None:
                     log.write(line + "\n")
                     log.flush()
                 if self.echo is not None:
-                    self.echo(f"\x1b[{self._color}m{self.name:>12}\x1b[0m | {line}")
+                    tag = f"{self.name:>12}"
+                    if self.color:
+                        tag = f"\x1b[{self._color}m{tag}\x1b[0m"
+                    self.echo(f"{tag} | {line}")
         finally:
             if log is not None:
                 log.close()
