@@ -11,6 +11,8 @@ from llm_gateway_svc.model import (
     ChatRequest,
     ChatResult,
     Chunk,
+    EmbedRequest,
+    EmbedResult,
     FinishReason,
     Message,
     Role,
@@ -21,7 +23,14 @@ from llm_gateway_svc.model import (
 )
 from mesh_core.errors import FieldViolation, InvalidArgumentError
 
-__all__ = ["chunk_to_pb", "request_from_pb", "result_to_pb", "routes_to_pb"]
+__all__ = [
+    "chunk_to_pb",
+    "embed_request_from_pb",
+    "embed_result_to_pb",
+    "request_from_pb",
+    "result_to_pb",
+    "routes_to_pb",
+]
 
 _ROLES: dict[int, Role] = {
     llm_pb2.ROLE_SYSTEM: "system",
@@ -121,7 +130,7 @@ def _usage_pb(u: Usage) -> llm_pb2.Usage:
     )
 
 
-def _info_pb(model: str, r: ChatResult) -> llm_pb2.GenerationInfo:
+def _info_pb(model: str, r: ChatResult | EmbedResult) -> llm_pb2.GenerationInfo:
     return llm_pb2.GenerationInfo(
         model=model,
         provider=r.provider,
@@ -167,6 +176,24 @@ def chunk_to_pb(model: str, c: Chunk) -> llm_pb2.StreamGenerateResponse:
         if c.result is not None:
             out.info.CopyFrom(_info_pb(model, c.result))
     return out
+
+
+def embed_request_from_pb(req: llm_pb2.EmbedRequest) -> EmbedRequest:
+    return EmbedRequest(
+        model=req.model,
+        inputs=tuple(req.inputs),
+        idempotency_key=req.idempotency_key,
+        bypass_cache=req.bypass_cache,
+    )
+
+
+def embed_result_to_pb(model: str, r: EmbedResult) -> llm_pb2.EmbedResponse:
+    return llm_pb2.EmbedResponse(
+        embeddings=[llm_pb2.Embedding(values=v) for v in r.vectors],
+        dimensions=r.dimensions,
+        usage=_usage_pb(r.usage),
+        info=_info_pb(model, r),
+    )
 
 
 def routes_to_pb(routes: list[tuple[str, list[str]]]) -> llm_pb2.ListModelsResponse:

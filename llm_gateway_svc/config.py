@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mesh_core.config import ConfigError as MeshConfigError
 from mesh_core.config import InfraSettings
 
 __all__ = [
@@ -30,11 +31,12 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
-PROVIDER_TYPES = ("openai", "scripted")
+# "openai" and "anthropic" are shorthands for type "langchain" with that family.
+PROVIDER_TYPES = ("langchain", "openai", "anthropic", "scripted")
 
 
-class ConfigError(ValueError):
-    """The gateway's configuration file is invalid."""
+class ConfigError(MeshConfigError):
+    """The gateway's configuration file is invalid (or names an integration not installed)."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,12 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class BreakerSettings:
-    """Circuit breaker of one provider.
+    """Circuit breaker of each target (one provider model), not of the whole provider.
 
     Attributes:
-        failure_threshold: consecutive failures (timeouts, connection errors, 429, 5xx)
-            that open the circuit.
+        failure_threshold: consecutive failures (timeouts, connection errors, 5xx, broken
+            streams) that open the circuit. A 429 is not a failure: the target is alive
+            but over its quota; it cools down for its Retry-After instead.
         reset_s: how long it stays open before one probe call is let through.
     """
 
@@ -72,10 +75,22 @@ class ProviderSettings:
 
     Attributes:
         name: the provider's name in routes (``name/model``).
-        type: ``openai`` (any OpenAI-compatible Chat Completions server) or ``scripted``.
+        type: ``langchain`` (a LangChain chat model integration, picked by ``family``),
+            ``openai`` / ``anthropic`` (shorthands for that family) or ``scripted``.
+        family: the integration: ``openai`` (also any OpenAI-compatible server: vLLM,
+            SGLang, llama.cpp, LiteLLM proxy, ...), ``anthropic``, ``azure_openai``,
+            ``bedrock_converse``, ``google_genai``, ``mistralai``, ``ollama``, ...
+            (see :mod:`llm_gateway_svc.providers._families`).
+        chat_class: ``module:Class`` of any other LangChain chat model (wins over family).
+        options: extra keyword arguments for the integration's constructor
+            (e.g. ``region_name`` for Bedrock); no secrets here, use ``api_key_env``.
         base_url: e.g. ``https://api.openai.com/v1`` or ``http://127.0.0.1:8000/v1``.
         api_key: resolved from ``api_key_env``; never logged or shown in repr.
         headers: extra HTTP headers sent with every call.
+        legacy_max_tokens: OpenAI-compatible servers that know only ``max_tokens``:
+            send it instead of ``max_completion_tokens``.
+        dimensions: embeddings: vector size to ask for (0: the model's own).
+        embed_batch_size: embeddings: most texts in one upstream call.
         timeout_s: ceiling of one upstream attempt (the caller's deadline may cut it).
         max_concurrency: cap on concurrent upstream calls to this provider (per replica).
         script: the scripted provider's rules (a list of rule mappings).
@@ -84,6 +99,9 @@ class ProviderSettings:
 
     name: str
     type: str
+    family: str = ""
+    chat_class: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     base_url: str = ""
     api_key: str = field(default="", repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -93,6 +111,9 @@ class ProviderSettings:
     breaker: BreakerSettings = BreakerSettings()
     script: tuple[Mapping[str, Any], ...] = ()
     chunk_delay_s: float = 0.0
+    legacy_max_tokens: bool = False
+    dimensions: int = 0
+    embed_batch_size: int = 64
 
 
 @dataclass(frozen=True)
@@ -245,13 +266,26 @@ def _provider(
             script += list((yaml.safe_load(sp.read_text()) or {}).get("rules") or [])
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"provider {name!r}: cannot read script {sp}: {exc}") from exc
-    if kind == "openai" and not spec.get("base_url"):
-        raise ConfigError(f"provider {name!r}: base_url is required")
+    family = str(spec.get("family") or (kind if kind in ("openai", "anthropic") else ""))
+    if kind in ("langchain", "openai", "anthropic"):
+        kind = "langchain"
+        if not family and not spec.get("chat_class"):
+            raise ConfigError(f"provider {name!r}: a langchain provider needs family or chat_class")
+    options = spec.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"provider {name!r}: options must be a mapping")
     r = spec.get("retry") or {}
     b = spec.get("breaker") or {}
+    if kind == "langchain":
+        from llm_gateway_svc.providers._families import check_installed
+
+        check_installed(name, family, str(spec.get("chat_class") or ""))
     return ProviderSettings(
         name=name,
         type=kind,
+        family=family,
+        chat_class=str(spec.get("chat_class") or ""),
+        options={str(k): v for k, v in options.items()},
         base_url=str(spec.get("base_url", "")).rstrip("/"),
         api_key=api_key,
         headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
@@ -268,4 +302,7 @@ def _provider(
         ),
         script=tuple(script),
         chunk_delay_s=float(spec.get("chunk_delay_s", 0.0)),
+        legacy_max_tokens=bool(spec.get("legacy_max_tokens", False)),
+        dimensions=max(0, int(spec.get("dimensions", 0))),
+        embed_batch_size=max(1, int(spec.get("embed_batch_size", 64))),
     )

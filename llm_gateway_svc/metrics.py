@@ -58,7 +58,9 @@ REPLAYS = Counter(
 )
 CACHE_HITS = Counter("lgmesh_llm_cache_hits_total", "Requests answered from the response cache.")
 BREAKER_OPEN = Gauge(
-    "lgmesh_llm_circuit_open", "1 while a provider's circuit breaker is open.", ["provider"]
+    "lgmesh_llm_circuit_open",
+    "1 while the circuit breaker of a provider model is open.",
+    ["provider", "model"],
 )
 BACKEND_ERRORS = Counter(
     "lgmesh_llm_backend_errors_total", "Redis errors while accounting usage.", ["op"]

@@ -11,6 +11,8 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "Chunk",
+    "EmbedRequest",
+    "EmbedResult",
     "FinishReason",
     "Message",
     "Role",
@@ -19,6 +21,8 @@ __all__ = [
     "ToolCallDelta",
     "ToolSpec",
     "Usage",
+    "embed_result_from_json",
+    "embed_result_to_json",
     "result_from_json",
     "result_to_json",
 ]
@@ -158,6 +162,61 @@ def result_from_json(raw: bytes | str) -> ChatResult:
     return ChatResult(
         message=Message(role="assistant", content=body["content"], tool_calls=calls),
         finish_reason=body["finish_reason"],
+        usage=Usage(input_tokens=body["usage"][0], output_tokens=body["usage"][1]),
+        provider=body["provider"],
+        provider_model=body["provider_model"],
+    )
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """Texts to embed with the model behind ``model`` (an alias of the routing table)."""
+
+    model: str
+    inputs: tuple[str, ...]
+    idempotency_key: str = ""
+    bypass_cache: bool = False
+
+    def digest(self) -> str:
+        body = {"model": self.model, "inputs": list(self.inputs)}
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(b"embed:" + raw.encode()).hexdigest()
+
+    def estimated_input_tokens(self) -> int:
+        return max(1, sum(len(t) for t in self.inputs) // 4)
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """One vector per input, in input order."""
+
+    vectors: tuple[tuple[float, ...], ...]
+    usage: Usage = Usage()
+    provider: str = ""
+    provider_model: str = ""
+    attempts: int = 0
+    replayed: bool = False
+    cached: bool = False
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.vectors[0]) if self.vectors else 0
+
+
+def embed_result_to_json(result: EmbedResult) -> bytes:
+    body = {
+        "vectors": [list(v) for v in result.vectors],
+        "usage": [result.usage.input_tokens, result.usage.output_tokens],
+        "provider": result.provider,
+        "provider_model": result.provider_model,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def embed_result_from_json(raw: bytes | str) -> EmbedResult:
+    body = json.loads(raw)
+    return EmbedResult(
+        vectors=tuple(tuple(float(x) for x in v) for v in body["vectors"]),
         usage=Usage(input_tokens=body["usage"][0], output_tokens=body["usage"][1]),
         provider=body["provider"],
         provider_model=body["provider_model"],

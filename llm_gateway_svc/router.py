@@ -4,6 +4,13 @@ For each target in the alias's order: try up to ``max_attempts`` times, sleeping
 with full-jitter exponential backoff (or the server's Retry-After) between tries,
 never past the caller's deadline; then fall back to the next target. A request the
 provider calls invalid (HTTP 400/422) is not retried anywhere.
+
+Breakers and rate-limit cool-downs belong to a target (one provider model), not to
+the provider: a model over its quota, or broken, does not take its siblings down.
+A 429 never counts as a failure; the target cools down for its Retry-After and
+the call moves on to the next target. When every target is rate limited, the
+caller gets RESOURCE_EXHAUSTED (reason ``UPSTREAM_RATE_LIMITED``) with RetryInfo,
+so a quota problem is never mistaken for an outage (UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -12,20 +19,27 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
 
 from llm_gateway_svc import metrics
 from llm_gateway_svc.config import LlmGatewaySettings, ProviderSettings, Target
-from llm_gateway_svc.model import ChatRequest, ChatResult, Chunk
+from llm_gateway_svc.model import ChatRequest, ChatResult, Chunk, EmbedResult, Usage
 from llm_gateway_svc.providers import Provider, ProviderError, build_provider
 from llm_gateway_svc.resilience import Backoff, CircuitBreaker, Deadline
 from mesh_core.errors import (
     DeadlineExceededError,
+    FailedPreconditionError,
     InvalidArgumentError,
+    MeshError,
     NotFoundError,
+    ResourceExhaustedError,
     UnavailableError,
 )
 
 __all__ = ["Attempts", "Router"]
+
+R = TypeVar("R")
+Outcome = Literal["rate_limited", "misconfigured", "failed"]
 
 
 @dataclass
@@ -37,6 +51,10 @@ class Attempts:
     provider_model: str = ""
     errors: list[str] = field(default_factory=list)
     retry_after: float | None = None
+    last_message: str = ""
+    last_kind: str = ""
+    # How each target that was given up on ended.
+    outcomes: list[Outcome] = field(default_factory=list)
 
     def metadata(self) -> dict[str, str]:
         out = {"attempts": str(self.count), "last_error": self.errors[-1] if self.errors else ""}
@@ -50,13 +68,27 @@ class _NoTime(Exception):
     """The deadline leaves no room for another attempt."""
 
 
+class _Skip(Exception):
+    """This target cannot be tried now (breaker open, cooling down after a 429)."""
+
+
 class _Slot:
+    """A provider: its adapter, retry policy and concurrency cap (shared by its models)."""
+
     def __init__(self, settings: ProviderSettings, provider: Provider) -> None:
         self.settings = settings
         self.provider = provider
-        self.breaker = CircuitBreaker(settings.breaker.failure_threshold, settings.breaker.reset_s)
         self.backoff = Backoff(settings.retry.base_s, settings.retry.cap_s)
         self.sem = asyncio.Semaphore(settings.max_concurrency)
+
+
+class _TargetState:
+    """One provider model: its circuit breaker and rate-limit cool-down."""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.breaker = CircuitBreaker(settings.breaker.failure_threshold, settings.breaker.reset_s)
+        self.cool_until = 0.0
+        self.rate_limit_message = ""
 
 
 class Router:
@@ -65,14 +97,17 @@ class Router:
         settings: LlmGatewaySettings,
         providers: Mapping[str, Provider] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._routes = settings.routes
         self._sleep = sleep
+        self._clock = clock
         built = dict(providers or {})
         self._slots = {
             name: _Slot(ps, built.get(name) or build_provider(ps))
             for name, ps in settings.providers.items()
         }
+        self._targets: dict[str, _TargetState] = {}
 
     def routes(self) -> Mapping[str, tuple[Target, ...]]:
         return self._routes
@@ -85,8 +120,28 @@ class Router:
             )
         return targets
 
-    def breaker_state(self, provider: str) -> str:
-        return self._slots[provider].breaker.state
+    def embedding_targets(self, alias: str) -> tuple[Target, ...]:
+        targets = tuple(
+            t for t in self.targets(alias) if self._slots[t.provider].provider.supports_embeddings
+        )
+        if not targets:
+            raise FailedPreconditionError(
+                f"model {alias!r} has no provider that embeds",
+                reason="MODEL_CANNOT_EMBED",
+                metadata={"model": alias},
+            )
+        return targets
+
+    def _state(self, target: Target) -> _TargetState:
+        key = str(target)
+        state = self._targets.get(key)
+        if state is None:
+            state = self._targets[key] = _TargetState(self._slots[target.provider].settings)
+        return state
+
+    def breaker_state(self, target: str) -> str:
+        prov, _, model = target.partition("/")
+        return self._state(Target(prov, model)).breaker.state
 
     async def aclose(self) -> None:
         for slot in self._slots.values():
@@ -94,59 +149,95 @@ class Router:
 
     # -- unary -------------------------------------------------------------------------
     async def generate(self, request: ChatRequest, deadline: Deadline, att: Attempts) -> ChatResult:
-        for target in self.targets(request.model):
+        async def call(provider: Provider, model: str, budget: float) -> ChatResult:
+            return await provider.generate(request, model, budget)
+
+        result = await self._unary(request.model, self.targets(request.model), deadline, att, call)
+        return replace(result, attempts=att.count)
+
+    async def embed(
+        self, alias: str, texts: tuple[str, ...], deadline: Deadline, att: Attempts
+    ) -> EmbedResult:
+        """Vectors of ``texts`` from one target: every batch of an attempt from the same model."""
+
+        async def call(provider: Provider, model: str, budget: float) -> EmbedResult:
+            size = self._slots[provider.name].settings.embed_batch_size
+            batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+            parts = await asyncio.gather(*(provider.embed(b, model, budget) for b in batches))
+            vectors = tuple(v for part in parts for v in part.vectors)
+            if len({len(v) for v in vectors}) > 1:
+                raise ProviderError("protocol", "provider returned vectors of different sizes")
+            return EmbedResult(
+                vectors=vectors,
+                usage=Usage(sum(p.usage.input_tokens for p in parts), 0),
+                provider=provider.name,
+                provider_model=model,
+            )
+
+        result = await self._unary(alias, self.embedding_targets(alias), deadline, att, call)
+        return replace(result, attempts=att.count)
+
+    async def _unary(
+        self,
+        alias: str,
+        targets: tuple[Target, ...],
+        deadline: Deadline,
+        att: Attempts,
+        call: Callable[[Provider, str, float], Awaitable[R]],
+    ) -> R:
+        for n, target in enumerate(targets):
             slot = self._slots[target.provider]
             retry = 0
             while True:
                 try:
-                    await self._before_attempt(slot, target, retry, deadline, att)
+                    await self._before_attempt(
+                        slot, target, retry, deadline, att, n == len(targets) - 1
+                    )
                 except _NoTime:
                     raise self._deadline_error(att) from None
-                except ProviderError:
-                    break  # breaker open: next target
+                except _Skip:
+                    break
                 start = time.perf_counter()
                 try:
-                    async with _Upstream(slot, deadline) as budget:
+                    async with _Upstream(slot, self._state(target), deadline) as budget:
                         try:
                             async with asyncio.timeout(budget):
-                                result = await slot.provider.generate(request, target.model, budget)
+                                result = await call(slot.provider, target.model, budget)
                         except TimeoutError:
                             raise ProviderError(
                                 "timeout", "provider did not answer in time"
                             ) from None
                 except ProviderError as exc:
-                    self._failed(slot, target, exc, att, start)
-                    if exc.caller_fault:
-                        raise InvalidArgumentError(
-                            exc.message, reason="PROVIDER_REJECTED_REQUEST"
-                        ) from None
-                    if not exc.retryable or retry + 1 >= slot.settings.retry.max_attempts:
+                    if not self._failed(slot, target, exc, att, start, retry, deadline):
                         break
                     retry += 1
                     continue
-                self._succeeded(slot, target, att, start)
-                return replace(result, attempts=att.count)
-        raise self._exhausted_error(request.model, att)
+                self._succeeded(target, att, start)
+                return result
+        raise self._exhausted_error(alias, att)
 
     # -- streaming -----------------------------------------------------------------------
     async def stream(
         self, request: ChatRequest, deadline: Deadline, att: Attempts
     ) -> AsyncIterator[Chunk]:
         """Chunks of the first target that answers; retries only before the first chunk."""
-        for target in self.targets(request.model):
+        targets = self.targets(request.model)
+        for n, target in enumerate(targets):
             slot = self._slots[target.provider]
             retry = 0
             while True:
                 try:
-                    await self._before_attempt(slot, target, retry, deadline, att)
+                    await self._before_attempt(
+                        slot, target, retry, deadline, att, n == len(targets) - 1
+                    )
                 except _NoTime:
                     raise self._deadline_error(att) from None
-                except ProviderError:
+                except _Skip:
                     break
                 start = time.perf_counter()
                 sent = 0
                 try:
-                    async with _Upstream(slot, deadline) as budget:
+                    async with _Upstream(slot, self._state(target), deadline) as budget:
                         ends_at = time.monotonic() + budget
                         chunks = slot.provider.stream(request, target.model, budget)
                         try:
@@ -169,80 +260,166 @@ class Router:
                         finally:
                             await chunks.aclose()  # type: ignore[attr-defined]
                 except ProviderError as exc:
-                    self._failed(slot, target, exc, att, start)
                     if sent:
+                        self._record(slot, target, exc, att, start)
                         raise UnavailableError(
-                            f"provider stream broke after {sent} chunks",
+                            f"provider stream broke after {sent} chunks: {exc.message}",
                             reason="UPSTREAM_STREAM_BROKEN",
                             metadata=att.metadata(),
                         ) from None
-                    if exc.caller_fault:
-                        raise InvalidArgumentError(
-                            exc.message, reason="PROVIDER_REJECTED_REQUEST"
-                        ) from None
-                    if not exc.retryable or retry + 1 >= slot.settings.retry.max_attempts:
+                    if not self._failed(slot, target, exc, att, start, retry, deadline):
                         break
                     retry += 1
                     continue
-                self._succeeded(slot, target, att, start)
+                self._succeeded(target, att, start)
                 return
         raise self._exhausted_error(request.model, att)
 
     # -- pieces --------------------------------------------------------------------------
     async def _before_attempt(
-        self, slot: _Slot, target: Target, retry: int, deadline: Deadline, att: Attempts
+        self,
+        slot: _Slot,
+        target: Target,
+        retry: int,
+        deadline: Deadline,
+        att: Attempts,
+        last_target: bool,
     ) -> None:
+        state = self._state(target)
+        cooling = state.cool_until - self._clock()
         if retry > 0:
-            last_after = att.retry_after if att.errors and att.errors[-1] == "http_429" else None
-            delay = slot.backoff.delay(retry - 1, last_after)
+            delay = max(slot.backoff.delay(retry - 1), cooling)
             if delay >= deadline.remaining():
+                if cooling >= deadline.remaining():
+                    self._give_up_rate_limited(target, att, cooling)
                 raise _NoTime
             await self._sleep(delay)
+        elif cooling > 0:
+            # Another call hit this target's rate limit: go to the next target, or
+            # wait out the Retry-After when this is the last one and the deadline allows.
+            if not last_target or cooling >= deadline.remaining():
+                att.last_message = att.last_message or state.rate_limit_message
+                self._give_up_rate_limited(target, att, cooling)
+            await self._sleep(cooling)
         if deadline.remaining() <= 0:
             raise _NoTime
-        if not slot.breaker.allow():
-            att.errors.append(f"{target.provider}:circuit_open")
+        if not state.breaker.allow():
+            att.errors.append(f"{target}:circuit_open")
+            att.outcomes.append("failed")
             metrics.UPSTREAM_ATTEMPTS.labels(target.provider, "circuit_open").inc()
-            raise ProviderError("server", "circuit open")
+            raise _Skip
 
-    def _failed(
+    def _give_up_rate_limited(self, target: Target, att: Attempts, wait: float) -> None:
+        att.errors.append(f"{target}:rate_limited")
+        att.outcomes.append("rate_limited")
+        att.retry_after = wait if att.retry_after is None else min(att.retry_after, wait)
+        metrics.UPSTREAM_ATTEMPTS.labels(target.provider, "cooling_down").inc()
+        raise _Skip
+
+    def _record(
         self, slot: _Slot, target: Target, exc: ProviderError, att: Attempts, start: float
     ) -> None:
+        state = self._state(target)
         label = exc.label()
         att.count += 1
         att.errors.append(label)
-        if exc.retry_after is not None:
-            att.retry_after = exc.retry_after
-        if exc.retryable:
-            slot.breaker.on_failure()
+        att.last_message = exc.message
+        att.last_kind = exc.kind
+        if exc.kind == "rate_limited":
+            state.breaker.on_abandon()  # alive, over quota: neither failure nor success
+            state.rate_limit_message = exc.message
+            if exc.retry_after is not None:
+                state.cool_until = max(state.cool_until, self._clock() + exc.retry_after)
+                att.retry_after = exc.retry_after
+        elif exc.counts_against_breaker:
+            state.breaker.on_failure()
         else:
-            slot.breaker.on_abandon()
-        metrics.BREAKER_OPEN.labels(target.provider).set(1 if slot.breaker.state == "open" else 0)
+            state.breaker.on_abandon()
+        metrics.BREAKER_OPEN.labels(target.provider, target.model).set(
+            1 if state.breaker.state == "open" else 0
+        )
         metrics.UPSTREAM_ATTEMPTS.labels(target.provider, label).inc()
         metrics.UPSTREAM_SECONDS.labels(target.provider, "error").observe(
             time.perf_counter() - start
         )
 
-    def _succeeded(self, slot: _Slot, target: Target, att: Attempts, start: float) -> None:
+    def _failed(
+        self,
+        slot: _Slot,
+        target: Target,
+        exc: ProviderError,
+        att: Attempts,
+        start: float,
+        retry: int,
+        deadline: Deadline,
+    ) -> bool:
+        """Record a failed attempt; True: try this target again, False: next target."""
+        self._record(slot, target, exc, att, start)
+        if exc.caller_fault:
+            raise InvalidArgumentError(
+                f"the provider rejected the request: {exc.message}",
+                reason="PROVIDER_REJECTED_REQUEST",
+                metadata={"provider": str(target), "status": str(exc.status or "")},
+            )
+        last_try = retry + 1 >= slot.settings.retry.max_attempts
+        if exc.kind == "rate_limited":
+            # Waiting for the target's Retry-After would outlast the deadline: fall back now.
+            wait = exc.retry_after or 0.0
+            if last_try or wait >= deadline.remaining():
+                att.outcomes.append("rate_limited")
+                if att.retry_after is None:
+                    att.retry_after = slot.backoff.ceiling(retry)
+                return False
+            return True
+        if not exc.retryable or last_try:
+            att.outcomes.append("misconfigured" if exc.kind == "config" else "failed")
+            return False
+        return True
+
+    def _succeeded(self, target: Target, att: Attempts, start: float) -> None:
         att.count += 1
         att.provider, att.provider_model = target.provider, target.model
-        slot.breaker.on_success()
-        metrics.BREAKER_OPEN.labels(target.provider).set(0)
+        state = self._state(target)
+        state.breaker.on_success()
+        metrics.BREAKER_OPEN.labels(target.provider, target.model).set(0)
         metrics.UPSTREAM_ATTEMPTS.labels(target.provider, "ok").inc()
         metrics.UPSTREAM_SECONDS.labels(target.provider, "ok").observe(time.perf_counter() - start)
 
-    def _deadline_error(self, att: Attempts) -> DeadlineExceededError:
+    def _deadline_error(self, att: Attempts) -> MeshError:
+        if att.last_kind == "rate_limited":
+            return self._rate_limited_error("", att)
         return DeadlineExceededError(
             f"gave up after {att.count} upstream attempts: the deadline leaves no time for another",
             reason="UPSTREAM_DEADLINE",
             metadata=att.metadata(),
         )
 
-    def _exhausted_error(self, alias: str, att: Attempts) -> UnavailableError:
+    def _rate_limited_error(self, alias: str, att: Attempts) -> ResourceExhaustedError:
+        meta = att.metadata()
+        if alias:
+            meta["model"] = alias
+        detail = f": {att.last_message}" if att.last_message else ""
+        return ResourceExhaustedError(
+            f"the upstream provider's rate limit was reached{detail}",
+            retry_after=att.retry_after,
+            reason="UPSTREAM_RATE_LIMITED",
+            metadata=meta,
+        )
+
+    def _exhausted_error(self, alias: str, att: Attempts) -> MeshError:
+        if att.outcomes and all(o == "rate_limited" for o in att.outcomes):
+            return self._rate_limited_error(alias, att)
         meta = att.metadata()
         meta["model"] = alias
+        detail = f": {att.last_message}" if att.last_message else ""
+        if att.outcomes and all(o == "misconfigured" for o in att.outcomes):
+            return FailedPreconditionError(
+                f"every provider of {alias!r} refused the gateway's credentials or model{detail}",
+                reason="UPSTREAM_MISCONFIGURED",
+                metadata=meta,
+            )
         return UnavailableError(
-            f"no provider for {alias!r} answered after {att.count} attempts",
+            f"no provider for {alias!r} answered after {att.count} attempts{detail}",
             reason="UPSTREAM_UNAVAILABLE",
             metadata=meta,
         )
@@ -251,8 +428,9 @@ class Router:
 class _Upstream:
     """Holds one of the provider's concurrency slots; yields the attempt's time budget."""
 
-    def __init__(self, slot: _Slot, deadline: Deadline) -> None:
+    def __init__(self, slot: _Slot, state: _TargetState, deadline: Deadline) -> None:
         self._slot = slot
+        self._state = state
         self._deadline = deadline
         self._acquired = False
 
@@ -266,9 +444,9 @@ class _Upstream:
         metrics.UPSTREAM_INFLIGHT.labels(self._slot.settings.name).inc()
         return max(0.001, min(self._slot.settings.timeout_s, self._deadline.remaining()))
 
-    async def __aexit__(self, et: object, exc: BaseException | None, tb: object) -> None:
+    async def __aexit__(self, et: object, exc: BaseException | None, tb: Any) -> None:
         if self._acquired:
             self._slot.sem.release()
             metrics.UPSTREAM_INFLIGHT.labels(self._slot.settings.name).dec()
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            self._slot.breaker.on_abandon()
+            self._state.breaker.on_abandon()

@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator
 import grpc
 from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc
 
-from llm_gateway_svc._convert import chunk_to_pb, request_from_pb, result_to_pb, routes_to_pb
+from llm_gateway_svc._convert import (
+    chunk_to_pb,
+    embed_request_from_pb,
+    embed_result_to_pb,
+    request_from_pb,
+    result_to_pb,
+    routes_to_pb,
+)
 from llm_gateway_svc.engine import DEFAULT_TENANT, LlmGateway
 from llm_gateway_svc.resilience import Deadline
 
@@ -32,7 +39,8 @@ def _tenant(context: grpc.aio.ServicerContext) -> str:
 
 
 def _deadline(
-    context: grpc.aio.ServicerContext, req: llm_pb2.GenerateRequest | llm_pb2.StreamGenerateRequest
+    context: grpc.aio.ServicerContext,
+    req: llm_pb2.GenerateRequest | llm_pb2.StreamGenerateRequest | llm_pb2.EmbedRequest,
 ) -> Deadline:
     budget = DEFAULT_DEADLINE_S
     remaining = context.time_remaining()
@@ -66,6 +74,16 @@ class LlmServicer(llm_pb2_grpc.LlmServiceServicer):
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 yield chunk_to_pb(request.model, chunk)
+
+    async def Embed(
+        self, request: llm_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+    ) -> llm_pb2.EmbedResponse:
+        result = await self.gateway.embed(
+            embed_request_from_pb(request),
+            tenant=_tenant(context),
+            deadline=_deadline(context, request),
+        )
+        return embed_result_to_pb(request.model, result)
 
     async def ListModels(
         self, request: llm_pb2.ListModelsRequest, context: grpc.aio.ServicerContext

@@ -20,25 +20,23 @@ Tenant: ``config["metadata"]["lgmesh_tenant"]`` (set by the runtime for every ru
 wins over the ``tenant`` field. Target: the ``target`` field, else
 ``config["configurable"]["lgmesh_llm_target"]``.
 
-Errors: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED raise
-:class:`LlmUnavailableError` (a ``ConnectionError``: LangGraph's default retry policy
-retries it); anything else raises :class:`LlmGatewayError`.
+Errors mirror the provider SDKs' (see :mod:`mesh_client._llm_errors`): a provider's
+or the gateway's rate limit raises :class:`LlmRateLimitError` (``retry_after`` from
+RetryInfo), a bad request :class:`LlmBadRequestError`, an outage
+:class:`LlmUnavailableError` (a ``ConnectionError``), a deadline
+:class:`LlmTimeoutError`; LangGraph's default retry policy treats each as it treats
+the SDK's own.
+
+``MeshEmbeddings`` (LangChain ``Embeddings``) embeds through the same gateway.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (
@@ -53,130 +51,56 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, ensure_config
+from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from lgmesh.llm.v1 import llm_pb2 as pb
-from lgmesh.llm.v1 import llm_pb2_grpc as pb_grpc
 from pydantic import PrivateAttr
 
-from mesh_core.telemetry import trace_metadata
+from mesh_client._embeddings import MeshEmbeddings
+from mesh_client._llm_common import (
+    CONFIG_KEY_LLM_TARGET,
+    METADATA_KEY_TENANT,
+    GatewayStubs,
+    call_context,
+    request_key,
+    task_idempotency_key,
+)
+from mesh_client._llm_errors import (
+    LlmAuthenticationError,
+    LlmBadRequestError,
+    LlmGatewayError,
+    LlmNotFoundError,
+    LlmPermissionDeniedError,
+    LlmRateLimitError,
+    LlmTimeoutError,
+    LlmUnavailableError,
+    from_rpc_error,
+)
 
 __all__ = [
     "CONFIG_KEY_LLM_TARGET",
     "METADATA_KEY_TENANT",
+    "LlmAuthenticationError",
+    "LlmBadRequestError",
     "LlmGatewayError",
+    "LlmNotFoundError",
+    "LlmPermissionDeniedError",
+    "LlmRateLimitError",
+    "LlmTimeoutError",
     "LlmUnavailableError",
     "MeshChatModel",
+    "MeshEmbeddings",
+    "from_rpc_error",
     "task_idempotency_key",
 ]
 
-CONFIG_KEY_LLM_TARGET = "lgmesh_llm_target"
-METADATA_KEY_TENANT = "lgmesh_tenant"
-TENANT_HEADER = "x-lgmesh-tenant"
-_RETRYABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
 _FINISH = {
     pb.FINISH_REASON_STOP: "stop",
     pb.FINISH_REASON_LENGTH: "length",
     pb.FINISH_REASON_TOOL_CALLS: "tool_calls",
     pb.FINISH_REASON_CONTENT_FILTER: "content_filter",
 }
-_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
-
-
-class LlmGatewayError(RuntimeError):
-    """The gateway refused or failed the call; ``code``, ``reason`` and ``metadata`` say why."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: grpc.StatusCode,
-        reason: str = "",
-        metadata: dict[str, str] | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.metadata = dict(metadata or {})
-        self.retry_after = retry_after
-
-
-class LlmUnavailableError(LlmGatewayError, ConnectionError):
-    """No answer now (providers down, deadline, rate limit): trying again later may work."""
-
-
-def _translate(err: grpc.RpcError) -> LlmGatewayError:
-    code: grpc.StatusCode = err.code()
-    message = err.details() or code.name
-    reason, meta, retry_after = "", {}, None
-    try:
-        status = rpc_status.from_call(err)
-    except (ValueError, AttributeError):
-        status = None
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason, meta = info.reason, dict(info.metadata)
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            ri = error_details_pb2.RetryInfo()
-            detail.Unpack(ri)
-            retry_after = ri.retry_delay.ToNanoseconds() / 1e9
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            br = error_details_pb2.BadRequest()
-            detail.Unpack(br)
-            message += "".join(f"\n{v.field}: {v.description}" for v in br.field_violations)
-    cls = LlmUnavailableError if code in _RETRYABLE else LlmGatewayError
-    return cls(
-        f"LLM gateway: {code.name}: {message}",
-        code=code,
-        reason=reason,
-        metadata=meta,
-        retry_after=retry_after,
-    )
-
-
-# -- idempotency keys --------------------------------------------------------------------
-
-_COUNTERS: OrderedDict[tuple[str, int, str], int] = OrderedDict()
-_COUNTERS_MAX = 8192
-_COUNTERS_LOCK = threading.Lock()
-
-
-def task_idempotency_key(request_digest: str = "") -> str:
-    """The key of the next LLM call of the running LangGraph task, or "" outside a graph.
-
-    ``sha256(task id : call index : request digest)``, where the call index counts
-    this task attempt's earlier calls with the same request. Every attempt of a task
-    (and a re-run after a crash, on any process) makes the same calls and so gets the
-    same keys; calls made concurrently (``asyncio.gather``) cannot swap keys, and a
-    call whose prompt changed between runs gets a fresh key instead of a stale answer.
-    """
-    from langgraph.runtime import get_runtime
-
-    try:
-        runtime = get_runtime()
-    except RuntimeError:
-        return ""
-    info = getattr(runtime, "execution_info", None)
-    task_id = getattr(info, "task_id", None)
-    if not task_id:
-        return ""
-    slot = (str(task_id), int(getattr(info, "node_attempt", 1) or 1), request_digest)
-    with _COUNTERS_LOCK:
-        index = _COUNTERS.pop(slot, 0)
-        _COUNTERS[slot] = index + 1
-        while len(_COUNTERS) > _COUNTERS_MAX:
-            _COUNTERS.popitem(last=False)
-    return hashlib.sha256(f"{task_id}:{index}:{request_digest}".encode()).hexdigest()
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -314,9 +238,7 @@ class MeshChatModel(BaseChatModel):
     idempotency: bool = True
     bypass_cache: bool = False
 
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _sync: dict[str, pb_grpc.LlmServiceStub] = PrivateAttr(default_factory=dict)
-    _aio: Any = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+    _stubs: GatewayStubs = PrivateAttr(default_factory=GatewayStubs)
 
     @property
     def _llm_type(self) -> str:
@@ -343,13 +265,7 @@ class MeshChatModel(BaseChatModel):
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], cls: Any
     ) -> tuple[Any, str, tuple[tuple[str, str], ...]]:
-        config = ensure_config()
-        target = self.target or (config.get("configurable") or {}).get(CONFIG_KEY_LLM_TARGET)
-        if not target:
-            raise ValueError(
-                "MeshChatModel needs a target (or config['configurable']['lgmesh_llm_target'])"
-            )
-        tenant = str((config.get("metadata") or {}).get(METADATA_KEY_TENANT) or self.tenant)
+        target, md = call_context("MeshChatModel", self.target, self.tenant)
         sampling = pb.SamplingParams(stop=stop or self.stop or [])
         for name in ("temperature", "top_p", "max_tokens", "seed"):
             value = kwargs.get(name, getattr(self, name))
@@ -371,36 +287,10 @@ class MeshChatModel(BaseChatModel):
             sampling=sampling,
             bypass_cache=self.bypass_cache,
         )
-        key = kwargs.get("idempotency_key") or ""
-        if not key and self.idempotency:
-            digest = hashlib.sha256(req.SerializeToString(deterministic=True)).hexdigest()
-            key = task_idempotency_key(digest)
-        req.idempotency_key = key
-        return req, str(target), ((TENANT_HEADER, tenant), *trace_metadata())
-
-    def _stub(self, target: str) -> pb_grpc.LlmServiceStub:
-        with self._lock:
-            stub = self._sync.get(target)
-            if stub is None:
-                channel = grpc.insecure_channel(
-                    target, options=[("grpc.service_config", _SERVICE_CONFIG)]
-                )
-                stub = self._sync[target] = pb_grpc.LlmServiceStub(channel)
-            return stub
-
-    def _astub(self, target: str) -> pb_grpc.LlmServiceStub:
-        loop = asyncio.get_running_loop()
-        per_loop: dict[str, pb_grpc.LlmServiceStub] | None = self._aio.get(loop)
-        if per_loop is None:
-            per_loop = {}
-            self._aio[loop] = per_loop
-        stub = per_loop.get(target)
-        if stub is None:
-            channel = grpc.aio.insecure_channel(
-                target, options=[("grpc.service_config", _SERVICE_CONFIG)]
-            )
-            stub = per_loop[target] = pb_grpc.LlmServiceStub(channel)
-        return stub
+        req.idempotency_key = request_key(
+            req, str(kwargs.get("idempotency_key") or ""), self.idempotency
+        )
+        return req, target, md
 
     # -- LangChain hooks ------------------------------------------------------------------
     def _generate(
@@ -412,9 +302,9 @@ class MeshChatModel(BaseChatModel):
     ) -> ChatResult:
         req, target, md = self._request(messages, stop, kwargs, pb.GenerateRequest)
         try:
-            resp = self._stub(target).Generate(req, timeout=self.timeout, metadata=md)
+            resp = self._stubs.sync(target).Generate(req, timeout=self.timeout, metadata=md)
         except grpc.RpcError as err:
-            raise _translate(err) from None
+            raise from_rpc_error(err) from None
         return ChatResult(generations=[ChatGeneration(message=_ai_message(resp, self.model))])
 
     async def _agenerate(
@@ -426,9 +316,9 @@ class MeshChatModel(BaseChatModel):
     ) -> ChatResult:
         req, target, md = self._request(messages, stop, kwargs, pb.GenerateRequest)
         try:
-            resp = await self._astub(target).Generate(req, timeout=self.timeout, metadata=md)
+            resp = await self._stubs.aio(target).Generate(req, timeout=self.timeout, metadata=md)
         except grpc.RpcError as err:
-            raise _translate(err) from None
+            raise from_rpc_error(err) from None
         return ChatResult(generations=[ChatGeneration(message=_ai_message(resp, self.model))])
 
     def _stream(
@@ -439,12 +329,12 @@ class MeshChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         req, target, md = self._request(messages, stop, kwargs, pb.StreamGenerateRequest)
-        call = self._stub(target).StreamGenerate(req, timeout=self.timeout, metadata=md)
+        call = self._stubs.sync(target).StreamGenerate(req, timeout=self.timeout, metadata=md)
         try:
             for c in call:
                 yield ChatGenerationChunk(message=_ai_chunk(c, self.model))
         except grpc.RpcError as err:
-            raise _translate(err) from None
+            raise from_rpc_error(err) from None
         finally:
             call.cancel()
 
@@ -456,11 +346,11 @@ class MeshChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         req, target, md = self._request(messages, stop, kwargs, pb.StreamGenerateRequest)
-        call = self._astub(target).StreamGenerate(req, timeout=self.timeout, metadata=md)
+        call = self._stubs.aio(target).StreamGenerate(req, timeout=self.timeout, metadata=md)
         try:
             async for c in call:
                 yield ChatGenerationChunk(message=_ai_chunk(c, self.model))
         except grpc.RpcError as err:
-            raise _translate(err) from None
+            raise from_rpc_error(err) from None
         finally:
             call.cancel()

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import grpc
-from grpc_status import rpc_status
 from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
@@ -35,6 +34,7 @@ from lgmesh.tools.v1 import tools_pb2 as pb
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
 from pydantic import PrivateAttr
 
+from mesh_client._status import status_details
 from mesh_core.telemetry import trace_metadata
 
 __all__ = [
@@ -170,27 +170,8 @@ class _Connection:
 
 def _details(call: Any) -> tuple[str, float | None, list[str]]:
     """ErrorInfo reason, RetryInfo delay, BadRequest violations from an RpcError."""
-    from google.rpc import error_details_pb2
-
-    reason, retry_after, violations = "", None, []
-    try:
-        status = rpc_status.from_call(call)
-    except (ValueError, AttributeError):
-        status = None
-    for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            ri = error_details_pb2.RetryInfo()
-            detail.Unpack(ri)
-            retry_after = ri.retry_delay.ToNanoseconds() / 1e9
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            br = error_details_pb2.BadRequest()
-            detail.Unpack(br)
-            violations = [f"{v.field}: {v.description}" for v in br.field_violations]
-    return reason, retry_after, violations
+    d = status_details(call)
+    return d.reason, d.retry_after, list(d.violations)
 
 
 def _translate(name: str, err: grpc.RpcError) -> Exception:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol
 
-from llm_gateway_svc.model import ChatRequest, ChatResult, Chunk
+from llm_gateway_svc.model import ChatRequest, ChatResult, Chunk, EmbedResult
 
 __all__ = ["ErrorKind", "Provider", "ProviderError"]
 
@@ -17,8 +17,8 @@ _RETRYABLE: frozenset[str] = frozenset({"timeout", "network", "rate_limited", "s
 class ProviderError(Exception):
     """An upstream call failed. ``kind`` says whether trying again can help.
 
-    Messages carry the HTTP status and the provider's error type, never keys or
-    request bodies.
+    ``message`` carries the provider's own words (trimmed, with anything that looks
+    like a key masked); never request bodies.
     """
 
     def __init__(
@@ -45,19 +45,33 @@ class ProviderError(Exception):
         """The request itself is bad (HTTP 400/422): neither retry nor fallback helps."""
         return self.kind == "client"
 
+    @property
+    def counts_against_breaker(self) -> bool:
+        """A sign the target is broken. A 429 is not: the target is alive, over quota."""
+        return self.retryable and self.kind != "rate_limited"
+
     def label(self) -> str:
         return f"http_{self.status}" if self.status else self.kind
 
 
 class Provider(Protocol):
     name: str
+    supports_embeddings: bool
 
     async def generate(self, request: ChatRequest, model: str, timeout: float) -> ChatResult:
         """One upstream attempt; raises ProviderError."""
         ...
 
     def stream(self, request: ChatRequest, model: str, timeout: float) -> AsyncIterator[Chunk]:
-        """One streamed upstream attempt; the last chunk has ``last=True`` and usage."""
+        """One streamed upstream attempt; the last chunk has ``last=True`` and usage.
+
+        Raises ProviderError when the stream fails anywhere, including an error event
+        and a stream that ends without saying it is complete.
+        """
+        ...
+
+    async def embed(self, texts: Sequence[str], model: str, timeout: float) -> EmbedResult:
+        """One upstream embeddings call for ``texts`` (one batch); raises ProviderError."""
         ...
 
     async def aclose(self) -> None: ...

@@ -13,6 +13,9 @@ The first matching rule answers. Conditions:
 ``model``            the provider model name equals this
 
 Token usage is counted in whitespace-separated words.
+
+It also embeds: each text's vector is derived from its SHA-256 (``dimensions``
+floats, default 16, unit length), the same for the same text on every replica.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import re
-from collections.abc import AsyncIterator, Mapping
+import struct
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from llm_gateway_svc.config import ProviderSettings
@@ -29,6 +34,7 @@ from llm_gateway_svc.model import (
     ChatRequest,
     ChatResult,
     Chunk,
+    EmbedResult,
     Message,
     ToolCall,
     ToolCallDelta,
@@ -37,6 +43,8 @@ from llm_gateway_svc.model import (
 from llm_gateway_svc.providers.base import ProviderError
 
 __all__ = ["ScriptedProvider"]
+
+DEFAULT_SCRIPTED_DIMENSIONS = 16
 
 _CONDITIONS = frozenset(
     {"system_contains", "user_contains", "last_role", "has_tool_result", "tools_include", "model"}
@@ -98,8 +106,11 @@ def _render(value: Any, vars_: _Vars) -> Any:
 class ScriptedProvider:
     """Answers from the first matching rule; identical requests get identical answers."""
 
+    supports_embeddings = True
+
     def __init__(self, settings: ProviderSettings) -> None:
         self.name = settings.name
+        self._dimensions = settings.dimensions or DEFAULT_SCRIPTED_DIMENSIONS
         self._chunk_delay = settings.chunk_delay_s
         self._rules: list[Mapping[str, Any]] = []
         for i, rule in enumerate(settings.script):
@@ -161,3 +172,24 @@ class ScriptedProvider:
             )
             yield Chunk(tool_calls=(ToolCallDelta(i, arguments_delta=call.arguments_json[half:]),))
         yield Chunk(finish_reason=result.finish_reason, usage=result.usage, last=True)
+
+    async def embed(self, texts: Sequence[str], model: str, timeout: float) -> EmbedResult:
+        return EmbedResult(
+            vectors=tuple(deterministic_vector(f"{model}:{t}", self._dimensions) for t in texts),
+            usage=Usage(input_tokens=max(1, sum(_words(t) for t in texts)), output_tokens=0),
+            provider=self.name,
+            provider_model=model,
+        )
+
+
+def deterministic_vector(text: str, dimensions: int) -> tuple[float, ...]:
+    """A unit vector of ``dimensions`` floats derived from ``text`` alone."""
+    raw = b""
+    counter = 0
+    while len(raw) < 4 * dimensions:
+        raw += hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        counter += 1
+    ints = struct.unpack(f"<{dimensions}I", raw[: 4 * dimensions])
+    values = [i / 2**31 - 1.0 for i in ints]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return tuple(v / norm for v in values)

@@ -1,6 +1,6 @@
 """The LLM gateway against a real OpenAI-compatible HTTP server process and real Redis.
 
-The stub (``python -m llm_gateway_svc.testing.openai_stub``) is told per model to
+The stub (``python -m tests.support.openai_stub``) is told per model to
 delay, drop the connection, answer 429 with Retry-After, or 500; it counts hits.
 Each test uses its own model names, so one stub process serves the whole module.
 """
@@ -20,9 +20,9 @@ from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc
 
 from llm_gateway_svc import LlmGatewayServer, LlmGatewaySettings
 from llm_gateway_svc.store import RedisLlmStore
-from llm_gateway_svc.testing import ServiceProcess, start_openai_stub
 from mesh_core.config import InfraSettings
 from tests.helpers import assert_eventually
+from tests.support.llm_processes import ServiceProcess, start_openai_stub
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +172,7 @@ async def test_circuit_breaker_fails_fast_once_open(
         infra_settings,
         primary,
         fallback,
-        routes={"solo": [f"stub/{primary}"]},
+        routes={"solo": [f"stub/{primary}"], "other": [f"stub/{fallback}"]},
         breaker={"failure_threshold": 3, "reset_s": 30},
     )
     client = await gateway_factory(settings)
@@ -183,8 +183,11 @@ async def test_circuit_breaker_fails_fast_once_open(
         await client.Generate(_request("solo"), timeout=10)
     assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
     info, _ = _error_info(exc.value)
-    assert info.metadata["last_error"] == "stub:circuit_open"
+    assert info.metadata["last_error"] == f"stub/{primary}:circuit_open"
     assert stub.hits(primary) == 3  # the open circuit kept the call away
+    # The breaker is the model's, not the provider's: a sibling model still answers.
+    resp = await client.Generate(_request("other"), timeout=10)
+    assert resp.info.provider_model == fallback
 
 
 async def test_slow_provider_stops_at_the_callers_deadline(
@@ -229,18 +232,48 @@ async def test_backoff_never_sleeps_past_the_deadline(
     assert stub.hits(primary) == int(info.metadata["attempts"])
 
 
-async def test_429_with_long_retry_after_falls_back_at_once(
+async def test_provider_429_falls_back_then_is_resource_exhausted_with_retry_info(
     stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 429, "retry_after": 30}], repeat=True)
     client = await gateway_factory(_settings(stub, infra_settings, primary, fallback))
     t0 = time.monotonic()
+    resp = await client.Generate(_request("m"), timeout=5)  # no waiting 30 s: next target
+    assert resp.info.provider_model == fallback and time.monotonic() - t0 < 1.0
     with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await client.Generate(_request("solo"), timeout=2)
-    assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED and time.monotonic() - t0 < 1.0
-    info, _ = _error_info(exc.value)
-    assert info.metadata["retry_after_s"] == "30.000"
+        await client.Generate(_request("solo"), timeout=5)
+    # A quota problem, not an outage: RESOURCE_EXHAUSTED, the provider's words, RetryInfo.
+    assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "injected" in (exc.value.details() or "")
+    info, retry = _error_info(exc.value)
+    assert info.reason == "UPSTREAM_RATE_LIMITED"
+    assert retry is not None and 25 < retry <= 30  # what is left of the Retry-After
+    assert stub.hits(primary) == 1  # cooling down: the second call did not knock again
+
+
+async def test_429s_do_not_open_the_breaker(
+    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+) -> None:
+    primary, fallback = _models()
+    stub.add_faults(primary, [{"status": 429}] * 4)
+    settings = _settings(
+        stub,
+        infra_settings,
+        primary,
+        fallback,
+        retry={"max_attempts": 2, "base_s": 0.01, "cap_s": 0.02},
+        breaker={"failure_threshold": 2, "reset_s": 30},
+    )
+    client = await gateway_factory(settings)
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await client.Generate(_request("solo"), timeout=5)
+        assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        _, retry = _error_info(exc.value)
+        assert retry is not None  # no Retry-After given: the gateway's own backoff hint
+    resp = await client.Generate(_request("solo"), timeout=5)  # quota back, circuit closed
+    assert resp.info.provider_model == primary and stub.hits(primary) == 5
 
 
 async def test_stream_token_chunks_and_retry_before_first_chunk(

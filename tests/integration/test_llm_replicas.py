@@ -13,9 +13,9 @@ import pytest
 import yaml
 from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc
 
-from llm_gateway_svc.testing import ServiceProcess, start_gateway, start_openai_stub
 from mesh_core.config import InfraSettings
 from tests.helpers import assert_eventually
+from tests.support.llm_processes import ServiceProcess, start_gateway, start_openai_stub
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ by LangGraph's retry policy gets its completed LLM call replayed, not paid again
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,15 +27,17 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import RetryPolicy
 
-from llm_gateway_svc import LlmGatewayServer, LlmGatewaySettings
+from llm_gateway_svc import LlmGatewaySettings
 from llm_gateway_svc.config import LimitRule, LimitSettings
-from llm_gateway_svc.testing.memory_store import MemoryLlmStore
 from mesh_client.llm import (
     LlmGatewayError,
+    LlmRateLimitError,
     LlmUnavailableError,
     MeshChatModel,
     task_idempotency_key,
 )
+from tests.support.llm_memory_store import MemoryLlmStore
+from tests.support.llm_processes import gateway_in_thread
 
 
 @dataclass
@@ -51,27 +52,8 @@ def gateway() -> Iterator[Gateway]:
     settings = LlmGatewaySettings.load(None, env={}, port=0)
     settings = replace(settings, limits=LimitSettings(tenants={"tiny": LimitRule(rpm=1)}))
     store = MemoryLlmStore()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    stop = asyncio.Event()
-    ports: list[int] = []
-
-    async def run() -> None:
-        server = LlmGatewayServer(settings, store=store)  # grpc.aio binds to this loop
-        await server.start()
-        ports.append(server.port)
-        started.set()
-        await stop.wait()
-        await server.stop(grace=0)
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
-        yield Gateway(f"127.0.0.1:{ports[0]}", store)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
+    with gateway_in_thread(settings, store) as address:
+        yield Gateway(address, store)
 
 
 @tool
@@ -130,13 +112,52 @@ async def test_errors_are_translated(gateway: Gateway) -> None:
     assert exc.value.code == grpc.StatusCode.NOT_FOUND and exc.value.reason == "MODEL_NOT_FOUND"
     tiny = MeshChatModel(target=gateway.address, tenant="tiny")
     await tiny.ainvoke("one")
-    with pytest.raises(LlmUnavailableError) as exc2:
+    with pytest.raises(LlmRateLimitError) as exc2:
         await tiny.ainvoke("two")
     assert exc2.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert isinstance(exc2.value, ConnectionError)  # LangGraph's default retry policy retries it
+    assert exc2.value.status_code == 429 and exc2.value.reason == "RATE_LIMITED"
+    assert not isinstance(exc2.value, ConnectionError)  # a quota, not an outage
     assert exc2.value.retry_after is not None and exc2.value.retry_after > 0
     with pytest.raises(ValueError):
         await MeshChatModel(model="mesh-demo").ainvoke("no target")
+
+
+# gRPC code the gateway answers -> the HTTP status a provider SDK reports for the same case.
+PARITY = [
+    (grpc.StatusCode.INVALID_ARGUMENT, 400, "BadRequestError"),
+    (grpc.StatusCode.UNAUTHENTICATED, 401, "AuthenticationError"),
+    (grpc.StatusCode.PERMISSION_DENIED, 403, "PermissionDeniedError"),
+    (grpc.StatusCode.NOT_FOUND, 404, "NotFoundError"),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, 429, "RateLimitError"),
+    (grpc.StatusCode.INTERNAL, 500, "InternalServerError"),
+    (grpc.StatusCode.UNAVAILABLE, 503, "InternalServerError"),
+]
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_langgraph_retry_policy_treats_mesh_errors_like_the_sdks(sdk: str) -> None:
+    """LangGraph's default retry policy decides for a call through the mesh as it would
+    for the same failure raised by the provider's SDK (direct call)."""
+    import httpx
+    from langgraph._internal._retry import default_retry_on
+
+    from mesh_client._llm_errors import _CLASSES, LlmGatewayError
+
+    mod = pytest.importorskip(sdk)
+    req = httpx.Request("POST", "http://127.0.0.1/v1")
+    for code, status, name in PARITY:
+        sdk_exc = getattr(mod, name)("x", response=httpx.Response(status, request=req), body=None)
+        mesh_exc = _CLASSES.get(code, LlmGatewayError)("x", code=code)
+        assert default_retry_on(mesh_exc) == default_retry_on(sdk_exc), code
+        assert mesh_exc.status_code == status or code == grpc.StatusCode.UNAVAILABLE
+    timeout = mod.APITimeoutError(request=req)
+    mesh_timeout = _CLASSES[grpc.StatusCode.DEADLINE_EXCEEDED](
+        "x", code=grpc.StatusCode.DEADLINE_EXCEEDED
+    )
+    assert default_retry_on(mesh_timeout) == default_retry_on(timeout)
+    assert isinstance(
+        mesh_timeout, LlmUnavailableError
+    )  # an APITimeoutError is a connection error too
 
 
 def test_no_idempotency_key_outside_a_graph() -> None:

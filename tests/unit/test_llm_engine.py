@@ -16,14 +16,19 @@ from llm_gateway_svc._convert import request_from_pb
 from llm_gateway_svc.accounting import UsageLedger
 from llm_gateway_svc.config import ConfigError, LlmGatewaySettings
 from llm_gateway_svc.engine import LlmGateway
-from llm_gateway_svc.model import ChatRequest, ChatResult, Chunk, Message, ToolSpec, Usage
-from llm_gateway_svc.providers import OpenAIProvider, ProviderError, ScriptedProvider
-from llm_gateway_svc.providers.openai import build_body
+from llm_gateway_svc.model import (
+    ChatRequest,
+    ChatResult,
+    Chunk,
+    EmbedResult,
+    Message,
+    ToolSpec,
+    Usage,
+)
+from llm_gateway_svc.providers import ProviderError, ScriptedProvider
 from llm_gateway_svc.resilience import Backoff, CircuitBreaker, Deadline
 from llm_gateway_svc.router import Attempts, Router
-from llm_gateway_svc.testing.memory_store import MemoryLlmStore
 from mesh_core.errors import (
-    DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
@@ -31,6 +36,7 @@ from mesh_core.errors import (
     UnavailableError,
 )
 from tests.helpers import assert_eventually
+from tests.support.llm_memory_store import MemoryLlmStore
 
 
 def _settings(**extra: Any) -> LlmGatewaySettings:
@@ -60,6 +66,8 @@ def _req(text: str = "hello", **kw: Any) -> ChatRequest:
 class FlakyProvider:
     """Fails with the queued errors, then answers; counts calls."""
 
+    supports_embeddings = True
+
     def __init__(self, name: str, errors: list[ProviderError], forever: bool = False) -> None:
         self.name = name
         self.errors = errors
@@ -83,6 +91,17 @@ class FlakyProvider:
         result = await self.generate(request, model, timeout)
         yield Chunk(content_delta=result.message.content)
         yield Chunk(finish_reason="stop", usage=result.usage, last=True)
+
+    async def embed(self, texts: Any, model: str, timeout: float) -> EmbedResult:
+        self.calls += 1
+        if self.errors:
+            raise self.errors[0] if self.forever else self.errors.pop(0)
+        return EmbedResult(
+            vectors=tuple((float(len(t)), 1.0) for t in texts),
+            usage=Usage(len(texts), 0),
+            provider=self.name,
+            provider_model=model,
+        )
 
     async def aclose(self) -> None:
         return None
@@ -160,7 +179,7 @@ async def test_router_retries_then_falls_back() -> None:
     assert result.message.content == "b:y"
     assert (a.calls, b.calls) == (3, 2)
     assert att.count == 5 and result.attempts == 5
-    assert sleeps.delays[-1] == 0.05  # Retry-After honoured
+    assert sleeps.delays[-1] == pytest.approx(0.05, abs=0.01)  # Retry-After honoured
     assert all(d <= 0.02 for d in sleeps.delays[:2])  # jitter within base * 2**n
 
 
@@ -187,10 +206,10 @@ async def test_router_never_sleeps_past_the_deadline() -> None:
         {"a": FlakyProvider("a", [err], True), "b": FlakyProvider("b", [err], True)},
         sleep=sleeps,
     )
-    with pytest.raises(DeadlineExceededError) as exc:
+    with pytest.raises(ResourceExhaustedError) as exc:
         await router.generate(_req(), Deadline.after(1.0), Attempts())
-    assert sleeps.delays == []
-    assert exc.value.metadata["retry_after_s"] == "30.000"
+    assert sleeps.delays == []  # neither waited: both fell through at once
+    assert exc.value.reason == "UPSTREAM_RATE_LIMITED" and exc.value.retry_after == 30.0
 
 
 async def test_router_does_not_retry_a_rejected_request() -> None:
@@ -220,7 +239,7 @@ async def test_router_skips_provider_with_open_breaker() -> None:
     b = FlakyProvider("b", [])
     router = Router(s, {"a": a, "b": b}, sleep=Sleeps())
     await router.generate(_req(), Deadline.after(5), Attempts())
-    assert router.breaker_state("a") == "open"
+    assert router.breaker_state("a/x") == "open"
     await router.generate(_req(), Deadline.after(5), Attempts())
     assert (a.calls, b.calls) == (1, 2)
 
@@ -367,79 +386,6 @@ async def test_scripted_demo_rules() -> None:
     assert len(chunks) > 3 and chunks[-1].last and chunks[-1].usage is not None
 
 
-async def test_openai_provider_body_and_sse_parsing() -> None:
-    seen: list[dict[str, Any]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        seen.append({"body": body, "auth": request.headers.get("authorization")})
-        if not body.get("stream"):
-            return httpx.Response(
-                429, headers={"retry-after": "1.5"}, json={"error": {"type": "rate_limit"}}
-            )
-        events = [
-            {"choices": [{"delta": {"content": "Hel"}}]},
-            {"choices": [{"delta": {"content": "lo"}}]},
-            {
-                "choices": [
-                    {
-                        "delta": {
-                            "tool_calls": [
-                                {
-                                    "index": 0,
-                                    "id": "c1",
-                                    "function": {"name": "search", "arguments": '{"q"'},
-                                }
-                            ]
-                        }
-                    }
-                ]
-            },
-            {
-                "choices": [
-                    {
-                        "delta": {
-                            "tool_calls": [{"index": 0, "function": {"arguments": ': "x"}'}}]
-                        },
-                        "finish_reason": "tool_calls",
-                    }
-                ]
-            },
-            {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 4}},
-        ]
-        text = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
-        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
-
-    s = LlmGatewaySettings.from_mapping(
-        {
-            "providers": {
-                "o": {"type": "openai", "base_url": "http://stub/v1", "api_key_env": "K"}
-            },
-            "routes": {"m": "o/gpt"},
-        },
-        env={"K": "sk-1"},
-    )
-    p = OpenAIProvider(s.providers["o"], transport=httpx.MockTransport(handler))
-    req = _req(tools=(ToolSpec("search", "find", {"type": "object"}),), tool_choice="search")
-    with pytest.raises(ProviderError) as exc:
-        await p.generate(req, "gpt", 5)
-    assert exc.value.kind == "rate_limited" and exc.value.retry_after == 1.5
-    assert "sk-1" not in str(exc.value)
-    chunks = [c async for c in p.stream(req, "gpt", 5)]
-    await p.aclose()
-    assert "".join(c.content_delta for c in chunks) == "Hello"
-    args = "".join(d.arguments_delta for c in chunks for d in c.tool_calls)
-    assert json.loads(args) == {"q": "x"}
-    assert (
-        chunks[-1].last
-        and chunks[-1].finish_reason == "tool_calls"
-        and chunks[-1].usage == Usage(7, 4)
-    )
-    assert seen[0]["auth"] == "Bearer sk-1"
-    assert seen[1]["body"]["tool_choice"] == {"type": "function", "function": {"name": "search"}}
-    assert build_body(req, "gpt", stream=True)["stream_options"] == {"include_usage": True}
-
-
 class SlowProvider(FlakyProvider):
     def __init__(self, name: str, started: asyncio.Event, release: asyncio.Event) -> None:
         super().__init__(name, [])
@@ -558,3 +504,169 @@ async def test_tokens_per_minute_limit_uses_actual_usage() -> None:
     with pytest.raises(ResourceExhaustedError) as exc:
         await gw.generate(_req(), tenant="t", deadline=Deadline.after(5))
     assert exc.value.metadata["limit"] == "tenant:t:tpm"
+
+
+# -- partial streams, embeddings ---------------------------------------------------------------
+
+
+class BreaksMidStream(FlakyProvider):
+    """Streams two chunks, then fails (as a provider's error event would), until healed."""
+
+    def __init__(self) -> None:
+        super().__init__("a", [])
+        self.broken = True
+
+    async def stream(
+        self, request: ChatRequest, model: str, timeout: float
+    ) -> AsyncIterator[Chunk]:
+        self.calls += 1
+        yield Chunk(content_delta="partial ")
+        yield Chunk(content_delta="answer")
+        if self.broken:
+            raise ProviderError("server", "provider error (APIError): overloaded mid-stream")
+        yield Chunk(finish_reason="stop", usage=Usage(1, 2), last=True)
+
+
+async def test_partial_stream_then_error_is_never_stored() -> None:
+    s = _settings(cache={"ttl_s": 60})
+    a = BreaksMidStream()
+    store = MemoryLlmStore()
+    gw = LlmGateway(s, store, Router(s, {"a": a, "b": FlakyProvider("b", [])}, sleep=Sleeps()))
+    req = _req(idempotency_key="k")
+    got: list[str] = []
+    with pytest.raises(UnavailableError) as exc:
+        async for c in gw.stream(req, tenant="t", deadline=Deadline.after(5)):
+            got.append(c.content_delta)
+    assert got == ["partial ", "answer"]
+    assert exc.value.reason == "UPSTREAM_STREAM_BROKEN"
+    assert "overloaded mid-stream" in exc.value.message  # the provider's own words
+    assert store.idem == {} and store.cache == {}  # the claim released, nothing stored
+    a.broken = False
+    again = [c async for c in gw.stream(req, tenant="t", deadline=Deadline.after(5))]
+    assert a.calls == 2  # the retry went upstream again instead of replaying the cut answer
+    final = again[-1].result
+    assert final is not None and not final.replayed and final.message.content == "partial answer"
+    replay = await gw.generate(req, tenant="t", deadline=Deadline.after(5))
+    assert replay.replayed and replay.message.content == "partial answer" and a.calls == 2
+
+
+def _embed_settings(**extra: Any) -> LlmGatewaySettings:
+    doc: dict[str, Any] = {
+        "providers": {
+            "a": {"type": "scripted", "rules": [{"reply": "x"}], "embed_batch_size": 2},
+            "s": {"type": "scripted", "rules": [{"reply": "x"}], "dimensions": 8},
+        },
+        "routes": {"e": ["a/emb"], "det": ["s/emb"]},
+    }
+    doc.update(extra)
+    return LlmGatewaySettings.from_mapping(doc, env={})
+
+
+async def test_embed_batches_replays_caches_and_limits() -> None:
+    from llm_gateway_svc.model import EmbedRequest
+
+    s = _embed_settings(
+        cache={"ttl_s": 60}, limits={"window_s": 60, "tenants": {"tiny": {"rpm": 1}}}
+    )
+    a = FlakyProvider("a", [])
+    gw = LlmGateway(s, MemoryLlmStore(), Router(s, {"a": a}))
+    texts = ("one", "three", "seven", "ab", "x")
+    first = await gw.embed(
+        EmbedRequest("e", texts, idempotency_key="k"), tenant="t", deadline=Deadline.after(5)
+    )
+    assert a.calls == 3  # five texts in upstream batches of two
+    assert [v[0] for v in first.vectors] == [3.0, 5.0, 5.0, 2.0, 1.0]  # input order kept
+    again = await gw.embed(
+        EmbedRequest("e", texts, idempotency_key="k"), tenant="t", deadline=Deadline.after(5)
+    )
+    assert again.replayed and again.vectors == first.vectors and a.calls == 3
+    cached = await gw.embed(EmbedRequest("e", texts), tenant="t", deadline=Deadline.after(5))
+    assert cached.cached and a.calls == 3
+    await gw.embed(EmbedRequest("e", ("z",)), tenant="tiny", deadline=Deadline.after(5))
+    with pytest.raises(ResourceExhaustedError):
+        await gw.embed(EmbedRequest("e", ("y",)), tenant="tiny", deadline=Deadline.after(5))
+    with pytest.raises(InvalidArgumentError):
+        await gw.embed(EmbedRequest("e", ()), tenant="t", deadline=Deadline.after(5))
+    # The deterministic provider: the configured size, unit length, same text same vector.
+    det = LlmGateway(s, MemoryLlmStore())
+    one = await det.embed(
+        EmbedRequest("det", ("a", "b", "a")), tenant="t", deadline=Deadline.after(5)
+    )
+    assert one.dimensions == 8 and one.vectors[0] == one.vectors[2] != one.vectors[1]
+    assert abs(sum(x * x for x in one.vectors[0]) - 1.0) < 1e-9
+
+
+async def test_embed_needs_a_provider_that_embeds() -> None:
+    from llm_gateway_svc.model import EmbedRequest
+
+    class NoEmbed(FlakyProvider):
+        supports_embeddings = False
+
+    s = _settings()
+    gw = LlmGateway(s, MemoryLlmStore(), Router(s, {"a": NoEmbed("a", []), "b": NoEmbed("b", [])}))
+    with pytest.raises(FailedPreconditionError) as exc:
+        await gw.embed(EmbedRequest("m", ("x",)), tenant="t", deadline=Deadline.after(5))
+    assert exc.value.reason == "MODEL_CANNOT_EMBED"
+
+
+def test_sdk_errors_are_classified_with_the_providers_words_and_no_keys() -> None:
+    import anthropic
+    import openai
+
+    from llm_gateway_svc.providers._errors import classify
+
+    req = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    resp = httpx.Response(429, request=req, headers={"retry-after": "7"})
+    rl = classify(
+        openai.RateLimitError(
+            "quota of sk-abcdefgh12345678 used up", response=resp, body={"message": "quota"}
+        )
+    )
+    assert (rl.kind, rl.status, rl.retry_after) == ("rate_limited", 429, 7.0)
+    assert "sk-abcdefgh" not in rl.message
+    overloaded = classify(
+        anthropic.InternalServerError(
+            "overloaded", response=httpx.Response(529, request=req), body=None
+        )
+    )
+    assert overloaded.kind == "server" and overloaded.counts_against_breaker
+    bad = classify(
+        openai.BadRequestError(
+            "bad",
+            response=httpx.Response(400, request=req),
+            body={"message": "max_tokens is too large"},
+        )
+    )
+    assert bad.caller_fault and "max_tokens is too large" in bad.message
+    event = classify(
+        openai.APIError("boom", request=req, body={"message": "engine died", "code": 500})
+    )
+    assert event.kind == "server" and "engine died" in event.message
+    event_429 = classify(
+        openai.APIError("x", request=req, body={"error": {"message": "m", "code": "429"}})
+    )
+    assert event_429.kind == "rate_limited" and not event_429.counts_against_breaker
+    assert classify(openai.APIConnectionError(request=req)).kind == "network"
+    assert classify(openai.APITimeoutError(request=req)).kind == "timeout"
+    assert classify(httpx.RemoteProtocolError("peer closed")).kind == "network"
+
+
+def test_product_package_ships_no_test_helpers() -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("llm_gateway_svc.testing") is None
+    assert importlib.util.find_spec("tests.support.openai_stub") is not None
+
+
+def test_config_names_the_extra_of_a_missing_integration() -> None:
+    with pytest.raises(ConfigError) as exc:
+        LlmGatewaySettings.from_mapping(
+            {"providers": {"x": {"type": "langchain", "family": "nope"}}, "routes": {}}, env={}
+        )
+    assert "unknown family 'nope'" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        LlmGatewaySettings.from_mapping(
+            {"providers": {"x": {"type": "langchain", "chat_class": "not_a_module:Chat"}}},
+            env={},
+        )
+    assert "not_a_module" in str(exc.value)

@@ -53,6 +53,11 @@ class LlmServiceStub:
                 request_serializer=lgmesh_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/lgmesh.llm.v1.LlmService/Embed',
+                request_serializer=lgmesh_dot_llm_dot_v1_dot_llm__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_llm_dot_v1_dot_llm__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServiceServicer:
@@ -84,6 +89,14 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embed texts: one vector per input, in input order, all from one provider model.
+        Batched upstream; rate limits, idempotency keys and the cache work as for Generate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -101,6 +114,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=lgmesh_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.FromString,
                     response_serializer=lgmesh_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=lgmesh_dot_llm_dot_v1_dot_llm__pb2.EmbedRequest.FromString,
+                    response_serializer=lgmesh_dot_llm_dot_v1_dot_llm__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -188,6 +206,33 @@ class LlmService:
             '/lgmesh.llm.v1.LlmService/ListModels',
             lgmesh_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.SerializeToString,
             lgmesh_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.llm.v1.LlmService/Embed',
+            lgmesh_dot_llm_dot_v1_dot_llm__pb2.EmbedRequest.SerializeToString,
+            lgmesh_dot_llm_dot_v1_dot_llm__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,6 @@
 """A local OpenAI Chat Completions server for tests and benchmarks (a real HTTP process).
 
-    python -m llm_gateway_svc.testing.openai_stub --port 0    # prints "openai_stub ready port=N"
+    python -m tests.support.openai_stub --port 0    # prints "openai_stub ready port=N"
 
 It answers ``POST /v1/chat/completions`` (JSON, or SSE with ``stream: true``) with an
 echo of the last user message; a last user message starting with ``/tool`` makes it

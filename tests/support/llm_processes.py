@@ -1,4 +1,8 @@
-"""Start the OpenAI stub and gateway replicas as real processes (tests, benchmarks)."""
+"""Start the OpenAI stub and gateway replicas as real processes (tests, benchmarks).
+
+Children run from the repository root with it on ``PYTHONPATH``, so test helpers
+(``tests.support.*``) import as modules there without being part of the product.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["ServiceProcess", "start_gateway", "start_openai_stub"]
+__all__ = ["ServiceProcess", "gateway_in_thread", "start_gateway", "start_openai_stub"]
 
+ROOT = Path(__file__).resolve().parents[2]
 _READY = re.compile(rb"ready port=(\d+)(?: metrics_port=(-?\d+))?")
 
 
@@ -78,6 +83,11 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def _pythonpath() -> str:
+    rest = os.environ.get("PYTHONPATH", "")
+    return str(ROOT) + (os.pathsep + rest if rest else "")
+
+
 def _start(
     argv: list[str], env: Mapping[str, str] | None, timeout: float, *, ready_fd: bool = False
 ) -> ServiceProcess:
@@ -91,7 +101,13 @@ def _start(
         stdout=log if ready_fd else subprocess.PIPE,
         stderr=log,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {}), "LGMESH_READY_FD": str(w)},
+        env={
+            **os.environ,
+            "PYTHONPATH": _pythonpath(),
+            **(env or {}),
+            "LGMESH_READY_FD": str(w),
+        },
+        cwd=ROOT,
         start_new_session=True,
         pass_fds=(w,),
     )
@@ -128,7 +144,7 @@ def _start(
 
 
 def start_openai_stub(timeout: float = 20.0) -> ServiceProcess:
-    return _start(["-m", "llm_gateway_svc.testing.openai_stub", "--port", "0"], None, timeout)
+    return _start(["-m", "tests.support.openai_stub", "--port", "0"], None, timeout)
 
 
 def start_gateway(
@@ -147,3 +163,46 @@ def start_gateway(
         argv += ["--metrics-port", str(metrics_port)]
     argv += ["--config", str(config_path), "--drain-grace", "2"]
     return _start(argv, env, timeout, ready_fd=True)
+
+
+@contextlib.contextmanager
+def gateway_in_thread(settings: Any, store: Any = None) -> Iterator[str]:
+    """An in-process gateway on its own event loop thread; yields its address.
+
+    For sync callers (LangChain's invoke/stream) and module-scoped fixtures: the
+    server's loop outlives each test's loop.
+    """
+    import asyncio
+    import threading
+
+    from llm_gateway_svc import LlmGatewayServer
+
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop = asyncio.Event()
+    ports: list[int] = []
+    errors: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            server = LlmGatewayServer(settings, store=store)  # grpc.aio binds to this loop
+            await server.start()
+            ports.append(server.port)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+        finally:
+            started.set()
+        await stop.wait()
+        await server.stop(grace=0)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    assert started.wait(30), "the gateway did not start"
+    if errors:
+        raise errors[0]
+    try:
+        yield f"127.0.0.1:{ports[0]}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
