@@ -10,6 +10,7 @@ JetStream event log. Events at or below the client's cursor are never sent twice
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -206,6 +207,7 @@ class RunDispatcher:
         call = self.channels.stub(address).ExecuteRun(request)
         view = self.placement.view if self.placement.live else None
         watcher: asyncio.Task[None] | None = None
+        ended = False
         try:
             async for resp in call:
                 if watcher is None and view is not None:
@@ -213,6 +215,7 @@ class RunDispatcher:
                     # owning it (paused past its lease, cut off), follow the new owner.
                     watcher = asyncio.create_task(view.owner_moved(scoped, address))
                     watcher.add_done_callback(lambda _t: call.cancel())
+                ended = is_final_event(resp.event)
                 yield resp.event
         except asyncio.CancelledError:
             if watcher is not None and watcher.done() and not watcher.cancelled():
@@ -230,6 +233,11 @@ class RunDispatcher:
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if ended and not call.done():
+                # The runtime closes the stream right after the final event: let it,
+                # rather than cancelling a call that is about to end by itself.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(call.code(), 1.0)
             call.cancel()
 
     async def _from_log(self, run_id: str, after: int, before: int) -> list[types_pb2.RunEvent]:

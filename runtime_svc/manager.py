@@ -198,6 +198,14 @@ class RunManager:
             owner=self.settings.runtime_id,
         )
         adm = await self.records.admit_run(record, req.multitask_strategy, abort=lease.check)
+        log.debug(
+            "run %s on %s: %s (active %s, superseded %s)",
+            req.run_id,
+            req.scoped_thread,
+            adm.outcome,
+            adm.active_run or "-",
+            ",".join(adm.superseded) or "-",
+        )
         if adm.outcome == "rejected":
             raise FailedPreconditionError(
                 f"thread {req.thread_id!r} is busy with run {adm.active_run}",
@@ -239,10 +247,7 @@ class RunManager:
             # The log refused (another runtime drives the run) or NATS stayed away:
             # stop the run here; whoever has the thread continues it.
             log.warning("run %s: event log: %s; handing over", req.run_id, type(exc).__name__)
-            if not handle.handover and handle.cancel_action is None:
-                handle.handover = True
-                if handle.task is not None and not handle.task.done():
-                    handle.task.cancel()
+            handle.stop(handover=True)
 
         handle = RunHandle(req, record, self.eventlog, position, on_publish_failure=publish_failed)
         return handle
@@ -250,12 +255,9 @@ class RunManager:
     async def cancel(self, run_id: str, action: str = "interrupt") -> bool:
         """Stop a run driven here (interrupt, or rollback: forget it and its checkpoints)."""
         handle = self.runs.get(run_id)
-        if handle is None or handle.finished or handle.task is None:
+        if handle is None or handle.finished:
             return False
-        if handle.cancel_action is None and not handle.handover:
-            # Once: a second cancel() would interrupt the run's own clean-up.
-            handle.cancel_action = action
-            handle.task.cancel()
+        handle.stop(cancel=action)
         return True
 
     # -- leases ------------------------------------------------------------------------
@@ -349,9 +351,15 @@ class RunManager:
         req = handle.req
         scoped = req.scoped_thread
         handle.lease = lease
+        handle.started = True
         lost: RunLostError | None = None
         release = True
         try:
+            if handle.handover:  # asked before this task first ran
+                raise asyncio.CancelledError
+            if handle.cancel_action:
+                await self._cancelled(handle, handle.cancel_action)
+                return
             if not has_turn:
                 announced = False
                 while True:
@@ -361,6 +369,7 @@ class RunManager:
                         add_attempt=req.resume,
                         abort=lease.check,
                     )
+                    log.debug("run %s: turn %s (%s)", req.run_id, state, other or "-")
                     if state == "running":
                         break
                     if state != "waiting":  # ended meanwhile (cancelled, finished elsewhere)
@@ -399,6 +408,7 @@ class RunManager:
                 log.exception("run %s failed in the runtime", req.run_id)
                 lost = await self._end_or_lose(handle, "error", exc)
         finally:
+            log.debug("run %s: done here (%s)", req.run_id, "lost" if lost else "ended")
             await handle.close(lost)
             self.runs.pop(req.run_id, None)
             await self._lease_done(scoped, release=release)
@@ -631,8 +641,7 @@ class RunManager:
             _, still = await asyncio.wait(pending, timeout=timeout or self.settings.drain_timeout)
             for handle in list(self.runs.values()):
                 if handle.task is not None and handle.task in still:
-                    handle.handover = True
-                    handle.task.cancel()
+                    handle.stop(handover=True)
             if still:
                 await asyncio.wait(still, timeout=5)
         for scoped, held in list(self._held.items()):
@@ -643,11 +652,8 @@ class RunManager:
     async def hand_over_all(self, why: str) -> None:
         """Stop driving every run now (their threads go to other runtimes)."""
         for handle in list(self.runs.values()):
-            if handle.task is not None and not handle.task.done() and not handle.handover:
+            if handle.stop(handover=True):
                 log.warning("run %s: handing over (%s)", handle.run_id, why)
-                handle.handover = True
-                if handle.cancel_action is None:
-                    handle.task.cancel()
 
     def stats(self) -> dict[str, float]:
         return {"running": self.running, "time": time.time()}

@@ -159,6 +159,20 @@ class RunHandle:
         self.handover = False
         self.lease: Any = None
         self.done = asyncio.Event()
+        self.started = False
+
+    def stop(self, *, cancel: str | None = None, handover: bool = False) -> bool:
+        """Ask the run to stop: cancelled (``cancel``: interrupt or rollback) or handed
+        over. The first request wins. A task cancelled before it ran would never run its
+        clean-up, so a run that has not started sees the request when it does."""
+        if self.finished or self.cancel_action is not None or self.handover:
+            return False
+        if cancel is not None:
+            self.cancel_action = cancel
+        self.handover = handover
+        if self.started and self.task is not None and not self.task.done():
+            self.task.cancel()
+        return True
 
     @property
     def run_id(self) -> str:

@@ -56,7 +56,12 @@ async def test_sixteen_clients_ten_runs_one_thread(
                     continue
                 outcomes.append((res["run"]["run_id"], res["run"]["status"]))
 
-        await asyncio.gather(*(one_client(c) for c in clients))
+        try:
+            await asyncio.gather(*(one_client(c) for c in clients))
+        except TimeoutError:
+            runs = await clients[0].runs.list(thread, limit=1000)
+            stuck = [(r["run_id"], r["status"]) for r in runs if r["status"] not in TERMINAL]
+            raise AssertionError(f"a call took longer than {CALL_BOUND}s; not ended: {stuck}")
         assert len(outcomes) == CLIENTS * RUNS
 
         runs = await clients[0].runs.list(thread, limit=1000)
