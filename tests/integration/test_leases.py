@@ -23,8 +23,8 @@ SessionFactory = Callable[..., Awaitable[EtcdSession]]
 async def new_session(infra_settings: InfraSettings) -> AsyncIterator[SessionFactory]:
     sessions: list[EtcdSession] = []
 
-    async def make(ttl: int = TTL, margin: float = 0.5) -> EtcdSession:
-        session = EtcdSession(infra_settings, ttl=ttl, margin=margin)
+    async def make(ttl: int = TTL, margin: float = 0.5, renew: bool = True) -> EtcdSession:
+        session = EtcdSession(infra_settings, ttl=ttl, margin=margin, renew=renew)
         await session.start()
         sessions.append(session)
         return session
@@ -133,7 +133,7 @@ async def test_acquire_times_out_with_deadline_exceeded(new_session: SessionFact
 async def test_stalled_holder_fences_itself_before_the_next_owner_takes_over(
     new_session: SessionFactory,
 ) -> None:
-    stalled = await new_session()
+    stalled = await new_session(renew=False)  # fencing alone (healing: test_session_heals...)
     a = ThreadLeases(stalled, None, "rt-a", "a")
     b = ThreadLeases(await new_session(), None, "rt-b", "b")
     lease_a = await a.try_acquire("t")
@@ -204,3 +204,26 @@ async def test_lease_revoked_from_outside_loses_the_session(
     await asyncio.wait_for(lost.wait(), timeout=2)
     with pytest.raises(StaleOwnerError):
         lease.check()
+
+
+async def test_session_heals_after_a_loss_and_owns_threads_again(
+    new_session: SessionFactory,
+) -> None:
+    """A lost session grants itself a new lease: it re-acquires under a new token, while
+    a lease taken under the lost one stays invalid."""
+    session = await new_session()
+    leases = ThreadLeases(session, None, "rt-a", "a")
+    old = await leases.try_acquire("t")
+    assert old is not None
+    renewed = asyncio.Event()
+    session.on_renewed(renewed.set)
+    first = session.lease_id
+    session.pause_keepalive()
+    await asyncio.sleep(TTL)  # past the self-fencing deadline
+    session.resume_keepalive()
+    await asyncio.wait_for(renewed.wait(), timeout=TTL + 3)
+    assert session.valid and session.lease_id != first
+    with pytest.raises(StaleOwnerError):
+        old.check()
+    again = await leases.acquire("t", timeout=TTL + 3)  # the old key went with its lease
+    assert again.token > old.token
