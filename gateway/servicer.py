@@ -174,11 +174,13 @@ class GatewayCore:
         if spec.HasField("input"):
             schema = from_struct(graph.input_schema)
             if spec.input.ByteSize() > LARGE_MESSAGE_BYTES:  # keep the event loop free
-                await asyncio.to_thread(lambda: validate_input(from_value(spec.input), schema))
+                await asyncio.to_thread(
+                    lambda: validate_input(from_value(spec.input, "run.input"), schema)
+                )
             else:
-                validate_input(from_value(spec.input), schema)
+                validate_input(from_value(spec.input, "run.input"), schema)
         if spec.HasField("config"):
-            validate_config(from_struct(spec.config))
+            validate_config(from_struct(spec.config, "run.config"))
         if spec.HasField("input") and spec.HasField("command"):
             raise InvalidArgumentError(
                 "set either input or command, not both",
@@ -244,7 +246,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         rec = await self.core.records.create_thread(
             tenant,
             request.thread_id or str(uuid.uuid4()),
-            from_struct(request.metadata),
+            from_struct(request.metadata, "metadata"),
             if_exists_return=request.if_exists_return,
         )
         return threads_pb2.CreateThreadResponse(thread=_convert.thread_to_pb(rec))
@@ -304,7 +306,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
             )
         recs = await self.core.records.search_threads(
             tenant,
-            from_struct(request.metadata),
+            from_struct(request.metadata, "metadata"),
             _convert.THREAD_STATUS_NAMES.get(request.status, ""),
             limit=request.limit or 10,
             offset=request.offset,
