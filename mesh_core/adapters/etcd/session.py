@@ -435,7 +435,7 @@ class EtcdSession:
                         failures += 1
                 await self._nap(min(wait, gen.deadline - self._clock()))
             gen = self._gen
-            if gen is not None and not gen.lost and not gen.revoked:
+            if gen is not None and not gen.revoked:  # lost or not: its keys go now
                 await self._revoke(client, gen)
         finally:
             with contextlib.suppress(Exception):
