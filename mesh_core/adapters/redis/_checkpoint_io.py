@@ -37,6 +37,8 @@ class Scripts:
     fix_latest: Any
     delete_for_runs: Any
     prune: Any
+    prune_fenced: Any
+    delete_fenced: Any
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
@@ -48,6 +50,8 @@ class Scripts:
             fix_latest=client.register_script(lua.FIX_LATEST),
             delete_for_runs=client.register_script(lua.DELETE_FOR_RUNS),
             prune=client.register_script(lua.PRUNE_KEEP_LATEST),
+            prune_fenced=client.register_script(lua.PRUNE_KEEP_LATEST_FENCED),
+            delete_fenced=client.register_script(lua.DELETE_THREAD_FENCED),
         )
 
     def all(self) -> list[Any]:
@@ -59,6 +63,8 @@ class Scripts:
             self.fix_latest,
             self.delete_for_runs,
             self.prune,
+            self.prune_fenced,
+            self.delete_fenced,
         ]
 
 

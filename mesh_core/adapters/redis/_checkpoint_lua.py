@@ -21,9 +21,11 @@ from __future__ import annotations
 __all__ = [
     "BUMP_FENCE",
     "DELETE_FOR_RUNS",
+    "DELETE_THREAD_FENCED",
     "FIX_LATEST",
     "GET_TUPLE",
     "PRUNE_KEEP_LATEST",
+    "PRUNE_KEEP_LATEST_FENCED",
     "PUT",
     "PUT_WRITES",
     "STALE_MARKER",
@@ -202,10 +204,7 @@ return "OK"
 """
 )
 
-# No ARGV. Keeps the newest checkpoint of every namespace, its writes and its blobs.
-PRUNE_KEEP_LATEST = (
-    _COMMON
-    + r"""
+_PRUNE = r"""
 local latest = redis.call("HGETALL", KEYS[2])
 local keep, keep_blobs = {}, {}
 for i = 1, #latest, 2 do
@@ -235,6 +234,27 @@ end
 for _, f in ipairs(redis.call("HKEYS", KEYS[6])) do
   if not keep_blobs[f] then redis.call("HDEL", KEYS[6], f) end
 end
+return "OK"
+"""
+
+_FENCE_FIRST = r"""
+local stale = fence(ARGV[1])
+if stale then return redis.error_reply("LGMESH_STALE_OWNER " .. stale) end
+"""
+
+# No ARGV. Keeps the newest checkpoint of every namespace, its writes and its blobs.
+PRUNE_KEEP_LATEST = _COMMON + _PRUNE
+
+# ARGV: fencing token. PRUNE_KEEP_LATEST by the thread's owner.
+PRUNE_KEEP_LATEST_FENCED = _COMMON + _FENCE_FIRST + _PRUNE
+
+# ARGV: fencing token. Deletes every key of the thread but its fence, so an owner that
+# lost the thread can never write into it again (the fence outlives the checkpoints).
+DELETE_THREAD_FENCED = (
+    _COMMON
+    + _FENCE_FIRST
+    + r"""
+for i = 2, #KEYS do redis.call("DEL", KEYS[i]) end
 return "OK"
 """
 )

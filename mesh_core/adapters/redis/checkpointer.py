@@ -326,6 +326,25 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             with redis_errors(thread_id):
                 await self._ascripts.prune(keys=self._keys(thread_id).all(), args=[])
 
+    async def adelete_thread_fenced(self, thread_id: str, *, token: int) -> None:
+        """Delete the thread's checkpoints, writes and blobs if ``token`` is not stale; the
+        fence stays, so a former owner cannot write into the deleted thread."""
+        tok = str(check_token(token))
+        with redis_errors(thread_id, tok):
+            await self._call(
+                "thread delete",
+                lambda: self._ascripts.delete_fenced(keys=self._keys(thread_id).all(), args=[tok]),
+            )
+
+    async def aprune_fenced(self, thread_id: str, *, token: int) -> None:
+        """Keep each namespace's newest checkpoint only, if ``token`` is not stale."""
+        tok = str(check_token(token))
+        with redis_errors(thread_id, tok):
+            await self._call(
+                "thread prune",
+                lambda: self._ascripts.prune_fenced(keys=self._keys(thread_id).all(), args=[tok]),
+            )
+
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) made by these runs, in every thread.
 
