@@ -26,6 +26,7 @@ from mesh_core.config import ConfigError, InfraSettings
 from mesh_core.lifecycle import LifecycleSettings
 from mesh_core.logs import LOG_FORMATS, setup_logging
 from mesh_core.retry import DEFAULT_RETRY_BUDGET
+from mesh_core.webhooks import parse_allow_hosts
 
 __all__ = ["build_parser", "main"]
 
@@ -148,6 +149,7 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         api_keys=keys,
         max_request_bytes=ns.max_request_bytes,
         retry_budget=ns.retry_budget,
+        webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
     )
     lifecycle = _lifecycle(ns, "gateway", env)
     _tracing("gateway")
@@ -186,6 +188,7 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         retry_budget=ns.retry_budget,
         handover_after=ns.handover_after,
         task_ack_wait=ns.task_ack_wait,
+        webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
         **kwargs,
     )
     lifecycle = _lifecycle(ns, settings.runtime_id, env)
@@ -327,6 +330,12 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         unit="bytes",
         help="larger requests get RESOURCE_EXHAUSTED",
     )
+    f.add(
+        "--webhook-allow-hosts",
+        env="LGMESH_WEBHOOK_ALLOW_HOSTS",
+        default="",
+        help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
+    )
 
     r = cmd(
         "runtime",
@@ -399,6 +408,12 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         default="send",
         choices=["send", "all", "off"],
         help="which tasks go to workers: Send fan-out, every task, or none",
+    )
+    f.add(
+        "--webhook-allow-hosts",
+        env="LGMESH_WEBHOOK_ALLOW_HOSTS",
+        default="",
+        help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
     f.add(
         "--task-ack-wait",
