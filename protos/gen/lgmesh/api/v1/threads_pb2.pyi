@@ -19,16 +19,18 @@ PRUNE_STRATEGY_KEEP_LATEST: PruneStrategy
 PRUNE_STRATEGY_DELETE: PruneStrategy
 
 class CreateThreadRequest(_message.Message):
-    __slots__ = ("thread_id", "metadata", "if_exists_return", "ttl_seconds")
+    __slots__ = ("thread_id", "metadata", "if_exists_return", "ttl_seconds", "graph_id")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     IF_EXISTS_RETURN_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     metadata: _struct_pb2.Struct
     if_exists_return: bool
     ttl_seconds: float
-    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., if_exists_return: _Optional[bool] = ..., ttl_seconds: _Optional[float] = ...) -> None: ...
+    graph_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., if_exists_return: _Optional[bool] = ..., ttl_seconds: _Optional[float] = ..., graph_id: _Optional[str] = ...) -> None: ...
 
 class CreateThreadResponse(_message.Message):
     __slots__ = ("thread",)
@@ -83,22 +85,20 @@ class GetThreadStateResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_types_pb2.ThreadState, _Mapping]] = ...) -> None: ...
 
 class GetThreadHistoryRequest(_message.Message):
-    __slots__ = ("thread_id", "limit", "before", "metadata", "checkpoint_ns", "checkpoint_id", "subgraphs")
+    __slots__ = ("thread_id", "limit", "before", "metadata", "checkpoint_ns", "checkpoint_id")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     BEFORE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBGRAPHS_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     limit: int
     before: str
     metadata: _struct_pb2.Struct
     checkpoint_ns: str
     checkpoint_id: str
-    subgraphs: bool
-    def __init__(self, thread_id: _Optional[str] = ..., limit: _Optional[int] = ..., before: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., checkpoint_ns: _Optional[str] = ..., checkpoint_id: _Optional[str] = ..., subgraphs: _Optional[bool] = ...) -> None: ...
+    def __init__(self, thread_id: _Optional[str] = ..., limit: _Optional[int] = ..., before: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., checkpoint_ns: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
 
 class GetThreadHistoryResponse(_message.Message):
     __slots__ = ("states",)

@@ -71,7 +71,7 @@ class GetThreadStateResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_types_pb2.ThreadState, _Mapping]] = ...) -> None: ...
 
 class GetThreadHistoryRequest(_message.Message):
-    __slots__ = ("tenant_id", "thread_id", "graph_id", "limit", "before", "metadata", "checkpoint_ns", "checkpoint_id", "subgraphs")
+    __slots__ = ("tenant_id", "thread_id", "graph_id", "limit", "before", "metadata", "checkpoint_ns", "checkpoint_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
@@ -80,7 +80,6 @@ class GetThreadHistoryRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
-    SUBGRAPHS_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     thread_id: str
     graph_id: str
@@ -89,8 +88,7 @@ class GetThreadHistoryRequest(_message.Message):
     metadata: _struct_pb2.Struct
     checkpoint_ns: str
     checkpoint_id: str
-    subgraphs: bool
-    def __init__(self, tenant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., limit: _Optional[int] = ..., before: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., checkpoint_ns: _Optional[str] = ..., checkpoint_id: _Optional[str] = ..., subgraphs: _Optional[bool] = ...) -> None: ...
+    def __init__(self, tenant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., limit: _Optional[int] = ..., before: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., checkpoint_ns: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
 
 class GetThreadHistoryResponse(_message.Message):
     __slots__ = ("states",)
