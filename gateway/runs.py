@@ -276,6 +276,12 @@ class RunsEngine:
     # -- starting runs ---------------------------------------------------------------------
     async def stream(self, tenant: str, spec: RunSpec) -> AsyncGenerator[Any, None]:
         run_id, spec, fresh = await self.prepare(tenant, spec)
+        async for ev in self._events(tenant, run_id, spec, fresh):
+            yield ev
+
+    async def _events(
+        self, tenant: str, run_id: str, spec: RunSpec, fresh: bool
+    ) -> AsyncGenerator[Any, None]:
         if spec.after_seconds > 0:
             await self._schedule(tenant, run_id, spec)
             async for ev in self.dispatcher.follow_log(tenant, spec.thread_id, run_id, 0):
@@ -285,19 +291,17 @@ class RunsEngine:
             yield ev
 
     async def wait(self, tenant: str, spec: RunSpec) -> RunOutcome:
-        spec = replace(spec, lifecycle_only=True)
+        run_id, spec, fresh = await self.prepare(tenant, replace(spec, lifecycle_only=True))
         last: Any = None
         resumed = 0
-        thread_id, run_id = spec.thread_id, ""
-        events = self.stream(tenant, spec)
+        events = self._events(tenant, run_id, spec, fresh)
         try:
             async for ev in events:
                 last = ev
-                run_id = ev.run_id
                 resumed += int(ev.mode == "lifecycle" and ev.lifecycle.kind == 2)
         finally:
             await events.aclose()
-        return await self._outcome(tenant, thread_id, run_id, last, spec, resumed)
+        return await self._outcome(tenant, spec.thread_id, run_id, last, spec, resumed)
 
     async def _outcome(
         self,

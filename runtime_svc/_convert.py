@@ -158,7 +158,7 @@ def state_to_pb(state: Any) -> types_pb2.ThreadState:
         if t.error:
             task.error.CopyFrom(task_error(t.error))
         sub = getattr(t, "state", None)
-        if sub is not None and hasattr(sub, "values"):
+        if sub is not None and not isinstance(sub, dict):  # a snapshot, not a config
             task.state.CopyFrom(state_to_pb(sub))
         result = getattr(t, "result", None)
         if result is not None:
