@@ -204,7 +204,9 @@ async def test_grpcurl_assistants(mesh: MeshCluster) -> None:
             data={"graphId": "steps", "config": {"configurable": {"steps": 2}}, "name": "two"},
         )
     )["assistant"]
-    graph = _ok(run(addr, f"{svc}/GetAssistantGraph", data={"assistantId": created["assistant_id"]}))
+    graph = _ok(
+        run(addr, f"{svc}/GetAssistantGraph", data={"assistantId": created["assistant_id"]})
+    )
     assert any(n["id"] == "work" for n in graph["graph"]["nodes"])
     schemas = _ok(
         run(addr, f"{svc}/GetAssistantSchemas", data={"assistantId": created["assistant_id"]})

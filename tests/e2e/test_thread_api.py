@@ -8,6 +8,7 @@ INVALID_ARGUMENT, another tenant's thread -> NOT_FOUND.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import grpc
@@ -41,7 +42,7 @@ async def test_history_update_state_and_fork(mesh: MeshCluster) -> None:
     # input, then one checkpoint per step: newest first, each the parent of the one before
     assert [h["metadata"]["step"] for h in history] == [3, 2, 1, 0, -1]
     assert [h["metadata"]["source"] for h in history][-1] == "input"
-    for newer, older in zip(history, history[1:], strict=False):
+    for newer, older in itertools.pairwise(history):
         assert newer["parent_checkpoint"]["checkpoint_id"] == older["checkpoint"]["checkpoint_id"]
     assert history[0]["next"] == [] and history[1]["next"] == ["work"]
     assert history[1]["tasks"][0]["name"] == "work"
