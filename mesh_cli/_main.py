@@ -189,6 +189,7 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         handover_after=ns.handover_after,
         task_ack_wait=ns.task_ack_wait,
         webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
+        schedule_visibility=ns.schedule_visibility,
         **kwargs,
     )
     lifecycle = _lifecycle(ns, settings.runtime_id, env)
@@ -414,6 +415,14 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         env="LGMESH_WEBHOOK_ALLOW_HOSTS",
         default="",
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
+    )
+    f.add(
+        "--schedule-visibility",
+        env="LGMESH_SCHEDULE_VISIBILITY",
+        default=30.0,
+        type=float,
+        unit="s",
+        help="a delayed run or webhook claimed by a runtime that died is taken again after this",
     )
     f.add(
         "--task-ack-wait",

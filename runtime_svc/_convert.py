@@ -78,6 +78,11 @@ def request_from_pb(
     )
 
 
+def request_from_bytes(tenant_id: str, run_id: str, spec: bytes, graph_id: str) -> RunRequest:
+    """A delayed run's request, from the RunSpec the gateway put on the schedule."""
+    return request_from_pb(tenant_id, run_id, types_pb2.RunSpec.FromString(spec), graph_id=graph_id)
+
+
 def timestamp(t: float) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromNanoseconds(int(t * 1e9))

@@ -118,6 +118,9 @@ class RuntimeSettings:
     task_ack_wait: float = 5.0
     # Hosts run webhooks may be POSTed to (a leading dot allows subdomains; empty: none).
     webhook_allow_hosts: tuple[str, ...] = ()
+    # Seconds a claimed delayed run or webhook stays invisible to other runtimes (a
+    # runtime killed mid-job leaves it to them after this long).
+    schedule_visibility: float = 30.0
 
 
 class _RuntimeEventLog:
@@ -314,6 +317,7 @@ class Runtime(Service):
             Schedule(self.redis, infra.prefix, WEBHOOKS, retry=self.records.retry),
             self.eventlog,
             allow_hosts=s.webhook_allow_hosts,
+            visibility=s.schedule_visibility,
             active=lambda: self._not_accepting() is None,
         )
         self.scheduler.start()

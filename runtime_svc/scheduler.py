@@ -20,6 +20,7 @@ the run's lease is still held.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
 import logging
@@ -36,7 +37,8 @@ from mesh_core.errors import FailedPreconditionError, MeshError, NotFoundError, 
 from mesh_core.jsonvalue import from_value
 from mesh_core.retry import Backoff
 from mesh_core.webhooks import ATTEMPT_HEADER, IDEMPOTENCY_HEADER, check_webhook
-from runtime_svc.runs import RunHandle, RunRequest
+from runtime_svc._convert import request_from_bytes
+from runtime_svc.runs import RunHandle
 from runtime_svc.threads import delete_thread_data
 
 __all__ = ["Scheduler", "run_json"]
@@ -96,7 +98,9 @@ class Scheduler:
         self.visibility = visibility
         self._active = active
         self._task: asyncio.Task[None] | None = None
-        self._http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+        # a POST ends well before its claim runs out (else another runtime would send too)
+        timeout = min(WEBHOOK_TIMEOUT, visibility / 3)
+        self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._backoff = Backoff(initial=0.5, maximum=10.0)
         self._wake = asyncio.Event()
 
@@ -137,10 +141,14 @@ class Scheduler:
         if rec is None or rec.status != SCHEDULED:
             await self.delayed.done(job.id)  # cancelled, deleted, or admitted already
             return
+        req = request_from_bytes(
+            rec.tenant_id,
+            rec.run_id,
+            base64.b64decode(str(job.payload.get("spec", ""))),
+            str(job.payload.get("graph_id", "")),
+        )
         try:
-            await self.manager.submit(
-                RunRequest.from_record(rec, resume=False), wait_for_lease=False
-            )
+            await self.manager.submit(req, wait_for_lease=False)
         except (FailedPreconditionError, NotFoundError) as exc:
             log.info("delayed run %s not started: %s", job.id, exc.message)
             await self.records.finish_run(

@@ -317,3 +317,27 @@ async def test_sync_client(mesh: MeshCluster) -> None:
 
     step, events = await asyncio.to_thread(use)
     assert step == 3 and events[0] == "lifecycle" and "values" in events
+
+
+async def test_delayed_runs(mesh: MeshCluster) -> None:
+    client = mesh.client()
+    t = await client.threads.create()
+    start = asyncio.get_running_loop().time()
+    run = await client.runs.create(
+        t["thread_id"], "steps", input={"step": 0}, config=STEPS3, after_seconds=1
+    )
+    assert run["status"] == "pending"
+    out = await client.runs.join(t["thread_id"], run["run_id"])
+    assert out["step"] == 3 and asyncio.get_running_loop().time() - start >= 1
+    assert (await client.runs.get(t["thread_id"], run["run_id"]))["status"] == "success"
+
+    later = await client.runs.create(t["thread_id"], "steps", input={"step": 0}, after_seconds=60)
+    cancelled = await client.runs.cancel(t["thread_id"], later["run_id"])
+    assert cancelled["status"] == "cancelled"
+    parts = [
+        p.event
+        async for p in client.runs.stream(
+            t["thread_id"], "steps", input={"step": 0}, config=STEPS3, after_seconds=0.5
+        )
+    ]
+    assert parts[0] == "lifecycle" and "values" in parts
