@@ -39,6 +39,7 @@ def thread_to_pb(rec: ThreadRecord) -> types_pb2.Thread:
         updated_at=_ts(rec.updated_at),
         status=names.THREAD_STATUS.get(rec.status, 0),
         graph_id=rec.graph_id or rec.assistant_id,
+        ttl_seconds=rec.ttl,
     )
 
 

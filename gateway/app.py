@@ -30,7 +30,7 @@ from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.assistants import AssistantStore
 from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
-from mesh_core.adapters.redis.schedule import DELAYED_RUNS, WEBHOOKS, Schedule
+from mesh_core.adapters.redis.schedule import DELAYED_RUNS, THREAD_TTL, WEBHOOKS, Schedule
 from mesh_core.config import InfraSettings
 from mesh_core.lifecycle import (
     LifecycleSettings,
@@ -60,6 +60,8 @@ class GatewaySettings:
         api_keys: ``tenant=key,...`` (from LGMESH_API_KEYS); merged with the file.
         max_request_bytes: larger requests get RESOURCE_EXHAUSTED.
         webhook_allow_hosts: hosts a run's webhook may name (a leading dot: subdomains too).
+        thread_ttl: seconds without an update after which a new thread is deleted, unless
+            it asks for its own TTL (0: threads stay).
     """
 
     infra: InfraSettings
@@ -71,6 +73,7 @@ class GatewaySettings:
     name: str = "gateway"
     retry_budget: float = DEFAULT_RETRY_BUDGET
     webhook_allow_hosts: tuple[str, ...] = ()
+    thread_ttl: float = 0.0
 
 
 def _service(module: Any, name: str) -> str:
@@ -137,7 +140,13 @@ class Gateway(Service):
         )
         api = ApiContext(
             auth,
-            ThreadsEngine(records, runtime, runs),
+            ThreadsEngine(
+                records,
+                runtime,
+                runs,
+                Schedule(self.redis, infra.prefix, THREAD_TTL, retry=retry),
+                default_ttl=s.thread_ttl,
+            ),
             runs,
             assistants,
             max_request_bytes=s.max_request_bytes,

@@ -75,6 +75,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
             from_struct(request.metadata),
             if_exists_return=request.if_exists_return,
             graph_id=request.graph_id,
+            ttl=request.ttl_seconds,
         )
         return threads_pb2.CreateThreadResponse(thread=_convert.thread_to_pb(rec))
 
@@ -89,7 +90,9 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         self, request: threads_pb2.UpdateThreadRequest, context: grpc.aio.ServicerContext
     ) -> threads_pb2.UpdateThreadResponse:
         tenant = self.api.tenant(context, request)
-        rec = await self.threads.update(tenant, request.thread_id, _struct(request, "metadata"))
+        rec = await self.threads.update(
+            tenant, request.thread_id, _struct(request, "metadata"), ttl=request.ttl_seconds
+        )
         return threads_pb2.UpdateThreadResponse(thread=_convert.thread_to_pb(rec))
 
     async def GetThreadState(

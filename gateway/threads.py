@@ -7,12 +7,14 @@ under its lease and fence (``RuntimeClient``), like a run's own writes.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 from gateway._runtime import RuntimeClient, StateMessage
 from gateway.ids import check_id
 from mesh_core.adapters.redis.records import RecordStore, ThreadRecord, scoped_thread_id
+from mesh_core.adapters.redis.schedule import Schedule
 from mesh_core.errors import (
     FailedPreconditionError,
     FieldViolation,
@@ -35,11 +37,37 @@ def _page(limit: int, offset: int, default: int = 10) -> tuple[int, int]:
 
 
 class ThreadsEngine:
-    def __init__(self, records: RecordStore, runtime: RuntimeClient, runs: Any) -> None:
-        """``runs``: the RunsEngine (a thread's active run is cancelled before it goes)."""
+    def __init__(
+        self,
+        records: RecordStore,
+        runtime: RuntimeClient,
+        runs: Any,
+        expiries: Schedule,
+        *,
+        default_ttl: float = 0.0,
+    ) -> None:
+        """``runs``: the RunsEngine (a thread's active run is cancelled before it goes).
+        ``expiries``: the schedule on which a thread with a TTL waits for its deletion (a
+        runtime deletes it, as its owner, once it went ``ttl`` seconds without an update).
+        """
         self.records = records
         self.runtime = runtime
         self.runs = runs
+        self.expiries = expiries
+        self.default_ttl = default_ttl
+
+    async def _expire_after(self, rec: ThreadRecord, ttl: float) -> None:
+        if ttl < 0 or ttl != ttl:
+            raise InvalidArgumentError(
+                "ttl_seconds must not be negative", [FieldViolation("ttl_seconds", ">= 0")]
+            )
+        if ttl:
+            await self.records.update_thread(rec.tenant_id, rec.thread_id, ttl=ttl)
+            await self.expiries.add(
+                rec.scoped_id,
+                time.time() + ttl,
+                {"tenant_id": rec.tenant_id, "thread_id": rec.thread_id},
+            )
 
     async def get(self, tenant: str, thread_id: str) -> ThreadRecord:
         check_id(thread_id, "thread_id")
@@ -58,11 +86,12 @@ class ThreadsEngine:
         *,
         if_exists_return: bool = False,
         graph_id: str = "",
+        ttl: float = 0.0,
     ) -> ThreadRecord:
         check_id(thread_id, "thread_id", required=False)
         if graph_id:
             await self.runtime.graph(graph_id)
-        return await self.records.create_thread(
+        rec = await self.records.create_thread(
             tenant,
             thread_id or str(uuid.uuid4()),
             metadata or {},
@@ -70,16 +99,24 @@ class ThreadsEngine:
             assistant_id=graph_id,
             graph_id=graph_id,
         )
+        ttl = ttl or self.default_ttl
+        if ttl and not rec.ttl:
+            await self._expire_after(rec, ttl)
+            return await self.get(tenant, rec.thread_id)
+        return rec
 
     async def update(
-        self, tenant: str, thread_id: str, metadata: dict[str, Any] | None
+        self, tenant: str, thread_id: str, metadata: dict[str, Any] | None, *, ttl: float = 0.0
     ) -> ThreadRecord:
-        """Merge ``metadata`` into the thread's (a key whose value is None goes)."""
+        """Merge ``metadata`` into the thread's (a key whose value is None goes); a ``ttl``
+        replaces the thread's."""
         rec = await self.get(tenant, thread_id)
         if metadata:
             merged = {**rec.metadata, **metadata}
             merged = {k: v for k, v in merged.items() if v is not None}
             await self.records.update_thread(tenant, thread_id, metadata=merged)
+        if ttl:
+            await self._expire_after(rec, ttl)
         return await self.get(tenant, thread_id)
 
     async def search(

@@ -150,6 +150,7 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         max_request_bytes=ns.max_request_bytes,
         retry_budget=ns.retry_budget,
         webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
+        thread_ttl=ns.thread_ttl,
     )
     lifecycle = _lifecycle(ns, "gateway", env)
     _tracing("gateway")
@@ -330,6 +331,14 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         type=int,
         unit="bytes",
         help="larger requests get RESOURCE_EXHAUSTED",
+    )
+    f.add(
+        "--thread-ttl",
+        env="LGMESH_THREAD_TTL",
+        default=0.0,
+        type=float,
+        unit="s",
+        help="delete a thread this long after its last update, unless it sets its own (0: never)",
     )
     f.add(
         "--webhook-allow-hosts",

@@ -68,6 +68,11 @@ class _Resource:
             call.cancel()
 
 
+def _ttl_seconds(ttl: int | float | dict[str, Any] | None) -> float:
+    minutes = ttl.get("ttl") if isinstance(ttl, dict) else ttl
+    return float(minutes or 0) * 60.0
+
+
 def _status(table: Any, value: str | None, what: str) -> int:
     return names.value_of(table, value, what) if value else 0
 
@@ -82,7 +87,9 @@ class ThreadsClient(_Resource):
         thread_id: str | None = None,
         if_exists: str | None = None,
         graph_id: str | None = None,
+        ttl: int | float | dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """``ttl``: minutes as in langgraph_sdk (a number, or {"ttl": minutes})."""
         resp = await self._call(
             self._c.threads_stub.CreateThread,
             threads_pb2.CreateThreadRequest(
@@ -90,6 +97,7 @@ class ThreadsClient(_Resource):
                 metadata=to_struct(metadata),
                 if_exists_return=if_exists == "do_nothing",
                 graph_id=graph_id or "",
+                ttl_seconds=_ttl_seconds(ttl),
             ),
         )
         return thread_dict(resp.thread)
@@ -100,10 +108,20 @@ class ThreadsClient(_Resource):
         )
         return thread_dict(resp.thread)
 
-    async def update(self, thread_id: str, *, metadata: dict[str, Any]) -> dict[str, Any]:
+    async def update(
+        self,
+        thread_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        ttl: int | float | dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         resp = await self._call(
             self._c.threads_stub.UpdateThread,
-            threads_pb2.UpdateThreadRequest(thread_id=thread_id, metadata=to_struct(metadata)),
+            threads_pb2.UpdateThreadRequest(
+                thread_id=thread_id,
+                metadata=to_struct(metadata) if metadata else None,
+                ttl_seconds=_ttl_seconds(ttl),
+            ),
         )
         return thread_dict(resp.thread)
 

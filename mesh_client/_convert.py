@@ -102,6 +102,7 @@ def thread_dict(t: types_pb2.Thread) -> dict[str, Any]:
         "metadata": from_struct(t.metadata),
         "status": names.name_of(names.THREAD_STATUS, t.status),
         "graph_id": t.graph_id or None,
+        "ttl": t.ttl_seconds / 60.0 if t.ttl_seconds else None,
     }
 
 

@@ -38,7 +38,7 @@ from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
-from mesh_core.adapters.redis.schedule import DELAYED_RUNS, WEBHOOKS, Schedule
+from mesh_core.adapters.redis.schedule import DELAYED_RUNS, THREAD_TTL, WEBHOOKS, Schedule
 from mesh_core.config import InfraSettings
 from mesh_core.errors import MeshError
 from mesh_core.lifecycle import (
@@ -316,6 +316,7 @@ class Runtime(Service):
             Schedule(self.redis, infra.prefix, DELAYED_RUNS, retry=self.records.retry),
             Schedule(self.redis, infra.prefix, WEBHOOKS, retry=self.records.retry),
             self.eventlog,
+            Schedule(self.redis, infra.prefix, THREAD_TTL, retry=self.records.retry),
             allow_hosts=s.webhook_allow_hosts,
             visibility=s.schedule_visibility,
             active=lambda: self._not_accepting() is None,

@@ -82,6 +82,7 @@ class Scheduler:
         delayed: Schedule,
         webhooks: Schedule,
         eventlog: RunEventLog | None,
+        expiries: Schedule | None = None,
         *,
         allow_hosts: Iterable[str] = (),
         interval: float = 0.5,
@@ -93,6 +94,7 @@ class Scheduler:
         self.delayed = delayed
         self.webhooks = webhooks
         self.eventlog = eventlog
+        self.expiries = expiries
         self.allow_hosts = tuple(allow_hosts)
         self.interval = interval
         self.visibility = visibility
@@ -134,6 +136,40 @@ class Scheduler:
         jobs = await self.webhooks.claim(visibility=self.visibility)
         if jobs:
             await asyncio.gather(*(self._deliver(job) for job in jobs))
+        if self.expiries is not None:
+            expired = await self.expiries.claim(visibility=self.visibility)
+            if expired:
+                await asyncio.gather(*(self._expire(job) for job in expired))
+
+    # -- thread TTLs ---------------------------------------------------------------------
+    async def _expire(self, job: Job) -> None:
+        """Delete a thread that went its TTL without an update (as its owner); a thread
+        updated since waits until its new expiry, a busy one until it is idle."""
+        assert self.expiries is not None
+        tenant, thread_id = str(job.payload["tenant_id"]), str(job.payload["thread_id"])
+        thread = await self.records.get_thread(tenant, thread_id)
+        if thread is None or not thread.ttl:
+            await self.expiries.done(job.id)
+            return
+        due = thread.updated_at + thread.ttl
+        if due > time.time() or thread.status == "busy":
+            await self.expiries.later(job.id, max(due, time.time() + self.interval))
+            return
+        try:
+            async with self.manager.holding(thread.scoped_id) as lease:
+                fresh = await self.records.get_thread(tenant, thread_id)
+                if fresh is None or fresh.status == "busy" or fresh.updated_at != thread.updated_at:
+                    await self.expiries.later(job.id, time.time() + self.interval)
+                    return
+                await delete_thread_data(
+                    self.manager.checkpointer, self.records, lease, tenant, thread_id
+                )
+        except MeshError as exc:
+            log.info("thread %s not expired yet: %s", thread.scoped_id, exc.message)
+            await self.expiries.later(job.id, time.time() + 1.0)
+            return
+        await self.expiries.done(job.id)
+        log.info("thread %s expired after %ss without an update", thread.scoped_id, thread.ttl)
 
     # -- delayed runs ----------------------------------------------------------------------
     async def _fire(self, job: Job) -> None:

@@ -341,3 +341,22 @@ async def test_delayed_runs(mesh: MeshCluster) -> None:
         )
     ]
     assert parts[0] == "lifecycle" and "values" in parts
+
+
+async def test_thread_ttl(mesh: MeshCluster) -> None:
+    client = mesh.client()
+    t = await client.threads.create(ttl=1 / 60)  # one second, in langgraph_sdk's minutes
+    assert t["ttl"] == pytest.approx(1 / 60)
+    await client.runs.wait(t["thread_id"], "steps", input={"step": 0}, config=STEPS3)
+    kept = await client.threads.create()
+    assert kept["ttl"] is None
+
+    async def expired() -> bool:
+        try:
+            await client.threads.get(t["thread_id"])
+        except NotFoundError:
+            return True
+        return False
+
+    await assert_eventually(expired, timeout=10, message="the thread expired")
+    assert (await client.threads.get(kept["thread_id"]))["thread_id"] == kept["thread_id"]

@@ -1,6 +1,6 @@
 """Jobs due at a time, held in Redis and claimed exactly once per tick.
 
-Delayed runs (``after_seconds``) and webhook deliveries are jobs of this kind: a sorted
+Delayed runs (``after_seconds``), webhook deliveries and thread expiries are jobs of this kind: a sorted
 set ``job id -> due time`` and a hash ``job id -> payload``. Every runtime's scheduler
 polls; :meth:`Schedule.claim` is one script that takes the due jobs and pushes their
 due time ``visibility`` seconds ahead, so no other claimer sees them meanwhile. The
@@ -25,12 +25,13 @@ from mesh_core.adapters.redis.client import call_redis
 from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.retry import Retry
 
-__all__ = ["DELAYED_RUNS", "WEBHOOKS", "Job", "Schedule"]
+__all__ = ["DELAYED_RUNS", "THREAD_TTL", "WEBHOOKS", "Job", "Schedule"]
 
 T = TypeVar("T")
 
 DELAYED_RUNS = "delayed-runs"
 WEBHOOKS = "webhooks"
+THREAD_TTL = "thread-ttl"
 
 # KEYS: 1 zset, 2 data. ARGV: 1 now, 2 visible again at, 3 max jobs.
 # Returns {id1, payload1, id2, payload2, ...} of the jobs claimed.
