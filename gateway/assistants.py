@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from gateway._runtime import GraphInfo, RuntimeClient
-from gateway.ids import check_id
+from gateway.ids import check_id, check_page
 from mesh_core.adapters.redis.assistants import AssistantRecord, AssistantStore
 from mesh_core.errors import (
     AlreadyExistsError,
@@ -178,15 +178,12 @@ class AssistantsEngine:
         limit: int = 10,
         offset: int = 0,
     ) -> list[AssistantRecord]:
-        if limit < 0 or offset < 0:
-            raise InvalidArgumentError(
-                "limit and offset must not be negative", [FieldViolation("limit", ">= 0")]
-            )
+        limit, offset = check_page(limit, offset)
         graphs = await self.runtime.graphs(refresh=True)
         every = [self._system(graphs[g]) for g in sorted(graphs)]
         every += await self.store.list(tenant)
         found = [r for r in every if _matches(r, metadata, graph_id, name)]
-        return found[offset : offset + (limit or 10)]
+        return found[offset : offset + limit]
 
     async def count(
         self,
@@ -216,8 +213,9 @@ class AssistantsEngine:
             every = [rec]
         else:
             every = await self.store.versions(tenant, assistant_id)
+        limit, offset = check_page(limit, offset)
         found = [r for r in every if _matches(r, metadata, "", "")]
-        return found[offset : offset + (limit or 10)]
+        return found[offset : offset + limit]
 
     async def set_latest(self, tenant: str, assistant_id: str, version: int) -> AssistantRecord:
         await self._own(tenant, assistant_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mesh_core.errors import FieldViolation, InvalidArgumentError
 
-__all__ = ["ID_MAX", "check_id"]
+__all__ = ["ID_MAX", "check_id", "check_page"]
 
 ID_MAX = 256
 
@@ -26,3 +26,13 @@ def check_id(value: str, field: str, *, required: bool = True) -> None:
                 )
             ],
         )
+
+
+def check_page(limit: int, offset: int, default: int = 10) -> tuple[int, int]:
+    """(limit, offset) of a listing: 0 means ``default``; negative is INVALID_ARGUMENT."""
+    if limit < 0 or offset < 0:
+        raise InvalidArgumentError(
+            "limit and offset must not be negative",
+            [FieldViolation("limit" if limit < 0 else "offset", "must be >= 0")],
+        )
+    return limit or default, offset

@@ -32,7 +32,7 @@ from gateway import _convert
 from gateway._runtime import RuntimeClient
 from gateway.assistants import AssistantsEngine, merge_config
 from gateway.dispatch import RunDispatcher
-from gateway.ids import check_id
+from gateway.ids import check_id, check_page
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import (
     ACTIVE_STATUSES,
@@ -360,17 +360,12 @@ class RunsEngine:
         self, tenant: str, thread_id: str, *, status: str = "", limit: int = 10, offset: int = 0
     ) -> builtins.list[RunRecord]:
         check_id(thread_id, "thread_id")
-        if limit < 0 or offset < 0:
-            raise InvalidArgumentError(
-                "limit and offset must not be negative", [FieldViolation("limit", ">= 0")]
-            )
+        limit, offset = check_page(limit, offset)
         if await self.records.get_thread(tenant, thread_id) is None:
             raise NotFoundError(
                 f"thread {thread_id!r} not found", metadata={"thread_id": thread_id}
             )
-        return await self.records.list_runs(
-            tenant, thread_id, status, limit=limit or 10, offset=offset
-        )
+        return await self.records.list_runs(tenant, thread_id, status, limit=limit, offset=offset)
 
     async def cancel(
         self, tenant: str, rec: RunRecord, *, wait: bool = False, action: str = "interrupt"

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from gateway._runtime import RuntimeClient, StateMessage
-from gateway.ids import check_id
+from gateway.ids import check_id, check_page
 from mesh_core.adapters.redis.records import RecordStore, ThreadRecord, scoped_thread_id
 from mesh_core.adapters.redis.schedule import Schedule
 from mesh_core.errors import (
@@ -25,15 +25,6 @@ from mesh_core.errors import (
 __all__ = ["ThreadsEngine"]
 
 MAX_HISTORY = 1000
-
-
-def _page(limit: int, offset: int, default: int = 10) -> tuple[int, int]:
-    if limit < 0 or offset < 0:
-        raise InvalidArgumentError(
-            "limit and offset must not be negative",
-            [FieldViolation("limit" if limit < 0 else "offset", "must be >= 0")],
-        )
-    return limit or default, offset
 
 
 class ThreadsEngine:
@@ -129,7 +120,7 @@ class ThreadsEngine:
         limit: int = 10,
         offset: int = 0,
     ) -> list[ThreadRecord]:
-        limit, offset = _page(limit, offset)
+        limit, offset = check_page(limit, offset)
         if ids:
             out = []
             for tid in ids:
@@ -197,7 +188,7 @@ class ThreadsEngine:
         checkpoint_ns: str = "",
         checkpoint_id: str = "",
     ) -> list[StateMessage]:
-        limit, _ = _page(limit, 0)
+        limit, _ = check_page(limit, 0)
         if limit > MAX_HISTORY:
             raise InvalidArgumentError(
                 f"limit may be at most {MAX_HISTORY}",
@@ -236,12 +227,6 @@ class ThreadsEngine:
                 f"thread {thread_id!r} has no graph yet: run it once, or create it with a graph_id",
                 reason="THREAD_HAS_NO_GRAPH",
                 metadata={"thread_id": thread_id},
-            )
-        graph = await self.runtime.graph(graph_id)
-        if as_node and as_node not in graph.nodes:
-            raise InvalidArgumentError(
-                f"{as_node!r} is not a node of graph {graph_id!r}",
-                [FieldViolation("as_node", f"one of {', '.join(graph.nodes)}")],
             )
         return await self.runtime.update_state(
             rec.scoped_id,

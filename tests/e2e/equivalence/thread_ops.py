@@ -68,13 +68,41 @@ def _normalize(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-class InProcessSide:
+class _Positions:
+    """What both sides share: checkpoints named by their position in the history."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, list[str]] = {}
+
+    async def _raw(self, thread: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def _snapshots(self, thread: str) -> list[dict[str, Any]]:
+        out = await self._raw(thread)
+        self._ids[thread] = [s["id"] for s in out]
+        return out
+
+    async def _checkpoint_id(self, thread: str, position: int | None) -> str | None:
+        if position is None:
+            return None
+        await self._snapshots(thread)
+        return self._ids[thread][position]
+
+    async def _position(self, thread: str, checkpoint_id: str) -> int:
+        await self._snapshots(thread)
+        return self._ids[thread].index(checkpoint_id)
+
+    async def history(self, thread: str) -> list[dict[str, Any]]:
+        return _normalize(await self._snapshots(thread))
+
+
+class InProcessSide(_Positions):
     """The reference: the graph compiled with InMemorySaver, durability "sync"."""
 
     def __init__(self, graph_id: str) -> None:
+        super().__init__()
         self.saver = InMemorySaver()
         self.graph: Any = graph_of(graph_id).copy(update={"checkpointer": self.saver})
-        self._ids: dict[str, list[str]] = {}
 
     @staticmethod
     def _config(thread: str, checkpoint_id: str | None = None) -> dict[str, Any]:
@@ -86,7 +114,7 @@ class InProcessSide:
     async def new_thread(self) -> str:
         return str(uuid.uuid4())
 
-    async def _snapshots(self, thread: str) -> list[dict[str, Any]]:
+    async def _raw(self, thread: str) -> list[dict[str, Any]]:
         out = []
         async for s in self.graph.aget_state_history(self._config(thread), limit=HISTORY_LIMIT):
             out.append(
@@ -106,14 +134,7 @@ class InProcessSide:
                     ],
                 }
             )
-        self._ids[thread] = [s["id"] for s in out]
         return out
-
-    async def _checkpoint_id(self, thread: str, position: int | None) -> str | None:
-        if position is None:
-            return None
-        await self._snapshots(thread)
-        return self._ids[thread][position]
 
     async def run(
         self,
@@ -131,16 +152,12 @@ class InProcessSide:
         )
         return _scrub(_wire(out))
 
-    async def history(self, thread: str) -> list[dict[str, Any]]:
-        return _normalize(await self._snapshots(thread))
-
     async def update_state(
         self, thread: str, values: Any, *, as_node: str | None = None, checkpoint: int | None = None
     ) -> int:
         config = self._config(thread, await self._checkpoint_id(thread, checkpoint))
         new = await self.graph.aupdate_state(config, values, as_node=as_node)
-        await self._snapshots(thread)
-        return self._ids[thread].index(new["configurable"]["checkpoint_id"])
+        return await self._position(thread, new["configurable"]["checkpoint_id"])
 
     async def copy(self, thread: str) -> str:
         """Every checkpoint and pending write onto a new thread (InMemorySaver has no
@@ -168,21 +185,21 @@ class InProcessSide:
         return target
 
 
-class MeshSide:
+class MeshSide(_Positions):
     """The same through the mesh's public API."""
 
     def __init__(self, client: MeshClient, graph_id: str) -> None:
+        super().__init__()
         self.client = client
         self.graph_id = graph_id
-        self._ids: dict[str, list[str]] = {}
 
     async def new_thread(self) -> str:
         t = await self.client.threads.create(metadata={"suite": "thread-equivalence"})
         return str(t["thread_id"])
 
-    async def _snapshots(self, thread: str) -> list[dict[str, Any]]:
+    async def _raw(self, thread: str) -> list[dict[str, Any]]:
         states = await self.client.threads.get_history(thread, limit=HISTORY_LIMIT)
-        out = [
+        return [
             {
                 "id": s["checkpoint_id"],
                 "parent": s["parent_checkpoint_id"] or None,
@@ -200,14 +217,6 @@ class MeshSide:
             }
             for s in states
         ]
-        self._ids[thread] = [s["id"] for s in out]
-        return out
-
-    async def _checkpoint_id(self, thread: str, position: int | None) -> str | None:
-        if position is None:
-            return None
-        await self._snapshots(thread)
-        return self._ids[thread][position]
 
     async def run(
         self,
@@ -228,9 +237,6 @@ class MeshSide:
         )
         return _scrub(out)
 
-    async def history(self, thread: str) -> list[dict[str, Any]]:
-        return _normalize(await self._snapshots(thread))
-
     async def update_state(
         self, thread: str, values: Any, *, as_node: str | None = None, checkpoint: int | None = None
     ) -> int:
@@ -240,8 +246,7 @@ class MeshSide:
             as_node=as_node,
             checkpoint_id=await self._checkpoint_id(thread, checkpoint),
         )
-        await self._snapshots(thread)
-        return self._ids[thread].index(done["checkpoint"]["checkpoint_id"])
+        return await self._position(thread, done["checkpoint"]["checkpoint_id"])
 
     async def copy(self, thread: str) -> str:
         return str((await self.client.threads.copy(thread))["thread_id"])
