@@ -12,7 +12,7 @@ from mesh_core import api_names as names
 from mesh_core.adapters.redis.assistants import AssistantRecord
 from mesh_core.adapters.redis.records import SCHEDULED, RunRecord, ThreadRecord
 from mesh_core.errors import FieldViolation, InvalidArgumentError
-from mesh_core.jsonvalue import from_struct, from_value, to_struct, to_value
+from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value, to_struct, to_value
 
 __all__ = [
     "assistant_to_pb",
@@ -153,6 +153,8 @@ def spec_from_pb(pb: types_pb2.RunSpec) -> Any:
         assistant_id=pb.assistant_id,
         input=from_value(pb.input) if pb.HasField("input") else None,
         has_input=pb.HasField("input"),
+        input_wire=pb.input.SerializeToString() if pb.HasField("input") else b"",
+        large=pb.ByteSize() > LARGE_MESSAGE_BYTES,
         command=_command_from_pb(pb.command) if pb.HasField("command") else None,
         config=from_struct(pb.config) if pb.HasField("config") else {},
         context=from_struct(pb.context) if pb.HasField("context") else {},
@@ -190,7 +192,9 @@ def spec_to_pb(spec: Any) -> types_pb2.RunSpec:
         pb.stream_modes.append(types_pb2.STREAM_MODE_UNSPECIFIED)
     else:
         pb.stream_modes.extend(names.STREAM_MODE[m] for m in spec.stream_modes)
-    if spec.has_input:
+    if spec.input_wire:
+        pb.input.MergeFromString(spec.input_wire)
+    elif spec.has_input:
         pb.input.CopyFrom(to_value(spec.input))
     if spec.command is not None:
         cmd = spec.command

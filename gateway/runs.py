@@ -50,7 +50,6 @@ from mesh_core.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES
 from mesh_core.validation import validate_config, validate_input
 from mesh_core.webhooks import check_webhook
 
@@ -68,6 +67,10 @@ class RunSpec:
     assistant_id: str = ""
     input: Any = None
     has_input: bool = False
+    #: the input as it came on the wire (sent on to the runtime without re-encoding it)
+    input_wire: bytes = b""
+    #: a large request: decoded and checked off the event loop
+    large: bool = False
     command: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
@@ -131,7 +134,7 @@ class RunsEngine:
                 [FieldViolation("run.command", "cannot be combined with run.input")],
             )
         if spec.has_input:
-            if len(repr(spec.input)) > LARGE_MESSAGE_BYTES:  # keep the event loop free
+            if spec.large:  # keep the event loop free
                 await asyncio.to_thread(validate_input, spec.input, graph.input_schema)
             else:
                 validate_input(spec.input, graph.input_schema)

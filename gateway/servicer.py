@@ -6,6 +6,7 @@ Each method authenticates, converts the request to plain Python, calls the engin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from gateway.runs import RunOutcome, RunsEngine
 from gateway.threads import ThreadsEngine
 from mesh_core import api_names as names
 from mesh_core.errors import ResourceExhaustedError
-from mesh_core.jsonvalue import from_struct, from_value, to_struct, to_value
+from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value, to_struct, to_value
 
 __all__ = ["ApiContext", "AssistantServicer", "RunServicer", "ThreadServicer"]
 
@@ -54,6 +55,13 @@ class ApiContext:
                 metadata={"limit_bytes": str(self.max_request_bytes)},
             )
         return tenant
+
+
+async def _spec(pb: types_pb2.RunSpec) -> Any:
+    """The plain run spec; a large one is decoded off the event loop (other runs stream on)."""
+    if pb.ByteSize() > LARGE_MESSAGE_BYTES:
+        return await asyncio.to_thread(_convert.spec_from_pb, pb)
+    return _convert.spec_from_pb(pb)
 
 
 def _struct(msg: Any, field: str) -> dict[str, Any] | None:
@@ -202,14 +210,14 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         self, request: runs_pb2.StreamRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[runs_pb2.StreamRunResponse]:
         tenant = self.api.tenant(context, request)
-        async for ev in self.runs.stream(tenant, _convert.spec_from_pb(request.run)):
+        async for ev in self.runs.stream(tenant, await _spec(request.run)):
             yield runs_pb2.StreamRunResponse(event=ev)
 
     async def WaitRun(
         self, request: runs_pb2.WaitRunRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.WaitRunResponse:
         tenant = self.api.tenant(context, request)
-        out = await self.runs.wait(tenant, _convert.spec_from_pb(request.run))
+        out = await self.runs.wait(tenant, await _spec(request.run))
         return runs_pb2.WaitRunResponse(
             run=_convert.run_to_pb(out.run), values=_outcome_values(out)
         )
@@ -218,7 +226,7 @@ class RunServicer(runs_pb2_grpc.RunServiceServicer):
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.CreateRunResponse:
         tenant = self.api.tenant(context, request)
-        rec = await self.runs.create(tenant, _convert.spec_from_pb(request.run))
+        rec = await self.runs.create(tenant, await _spec(request.run))
         return runs_pb2.CreateRunResponse(run=_convert.run_to_pb(rec))
 
     async def GetRun(
