@@ -28,7 +28,6 @@ from mesh_core.errors import (
 from mesh_core.jsonvalue import to_jsonable
 from mesh_core.reasons import Reason
 from runtime_svc.fencing import FencedCheckpointer
-from runtime_svc.langgraph_api import CONFIG_KEY_CHECKPOINTER
 
 __all__ = [
     "ThreadStore",
@@ -77,15 +76,19 @@ class ThreadStore:
         self.records = records
         self.manager = manager
 
-    def _config(self, scoped: str, checkpoint_id: str = "", ns: str = "") -> RunnableConfig:
-        conf: dict[str, Any] = {
-            "thread_id": scoped,
-            "checkpoint_ns": ns,
-            CONFIG_KEY_CHECKPOINTER: self.checkpointer,
-        }
+    @staticmethod
+    def _config(scoped: str, checkpoint_id: str = "", ns: str = "") -> RunnableConfig:
+        conf: dict[str, Any] = {"thread_id": scoped, "checkpoint_ns": ns}
         if checkpoint_id:
             conf["checkpoint_id"] = checkpoint_id
         return {"configurable": conf}
+
+    @staticmethod
+    def _bound(graph: Pregel, saver: Any) -> Pregel:
+        """The graph with ``saver`` as its checkpointer. (Handing the saver over in the
+        config instead would make LangGraph read a subgraph's namespace with the root
+        graph's nodes: it takes a config carrying a checkpointer for a call from inside.)"""
+        return graph.copy(update={"checkpointer": saver})
 
     # -- reads ---------------------------------------------------------------------------
     async def state(
@@ -102,7 +105,7 @@ class ThreadStore:
         if checkpoint_id:
             await require_checkpoint(self.checkpointer, scoped, checkpoint_id, checkpoint_ns)
         config = self._config(scoped, checkpoint_id, checkpoint_ns)
-        return await graph.aget_state(config, subgraphs=subgraphs)
+        return await self._bound(graph, self.checkpointer).aget_state(config, subgraphs=subgraphs)
 
     async def history(
         self,
@@ -123,7 +126,7 @@ class ThreadStore:
         )
         return [
             s
-            async for s in graph.aget_state_history(
+            async for s in self._bound(graph, self.checkpointer).aget_state_history(
                 config, filter=metadata or None, before=before_cfg, limit=limit
             )
         ]
@@ -164,11 +167,10 @@ class ThreadStore:
             if checkpoint_id:
                 await require_checkpoint(self.checkpointer, scoped, checkpoint_id, checkpoint_ns)
             config = self._config(scoped, checkpoint_id, checkpoint_ns)
-            conf = config.setdefault("configurable", {})
-            conf[CONFIG_KEY_CHECKPOINTER] = FencedCheckpointer(self.checkpointer, lease)
-            conf["fencing_token"] = lease.token
+            config.setdefault("configurable", {})["fencing_token"] = lease.token
+            fenced = self._bound(graph, FencedCheckpointer(self.checkpointer, lease))
             try:
-                new = await graph.aupdate_state(config, values, as_node=as_node or None)
+                new = await fenced.aupdate_state(config, values, as_node=as_node or None)
             except InvalidUpdateError as exc:
                 raise InvalidArgumentError(
                     f"invalid state update: {exc}", [FieldViolation("values", str(exc))]

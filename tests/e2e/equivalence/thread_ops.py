@@ -48,6 +48,8 @@ class Side(Protocol):
 
     async def copy(self, thread: str) -> str: ...
 
+    async def subgraph_history(self, thread: str) -> list[dict[str, Any]]: ...
+
 
 def _normalize(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Histories as compared: ``snapshots`` are {id, parent, values, next, metadata, tasks}."""
@@ -74,8 +76,16 @@ class _Positions:
     def __init__(self) -> None:
         self._ids: dict[str, list[str]] = {}
 
-    async def _raw(self, thread: str) -> list[dict[str, Any]]:
+    async def _raw(self, thread: str, ns: str = "") -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    async def _subgraph_ns(self, thread: str) -> str:
+        raise NotImplementedError
+
+    async def subgraph_history(self, thread: str) -> list[dict[str, Any]]:
+        """The history of the subgraph the thread's pending task is in (read with
+        subgraphs, then by its checkpoint namespace)."""
+        return _normalize(await self._raw(thread, await self._subgraph_ns(thread)))
 
     async def _snapshots(self, thread: str) -> list[dict[str, Any]]:
         out = await self._raw(thread)
@@ -114,9 +124,16 @@ class InProcessSide(_Positions):
     async def new_thread(self) -> str:
         return str(uuid.uuid4())
 
-    async def _raw(self, thread: str) -> list[dict[str, Any]]:
+    async def _subgraph_ns(self, thread: str) -> str:
+        state = await self.graph.aget_state(self._config(thread), subgraphs=True)
+        sub = next(t.state for t in state.tasks if t.state is not None)
+        return str(sub.config["configurable"]["checkpoint_ns"])
+
+    async def _raw(self, thread: str, ns: str = "") -> list[dict[str, Any]]:
         out = []
-        async for s in self.graph.aget_state_history(self._config(thread), limit=HISTORY_LIMIT):
+        config = self._config(thread)
+        config["configurable"]["checkpoint_ns"] = ns
+        async for s in self.graph.aget_state_history(config, limit=HISTORY_LIMIT):
             out.append(
                 {
                     "id": s.config["configurable"]["checkpoint_id"],
@@ -197,8 +214,15 @@ class MeshSide(_Positions):
         t = await self.client.threads.create(metadata={"suite": "thread-equivalence"})
         return str(t["thread_id"])
 
-    async def _raw(self, thread: str) -> list[dict[str, Any]]:
-        states = await self.client.threads.get_history(thread, limit=HISTORY_LIMIT)
+    async def _subgraph_ns(self, thread: str) -> str:
+        state = await self.client.threads.get_state(thread, subgraphs=True)
+        sub = next(t["state"] for t in state["tasks"] if t["state"] is not None)
+        return str(sub["checkpoint"]["checkpoint_ns"])
+
+    async def _raw(self, thread: str, ns: str = "") -> list[dict[str, Any]]:
+        states = await self.client.threads.get_history(
+            thread, limit=HISTORY_LIMIT, checkpoint={"checkpoint_ns": ns} if ns else None
+        )
         return [
             {
                 "id": s["checkpoint_id"],
@@ -342,9 +366,19 @@ async def _copy_send_then_run_both(side: Side) -> list[Any]:
     return [*obs, await side.history(t), await side.history(c)]
 
 
+async def _subgraph_history(side: Side) -> list[Any]:
+    """Interrupted inside a subgraph: the subgraph's own history, by its namespace."""
+    t = await side.new_thread()
+    obs = [await side.run(t, {"topic": "mesh"})]
+    obs.append(await side.subgraph_history(t))
+    obs.append(await side.run(t, command={"resume": "approved"}))
+    return [*obs, await side.history(t)]
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("history-send", "send", _history_send),
     Scenario("history-interrupted", "interrupts", _history_interrupted),
+    Scenario("history-of-a-subgraph", "subgraph_interrupt", _subgraph_history),
     Scenario("update-state-then-continue", "conditional", _update_then_continue),
     Scenario("update-state-as-node-then-continue", "conditional", _update_as_node_then_continue),
     Scenario("update-state-fork", "conditional", _update_fork),
