@@ -211,14 +211,18 @@ async def test_runs_join_delete_cancel_many_durability(mesh: MeshCluster) -> Non
     with pytest.raises(NotFoundError):
         await client.runs.get(t["thread_id"], run["run_id"])
 
-    first = await client.runs.create(t["thread_id"], "steps", input={"step": 0}, config=slow)
+    busy = {"configurable": {"steps": 3, "delay": 1.0}}  # still running when the next is queued
+    first = await client.runs.create(t["thread_id"], "steps", input={"step": 0}, config=busy)
     queued = await client.runs.create(
         t["thread_id"], "steps", input={"step": 0}, config=slow, multitask_strategy="enqueue"
     )
     cancelled = await client.runs.cancel_many(thread_id=t["thread_id"], status="pending")
     assert [r["run_id"] for r in cancelled] == [queued["run_id"]]
     assert cancelled[0]["status"] == "cancelled"
-    await client.runs.join(t["thread_id"], first["run_id"])
+    stopped = await client.runs.cancel_many(run_ids=[first["run_id"]], action="interrupt")
+    assert [r["run_id"] for r in stopped] == [first["run_id"]]
+    await client.runs.join(t["thread_id"], first["run_id"], raise_error=False)
+    assert (await client.runs.get(t["thread_id"], first["run_id"]))["status"] == "cancelled"
 
     for durability in ("async", "exit"):
         d = await client.threads.create()
