@@ -216,6 +216,9 @@ async def test_runs_join_delete_cancel_many_durability(mesh: MeshCluster) -> Non
     queued = await client.runs.create(
         t["thread_id"], "steps", input={"step": 0}, config=slow, multitask_strategy="enqueue"
     )
+    with pytest.raises(ConflictError) as busy_thread:  # its owner writes only an idle thread
+        await client.threads.update_state(t["thread_id"], {"step": 9})
+    assert busy_thread.value.reason == "THREAD_BUSY"
     cancelled = await client.runs.cancel_many(thread_id=t["thread_id"], status="pending")
     assert [r["run_id"] for r in cancelled] == [queued["run_id"]]
     assert cancelled[0]["status"] == "cancelled"

@@ -3,6 +3,8 @@
 * A delayed run accepted while one runtime lived fires after that runtime was SIGKILLed,
   on a runtime started later; the runtime that fired it is SIGKILLed mid-run too, and
   the run finishes on the last one, each step committed once.
+* A webhook of a run whose runtime is SIGKILLed mid-run is delivered once, by the
+  runtime that adopted and finished the run.
 * A webhook whose delivering runtime is SIGKILLed mid-POST is delivered by a runtime
   started later, once the claim ran out: the receiver sees two POSTs with the same
   ``Idempotency-Key`` (the retry is visible, never silent) and nothing after its 200.
@@ -174,6 +176,44 @@ async def test_webhook_survives_sigkill_mid_delivery(
         # answered 200: no more deliveries, even after another claim would have run out
         await asyncio.sleep(VISIBILITY + 1.5)
         assert len(receiver.posts) == 2
+    finally:
+        await receiver.stop()
+        await c.aclose_clients()
+        c.stop()
+
+
+async def test_webhook_of_a_run_whose_runtime_died_is_delivered_once(
+    infra: LocalServers, prefix: str, tmp_path: Path
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    c = _cluster(infra, prefix, tmp_path)
+    try:
+        for _ in range(2):
+            c.add_runtime(extra=RUNTIME_FLAGS)
+        c.add_gateway()
+        client = c.client()
+        t = await client.threads.create()
+        run = await client.runs.create(
+            t["thread_id"],
+            "steps",
+            input={"step": 0},
+            config={"configurable": {"steps": 4, "delay": 0.5}},
+            webhook=receiver.url,
+        )
+        async for part in client.runs.join_stream(t["thread_id"], run["run_id"]):
+            if part.event == "lifecycle" and part.lifecycle["kind"] == "started":
+                owner = part.lifecycle["runtime_id"]
+                break
+        c.runtimes[int(owner.rsplit("-rt", 1)[1]) - 1].kill()  # mid-run, nobody watching
+        await assert_eventually(
+            lambda: len(receiver.posts) == 1, timeout=30, message="delivered by the adopter"
+        )
+        body = receiver.posts[0]["body"]
+        assert body["run_id"] == run["run_id"] and body["status"] == "success"
+        assert body["values"]["step"] == 4 and body["attempts"] == 1
+        await asyncio.sleep(2.0)  # the schedule is empty: nothing more comes
+        assert len(receiver.posts) == 1
     finally:
         await receiver.stop()
         await c.aclose_clients()
