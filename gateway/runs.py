@@ -231,9 +231,10 @@ class RunsEngine:
 
     async def _arm_webhook(self, tenant: str, spec: RunSpec, run_id: str) -> None:
         if spec.webhook:
+            # due once the run can have ended; the runtime ending it makes it due at once
             await self.webhooks.add(
                 run_id,
-                time.time() + 1.0,
+                time.time() + spec.after_seconds + 1.0,
                 {
                     "url": spec.webhook,
                     "scoped": scoped_thread_id(tenant, spec.thread_id),
@@ -290,8 +291,16 @@ class RunsEngine:
             async for ev in self.dispatcher.follow_log(tenant, spec.thread_id, run_id, 0):
                 yield ev
             return
-        async for ev in self.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
-            yield ev
+        started = False
+        try:
+            async for ev in self.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
+                started = True
+                yield ev
+        except Exception:
+            if not started and spec.webhook:  # never admitted (rejected, bad input): no POST
+                with contextlib.suppress(Exception):
+                    await self.webhooks.done(run_id)
+            raise
 
     async def wait(self, tenant: str, spec: RunSpec) -> RunOutcome:
         run_id, spec, fresh = await self.prepare(tenant, replace(spec, lifecycle_only=True))

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 DEFAULT_VISIBILITY = 30.0
 WEBHOOK_TIMEOUT = 5.0
 WEBHOOK_MAX_ATTEMPTS = 6
+#: how often a webhook whose run has not ended is looked at again: the runtime that ends
+#: the run makes it due at once, so this only covers one that died right after the end
+WEBHOOK_POLL = 5.0
 #: how long a webhook job may wait for its run to be recorded (the gateway arms the
 #: webhook before the runtime admits the run; a run never admitted leaves it behind)
 MISSING_RUN_GRACE = 120.0
@@ -223,10 +226,10 @@ class Scheduler:
                 log.info("webhook of run %s dropped: the run was never recorded", job.id)
                 await self.webhooks.done(job.id)
             else:
-                await self.webhooks.later(job.id, time.time() + self.interval)
+                await self.webhooks.later(job.id, time.time() + WEBHOOK_POLL)
             return None
         if rec.status not in TERMINAL_STATUSES:
-            await self.webhooks.later(job.id, time.time() + self.interval)
+            await self.webhooks.later(job.id, time.time() + WEBHOOK_POLL)
             return None
         values = None
         if self.eventlog is not None:
