@@ -124,7 +124,7 @@ def outcome_of(ev: types_pb2.RunEvent) -> tuple[str, dict[str, Any] | None, list
 def _command_from_pb(cmd: types_pb2.Command) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if cmd.HasField("resume"):
-        out["resume"] = from_value(cmd.resume)
+        out["resume"] = from_value(cmd.resume, "run.command.resume")
         if cmd.resume_map:
             if not isinstance(out["resume"], dict):
                 raise InvalidArgumentError(
@@ -134,7 +134,7 @@ def _command_from_pb(cmd: types_pb2.Command) -> dict[str, Any]:
                 )
             out["resume_map"] = True
     if cmd.HasField("update"):
-        out["update"] = from_value(cmd.update)
+        out["update"] = from_value(cmd.update, "run.command.update")
     if cmd.goto:
         out["goto"] = list(cmd.goto)
     return out
@@ -151,14 +151,14 @@ def spec_from_pb(pb: types_pb2.RunSpec) -> Any:
     return RunSpec(
         thread_id=pb.thread_id,
         assistant_id=pb.assistant_id,
-        input=from_value(pb.input) if pb.HasField("input") else None,
+        input=from_value(pb.input, "run.input") if pb.HasField("input") else None,
         has_input=pb.HasField("input"),
         input_wire=pb.input.SerializeToString() if pb.HasField("input") else b"",
         large=pb.ByteSize() > LARGE_MESSAGE_BYTES,
         command=_command_from_pb(pb.command) if pb.HasField("command") else None,
-        config=from_struct(pb.config) if pb.HasField("config") else {},
-        context=from_struct(pb.context) if pb.HasField("context") else {},
-        metadata=from_struct(pb.metadata) if pb.HasField("metadata") else {},
+        config=from_struct(pb.config, "run.config") if pb.HasField("config") else {},
+        context=from_struct(pb.context, "run.context") if pb.HasField("context") else {},
+        metadata=from_struct(pb.metadata, "run.metadata") if pb.HasField("metadata") else {},
         stream_modes=tuple(m for m in modes if m),
         multitask_strategy=names.name_of(names.MULTITASK_STRATEGY, pb.multitask_strategy, "reject"),
         interrupt_before=tuple(pb.interrupt_before),

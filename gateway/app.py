@@ -25,7 +25,13 @@ from gateway.runs import RunsEngine
 from gateway.servicer import ApiContext, AssistantServicer, RunServicer, ThreadServicer
 from gateway.threads import ThreadsEngine
 from mesh_core.adapters.etcd.session import new_etcd_client
-from mesh_core.adapters.nats.eventlog import RunEventLog, call_nats, connect_nats
+from mesh_core.adapters.nats.eventlog import (
+    DEFAULT_EVENT_MAX_AGE,
+    DEFAULT_EVENT_MAX_BYTES,
+    RunEventLog,
+    call_nats,
+    connect_nats,
+)
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.assistants import AssistantStore
 from mesh_core.adapters.redis.client import connect_redis
@@ -74,6 +80,8 @@ class GatewaySettings:
     retry_budget: float = DEFAULT_RETRY_BUDGET
     webhook_allow_hosts: tuple[str, ...] = ()
     thread_ttl: float = 0.0
+    event_max_age: float = DEFAULT_EVENT_MAX_AGE
+    event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
 
 
 def _service(module: Any, name: str) -> str:
@@ -112,7 +120,13 @@ class Gateway(Service):
         records = RecordStore(self.redis, infra.prefix, retry=retry)
         self.nc = await connect_nats(infra.nats_url, s.name)
         self._closers.append(self.nc.close)
-        eventlog = RunEventLog(self.nc, NatsNames(infra.prefix), retry=retry)
+        eventlog = RunEventLog(
+            self.nc,
+            NatsNames(infra.prefix),
+            max_age=s.event_max_age,
+            max_bytes=s.event_max_bytes,
+            retry=retry,
+        )
         await call_nats(retry, "event stream setup", eventlog.ensure_stream)
         self.etcd = new_etcd_client(infra)
         await self.etcd.connect()

@@ -65,7 +65,7 @@ async def _spec(pb: types_pb2.RunSpec) -> Any:
 
 
 def _struct(msg: Any, field: str) -> dict[str, Any] | None:
-    return from_struct(getattr(msg, field)) if msg.HasField(field) else None
+    return from_struct(getattr(msg, field), field) if msg.HasField(field) else None
 
 
 class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
@@ -80,7 +80,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         rec = await self.threads.create(
             tenant,
             request.thread_id,
-            from_struct(request.metadata),
+            from_struct(request.metadata, "metadata"),
             if_exists_return=request.if_exists_return,
             graph_id=request.graph_id,
             ttl=request.ttl_seconds,
@@ -138,7 +138,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         cid, ns = await self.threads.update_state(
             tenant,
             request.thread_id,
-            from_value(request.values) if request.HasField("values") else None,
+            from_value(request.values, "values") if request.HasField("values") else None,
             as_node=request.as_node,
             checkpoint_id=request.checkpoint_id,
             checkpoint_ns=request.checkpoint_ns,
@@ -176,7 +176,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         tenant = self.api.tenant(context, request)
         recs = await self.threads.search(
             tenant,
-            metadata=from_struct(request.metadata),
+            metadata=from_struct(request.metadata, "metadata"),
             status=names.name_of(names.THREAD_STATUS, request.status),
             ids=list(request.ids),
             limit=request.limit,
@@ -190,7 +190,7 @@ class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
         tenant = self.api.tenant(context, request)
         n = await self.threads.count(
             tenant,
-            metadata=from_struct(request.metadata),
+            metadata=from_struct(request.metadata, "metadata"),
             status=names.name_of(names.THREAD_STATUS, request.status),
         )
         return threads_pb2.CountThreadsResponse(count=n)
@@ -339,9 +339,9 @@ class AssistantServicer(assistants_pb2_grpc.AssistantServiceServicer):
         rec = await self.assistants.create(
             tenant,
             request.graph_id,
-            config=from_struct(request.config),
-            context=from_struct(request.context),
-            metadata=from_struct(request.metadata),
+            config=from_struct(request.config, "config"),
+            context=from_struct(request.context, "context"),
+            metadata=from_struct(request.metadata, "metadata"),
             assistant_id=request.assistant_id,
             if_exists_return=request.if_exists_return,
             name=request.name,
@@ -378,7 +378,7 @@ class AssistantServicer(assistants_pb2_grpc.AssistantServiceServicer):
         tenant = self.api.tenant(context, request)
         recs = await self.assistants.search(
             tenant,
-            metadata=from_struct(request.metadata),
+            metadata=from_struct(request.metadata, "metadata"),
             graph_id=request.graph_id,
             name=request.name,
             limit=request.limit,
@@ -392,7 +392,7 @@ class AssistantServicer(assistants_pb2_grpc.AssistantServiceServicer):
         tenant = self.api.tenant(context, request)
         n = await self.assistants.count(
             tenant,
-            metadata=from_struct(request.metadata),
+            metadata=from_struct(request.metadata, "metadata"),
             graph_id=request.graph_id,
             name=request.name,
         )
@@ -407,7 +407,7 @@ class AssistantServicer(assistants_pb2_grpc.AssistantServiceServicer):
         recs = await self.assistants.versions(
             tenant,
             request.assistant_id,
-            metadata=from_struct(request.metadata),
+            metadata=from_struct(request.metadata, "metadata"),
             limit=request.limit,
             offset=request.offset,
         )

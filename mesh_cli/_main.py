@@ -110,6 +110,35 @@ def _service_flags(p: argparse.ArgumentParser, kind: str, env: Mapping[str, str]
     return f
 
 
+def _event_log_flags(f: Flags) -> None:
+    f.add(
+        "--event-log-max-age",
+        env="LGMESH_EVENT_LOG_MAX_AGE",
+        default=24 * 3600.0,
+        type=float,
+        unit="s",
+        help="how long the run event log keeps a run's events "
+        "(JoinRun from a cursor works this long); every gateway and runtime must agree",
+    )
+    f.add(
+        "--event-log-max-bytes",
+        env="LGMESH_EVENT_LOG_MAX_BYTES",
+        default=1024**3,
+        type=int,
+        unit="bytes",
+        help="size bound of the whole run event log (the oldest events go first)",
+    )
+
+
+def _keep(value: str) -> int | None:
+    if value.strip().lower() == "all":
+        return None
+    n = 1 if value.strip().lower() == "latest" else int(value)
+    if n < 1:
+        raise ValueError("--checkpoint-keep must be all, latest or a positive number")
+    return n
+
+
 def _infra(ns: argparse.Namespace) -> InfraSettings:
     return InfraSettings(
         etcd_url=ns.etcd_url, nats_url=ns.nats_url, redis_url=ns.redis_url, prefix=ns.prefix
@@ -151,6 +180,8 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         retry_budget=ns.retry_budget,
         webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
         thread_ttl=ns.thread_ttl,
+        event_max_age=ns.event_log_max_age,
+        event_max_bytes=ns.event_log_max_bytes,
     )
     lifecycle = _lifecycle(ns, "gateway", env)
     _tracing("gateway")
@@ -191,6 +222,11 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         task_ack_wait=ns.task_ack_wait,
         webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
         schedule_visibility=ns.schedule_visibility,
+        lease_idle=ns.lease_idle,
+        checkpoint_keep=_keep(ns.checkpoint_keep),
+        thread_ttl=ns.thread_ttl,
+        event_max_age=ns.event_log_max_age,
+        event_max_bytes=ns.event_log_max_bytes,
         **kwargs,
     )
     lifecycle = _lifecycle(ns, settings.runtime_id, env)
@@ -338,7 +374,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         default=0.0,
         type=float,
         unit="s",
-        help="delete a thread this long after its last update, unless it sets its own (0: never)",
+        help="delete a thread (record and checkpoints) this long after its last update, unless "
+        "it sets its own TTL (0: never); runtimes expire checkpoints by the same variable",
     )
     f.add(
         "--webhook-allow-hosts",
@@ -346,6 +383,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         default="",
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
+    _event_log_flags(f)
 
     r = cmd(
         "runtime",
@@ -450,6 +488,30 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="Redis or NATS unreachable (while a peer reaches them) this long: give the "
         "threads to other runtimes",
     )
+    f.add(
+        "--lease-idle",
+        env="LGMESH_LEASE_IDLE",
+        default=2.0,
+        type=float,
+        unit="s",
+        help="keep a thread's lease this long after its last run (its next run skips the "
+        "etcd transaction); 0 releases at once",
+    )
+    f.add(
+        "--checkpoint-keep",
+        env="LGMESH_CHECKPOINT_KEEP",
+        default="100",
+        help="checkpoints kept per thread namespace: a number, latest, or all",
+    )
+    f.add(
+        "--thread-ttl",
+        env="LGMESH_THREAD_TTL",
+        default=None,
+        type=float,
+        unit="s",
+        help="a thread's checkpoints expire this long after its last write (none: never)",
+    )
+    _event_log_flags(f)
     f.add(
         "--llm-gateway",
         env="LGMESH_LLM_GATEWAY_ADDR",

@@ -21,14 +21,14 @@ _TASK_ERROR = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.DOTALL)
 def command_from_pb(cmd: types_pb2.Command) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     if cmd.HasField("resume"):
-        out["resume"] = from_value(cmd.resume)
+        out["resume"] = from_value(cmd.resume, "run.command.resume")
         if cmd.resume_map and not isinstance(out["resume"], dict):
             raise InvalidArgumentError(
                 "command.resume must be an object of interrupt id -> value when resume_map is set",
                 [FieldViolation("run.command.resume", "expected a JSON object")],
             )
     if cmd.HasField("update"):
-        out["update"] = from_value(cmd.update)
+        out["update"] = from_value(cmd.update, "run.command.update")
     if cmd.goto:
         out["goto"] = list(cmd.goto)
     return out or None
@@ -43,7 +43,7 @@ def request_from_pb(
     after_seq: int = 0,
     graph_id: str = "",
 ) -> RunRequest:
-    config = from_struct(spec.config) if spec.HasField("config") else {}
+    config = from_struct(spec.config, "run.config") if spec.HasField("config") else {}
     validate_config(config)
     if list(spec.stream_modes) == [types_pb2.STREAM_MODE_UNSPECIFIED]:
         modes: tuple[str, ...] = ()  # lifecycle events only (WaitRun: the end carries the output)
@@ -55,11 +55,11 @@ def request_from_pb(
         run_id=run_id,
         thread_id=spec.thread_id,
         assistant_id=spec.assistant_id,
-        input=from_value(spec.input) if spec.HasField("input") else None,
+        input=from_value(spec.input, "run.input") if spec.HasField("input") else None,
         command=command_from_pb(spec.command) if spec.HasField("command") else None,
         config=config,
-        context=from_struct(spec.context) if spec.HasField("context") else {},
-        metadata=from_struct(spec.metadata) if spec.HasField("metadata") else {},
+        context=from_struct(spec.context, "run.context") if spec.HasField("context") else {},
+        metadata=from_struct(spec.metadata, "run.metadata") if spec.HasField("metadata") else {},
         stream_modes=modes,
         multitask_strategy=names.name_of(
             names.MULTITASK_STRATEGY, spec.multitask_strategy, "reject"

@@ -201,7 +201,7 @@ class ThreadStore:
         scoped = scoped_thread_id(tenant_id, thread_id)
         async with self.manager.holding(scoped) as lease:
             await self._idle(tenant_id, thread_id)
-            await FencedCheckpointer(self.checkpointer, lease).aprune_thread(scoped)
+            await FencedCheckpointer(self.checkpointer, lease).aprune_keep_last(scoped, 1)
 
 
 def _user_nodes(graph: Pregel) -> list[str]:

@@ -41,6 +41,7 @@ from mesh_core.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from mesh_core.jsonvalue import parse_json
 from tool_svc._idempotency import IdempotencyLock, IdempotencyStore
 from tool_svc._metrics import (
     TOOL_ERRORS,
@@ -168,13 +169,7 @@ def _from_output(tool: RegisteredTool, out: Any, duration: float) -> ToolResult:
 
 
 def _parse_arguments(raw: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidArgumentError(
-            "arguments_json is not valid JSON",
-            [FieldViolation("arguments_json", f"not valid JSON: {exc.msg} at {exc.pos}")],
-        ) from None
+    value = parse_json(raw, "arguments_json") if raw.strip() else {}
     if not isinstance(value, dict):
         raise InvalidArgumentError(
             "arguments_json must be a JSON object",

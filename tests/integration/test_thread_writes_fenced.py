@@ -57,9 +57,9 @@ async def test_stale_owner_cannot_delete_or_prune(saver: MeshCheckpointer) -> No
     with pytest.raises(StaleOwnerError):
         await saver.adelete_thread_fenced("t", token=6)
     with pytest.raises(StaleOwnerError):
-        await saver.aprune_fenced("t", token=6)
+        await saver.aprune_keep_last("t", 1, token=6)
     assert len([c async for c in saver.alist(_cfg("t", 7))]) == 3
-    await saver.aprune_fenced("t", token=7)
+    await saver.aprune_keep_last("t", 1, token=7)
     assert len([c async for c in saver.alist(_cfg("t", 7))]) == 1
 
 
