@@ -69,6 +69,7 @@ async def test_a_deleted_thread_keeps_its_fence(saver: MeshCheckpointer) -> None
     await saver.adelete_thread_fenced("d", token=9)
     assert await saver.aget_tuple(_cfg("d", 9)) is None
     assert await saver.aget_fence("d") == 9
+    assert 0 < await saver.redis.pttl(saver.keys.thread_fence("d")) <= 86_400_000
     with pytest.raises(StaleOwnerError):
         await _put(saver, "d", 3, 1)  # the former owner, paused past its lease, wakes up
     assert await saver.aget_tuple(_cfg("d", 9)) is None
