@@ -29,7 +29,6 @@ from mesh_core.adapters.nats.eventlog import (
     DEFAULT_EVENT_MAX_AGE,
     DEFAULT_EVENT_MAX_BYTES,
     RunEventLog,
-    call_nats,
     connect_nats,
 )
 from mesh_core.adapters.nats.subjects import NatsNames
@@ -49,6 +48,7 @@ from mesh_core.lifecycle import (
 )
 from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
+from mesh_core.security import inbox_prefix
 
 __all__ = ["Gateway", "GatewaySettings", "serve"]
 
@@ -118,7 +118,7 @@ class Gateway(Service):
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
         records = RecordStore(self.redis, infra.prefix, retry=retry)
-        self.nc = await connect_nats(infra.nats_url, s.name)
+        self.nc = await connect_nats(infra.nats_url, s.name, inbox=inbox_prefix("gateway"))
         self._closers.append(self.nc.close)
         eventlog = RunEventLog(
             self.nc,
@@ -127,7 +127,7 @@ class Gateway(Service):
             max_bytes=s.event_max_bytes,
             retry=retry,
         )
-        await call_nats(retry, "event stream setup", eventlog.ensure_stream)
+        # The runtimes make the event stream; a gateway's NATS user may only read it.
         self.etcd = new_etcd_client(infra)
         await self.etcd.connect()
         self._closers.append(self.etcd.close)

@@ -15,6 +15,7 @@ __all__ = [
     "env_float",
     "env_int",
     "env_str",
+    "redact_url",
 ]
 
 DEFAULT_PREFIX = "lgmesh"
@@ -59,6 +60,19 @@ def env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password (``redis://user:***@host:port/0``): the form every
+    log line and message uses."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    userinfo, at, host = rest.partition("@")
+    if not at or "/" in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{head}{sep}{user}:***@{host}" if ":" in userinfo else f"{head}{sep}{user}@{host}"
+
+
 @dataclass(frozen=True)
 class InfraSettings:
     """Where the mesh's backing servers are, and the namespace it uses in them.
@@ -84,6 +98,13 @@ class InfraSettings:
             nats_url=env_str(env, "LGMESH_NATS_URL", cls.nats_url),
             redis_url=env_str(env, "LGMESH_REDIS_URL", cls.redis_url),
             prefix=env_str(env, "LGMESH_PREFIX", DEFAULT_PREFIX),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"InfraSettings(etcd_url={redact_url(self.etcd_url)!r}, "
+            f"nats_url={redact_url(self.nats_url)!r}, redis_url={redact_url(self.redis_url)!r}, "
+            f"prefix={self.prefix!r})"
         )
 
     def etcd_host_port(self) -> tuple[str, int]:

@@ -59,6 +59,7 @@ from mesh_core.lifecycle import (
 )
 from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
+from mesh_core.security import inbox_prefix
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.manager import RunManager, RunManagerSettings
@@ -201,14 +202,22 @@ class Runtime(Service):
         s = self.settings
         infra = s.infra
         retry = Retry(budget=s.retry_budget)
+        # A runtime in the worker role is the "worker" tier: it reads checkpoints (for
+        # subgraphs inside a task) and pulls tasks, nothing else -- no etcd, no run
+        # records, no event log (see mesh_core.security._infra).
+        tier = "worker" if s.role == "worker" else "runtime"
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
         self.checkpointer = MeshCheckpointer(
             self.redis, prefix=infra.prefix, retry=retry, ttl=s.thread_ttl
         )
-        self.records = RecordStore(self.redis, infra.prefix, retry=retry)
-        self.nc = await connect_nats(infra.nats_url, s.runtime_id)
+        self.nc = await connect_nats(infra.nats_url, s.runtime_id, inbox=inbox_prefix(tier))
         self._closers.append(self.nc.close)
+        if s.role in ("worker", "both"):
+            await self._start_worker(create_queue=s.role == "both")
+        if s.role == "worker":
+            return
+        self.records = RecordStore(self.redis, infra.prefix, retry=retry)
         names = NatsNames(infra.prefix)
         self.eventlog = RunEventLog(
             self.nc, names, max_age=s.event_max_age, max_bytes=s.event_max_bytes, retry=retry
@@ -221,10 +230,7 @@ class Runtime(Service):
         self.session.on_lost(self._on_session_lost)
         self.session.on_renewed(self._on_session_renewed)
         SESSION_RENEWALS.labels(s.runtime_id).set(1)
-        if s.role in ("worker", "both"):
-            await self._start_worker()
-        if s.role in ("owner", "both"):
-            await self._start_owner()
+        await self._start_owner()
         self._tasks.append(asyncio.create_task(self._supervise(), name="runtime-supervise"))
 
     async def on_health(self, serving: bool) -> None:
@@ -265,7 +271,7 @@ class Runtime(Service):
         self._closers.clear()
 
     # -- roles -----------------------------------------------------------------------------
-    async def _start_worker(self) -> None:
+    async def _start_worker(self, *, create_queue: bool) -> None:
         from runtime_svc.remote import TaskQueueSettings, TaskWorker  # the worker role
 
         self.worker = TaskWorker(
@@ -276,6 +282,7 @@ class Runtime(Service):
             worker_id=self.settings.runtime_id,
             nc=self.nc,
             queue=TaskQueueSettings(ack_wait=self.settings.task_ack_wait),
+            create_queue=create_queue,
         )
         await self.worker.start()
         self._closers.append(self.worker.stop)

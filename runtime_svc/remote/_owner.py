@@ -73,6 +73,7 @@ from nats.js import JetStreamContext
 
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
+from mesh_core.security import inbox_prefix
 from mesh_core.telemetry import inject_nats_headers
 from runtime_svc.langgraph_api import (
     CONF,
@@ -412,9 +413,10 @@ class RemoteExecutor:
                 self.settings.nats_url,
                 name=f"lgmesh-owner-{self.owner_id}",
                 max_reconnect_attempts=-1,
+                inbox_prefix=inbox_prefix("runtime").encode(),
             )
         self._js = self._nc.jetstream()
-        await ensure_task_queue(self._js, self.names, self.queue, consumer=False)
+        await ensure_task_queue(self._js, self.names, self.queue, create=True)
         self._sub = await self._nc.subscribe(self.reply_subject, cb=self._on_reply)
         self._watcher = asyncio.create_task(self._watch_reconnects(self._nc))
 

@@ -8,6 +8,7 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
     RetentionPolicy,
     StorageType,
@@ -63,10 +64,17 @@ class TaskQueueSettings:
 
 
 async def ensure_task_queue(
-    js: JetStreamContext, names: NatsNames, queue: TaskQueueSettings, *, consumer: bool = True
+    js: JetStreamContext, names: NatsNames, queue: TaskQueueSettings, *, create: bool = True
 ) -> None:
-    """Create (idempotently) the work-queue stream, the dead-letter stream and, with
-    ``consumer`` (workers), the shared durable pull consumer."""
+    """Owners (``create``) make, idempotently, the work-queue stream, the dead-letter
+    stream and the workers' shared durable pull consumer. Workers only check that the
+    consumer is there with their settings: a worker's NATS user may pull and ack tasks
+    but not create or change streams and consumers (``NotFoundError`` until an owner
+    made them)."""
+    config = _consumer_config(names, queue)
+    if not create:
+        _check_consumer(await js.consumer_info(names.tasks_stream, names.tasks_consumer), config)
+        return
     await _ensure_stream(
         js,
         StreamConfig(
@@ -87,9 +95,17 @@ async def ensure_task_queue(
             max_age=queue.dead_letter_max_age,
         ),
     )
-    if not consumer:
-        return
-    config = ConsumerConfig(
+    # nats-server would silently update a consumer created with other settings: check
+    try:
+        info = await js.consumer_info(names.tasks_stream, names.tasks_consumer)
+    except NotFoundError:
+        await js.add_consumer(names.tasks_stream, config=config)
+        info = await js.consumer_info(names.tasks_stream, names.tasks_consumer)
+    _check_consumer(info, config)
+
+
+def _consumer_config(names: NatsNames, queue: TaskQueueSettings) -> ConsumerConfig:
+    return ConsumerConfig(
         name=names.tasks_consumer,
         durable_name=names.tasks_consumer,
         ack_policy=AckPolicy.EXPLICIT,
@@ -101,19 +117,16 @@ async def ensure_task_queue(
         max_ack_pending=-1,
         max_waiting=4096,
     )
-    # nats-server would silently update a consumer created with other settings: check
-    try:
-        info = await js.consumer_info(names.tasks_stream, names.tasks_consumer)
-    except NotFoundError:
-        await js.add_consumer(names.tasks_stream, config=config)
-        info = await js.consumer_info(names.tasks_stream, names.tasks_consumer)
+
+
+def _check_consumer(info: ConsumerInfo, config: ConsumerConfig) -> None:
     have = (info.config.ack_wait, info.config.max_deliver)
     want = (config.ack_wait, config.max_deliver)
     if have != want:
         raise ValueError(
-            f"task consumer {names.tasks_consumer} exists with (ack_wait, max_deliver)="
-            f"{have}, this worker wants {want}: every worker of a mesh must use the "
-            "same TaskQueueSettings (delete the consumer to change them)"
+            f"task consumer {config.durable_name} exists with (ack_wait, max_deliver)="
+            f"{have}, this process wants {want}: every owner and worker of a mesh must use "
+            "the same TaskQueueSettings (delete the consumer to change them)"
         )
 
 

@@ -38,10 +38,13 @@ from langgraph.pregel import Pregel
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from opentelemetry.trace import SpanKind
 
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
+from mesh_core.retry import Backoff
+from mesh_core.security import inbox_prefix
 from mesh_core.telemetry import current_tracing
 from runtime_svc.langgraph_api import (
     arun_with_retry,
@@ -100,8 +103,11 @@ class TaskWorker:
         pending_poll_interval: float = 5.0,
         nc: NATS | None = None,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        create_queue: bool = True,
     ) -> None:
         """``nc``: an open NATS connection to share (left open by ``stop``).
+        ``create_queue``: make the task queue if it is missing (a runtime in both roles);
+        a worker-only process waits for an owner to make it (its NATS user may not).
         ``call_timeout``: seconds a task waits for its owner to answer a ``@task`` call
         (a task whose owner died in between doesn't hold its slot for ever)."""
         if concurrency < 1:
@@ -115,6 +121,7 @@ class TaskWorker:
         self.queue = queue or TaskQueueSettings()
         self.serde: SerializerProtocol = serde or JsonPlusSerializer()
         self.pending_poll_interval = pending_poll_interval
+        self.create_queue = create_queue
         self._nc: NATS | None = nc
         self._own_nc = nc is None
         self._js: JetStreamContext | None = None
@@ -132,6 +139,22 @@ class TaskWorker:
         self._inflight = WORKER_INFLIGHT.labels(worker_id)
         self.calls = TaskCalls(self.serde, f"_lgmesh_calls.{worker_id}", timeout=call_timeout)
 
+    async def _attach_queue(self, js: JetStreamContext) -> None:
+        """The task queue, made here or (worker-only) waited for until an owner makes it."""
+        backoff = Backoff(0.1, 2.0)
+        attempt = 0
+        while True:
+            try:
+                await ensure_task_queue(js, self.names, self.queue, create=self.create_queue)
+                return
+            except NotFoundError:
+                if attempt == 0:
+                    log.info(
+                        "worker %s waits for an owner to create the task queue", self.worker_id
+                    )
+            attempt += 1
+            await asyncio.sleep(backoff.delay(attempt))
+
     @property
     def inflight(self) -> int:
         return len(self._handlers)
@@ -143,9 +166,10 @@ class TaskWorker:
                 self.settings.nats_url,
                 name=f"lgmesh-worker-{self.worker_id}",
                 max_reconnect_attempts=-1,
+                inbox_prefix=inbox_prefix("worker").encode(),
             )
         self._js = self._nc.jetstream()
-        await ensure_task_queue(self._js, self.names, self.queue)
+        await self._attach_queue(self._js)
         psub = await self._js.pull_subscribe_bind(
             durable=self.names.tasks_consumer, stream=self.names.tasks_stream
         )

@@ -32,8 +32,10 @@ class MeshCluster:
         self.tmp = tmp
         self.graphs = graphs
         self.lease_ttl = lease_ttl
+        # Each service runs as its tier's own backend user (least privilege, as deployed);
+        # test instrumentation inside graphs uses the admin's Redis (LGMESH_TEST_REDIS_URL).
         self.env = {
-            **infra.env(),
+            "LGMESH_TEST_REDIS_URL": infra.redis_url,
             "LGMESH_PREFIX": prefix,
             "LGMESH_API_KEYS": API_KEYS,
             **(extra_env or {}),
@@ -45,6 +47,10 @@ class MeshCluster:
         self.metrics_ports: dict[str, int] = {}
         self._clients: list[MeshClient] = []
         self._echo = print if echo or os.environ.get("LGMESH_TEST_ECHO") else None
+
+    def env_for(self, tier: str) -> dict[str, str]:
+        """The environment of a ``tier`` process: the cluster's, with that tier's URLs."""
+        return {**self.env, **self.infra.env(tier, self.prefix)}
 
     def _metrics_args(self, name: str) -> list[str]:
         if not self.metrics:
@@ -63,7 +69,7 @@ class MeshCluster:
                 *self._metrics_args("llm-gateway"),
                 *(["--config", config] if config else []),
             ],
-            self.env,
+            self.env_for("llm"),
             log_file=self.tmp / "llm-gateway.log",
             echo=self._echo,
             cwd=str(ROOT),
@@ -76,7 +82,7 @@ class MeshCluster:
         proc = ServiceProcess(
             "tools",
             ["tools", "--port", "0", *self._metrics_args("tools")],
-            self.env,
+            self.env_for("tools"),
             log_file=self.tmp / "tools.log",
             echo=self._echo,
             cwd=str(ROOT),
@@ -112,7 +118,7 @@ class MeshCluster:
                 *self._metrics_args(f"runtime-{n}"),
                 *(extra or []),
             ],
-            self.env,
+            self.env_for("worker" if role == "worker" else "runtime"),
             log_file=self.tmp / f"runtime-{n}.log",
             echo=self._echo,
             cwd=str(ROOT),
@@ -126,7 +132,7 @@ class MeshCluster:
         proc = ServiceProcess(
             f"gateway-{n}",
             ["gateway", "--port", "0", *self._metrics_args(f"gateway-{n}")],
-            self.env,
+            self.env_for("gateway"),
             log_file=self.tmp / f"gateway-{n}.log",
             echo=self._echo,
             cwd=str(ROOT),

@@ -37,7 +37,7 @@ import aetcd
 import aetcd.exceptions
 
 from mesh_core.adapters.etcd._client import MeshEtcdClient
-from mesh_core.config import InfraSettings
+from mesh_core.config import InfraSettings, redact_url
 from mesh_core.errors import InternalError, SessionLostError, UnavailableError
 from mesh_core.reasons import Reason
 from mesh_core.retry import Backoff
@@ -223,7 +223,7 @@ class EtcdSession:
             if time.monotonic() > deadline:
                 await self.close()
                 raise UnavailableError(
-                    f"etcd at {self.settings.etcd_url} granted no lease within {timeout:.0f}s",
+                    f"etcd at {redact_url(self.settings.etcd_url)} granted no lease within {timeout:.0f}s",
                     reason=Reason.ETCD_UNAVAILABLE,
                 )
             await asyncio.sleep(0.02)

@@ -33,6 +33,7 @@ from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
 from mesh_core.adapters.nats.subjects import NatsNames
+from mesh_core.config import redact_url
 from mesh_core.errors import BackendUnavailableError, StaleOwnerError
 from mesh_core.logs import RateLimitedLog
 from mesh_core.reasons import Reason
@@ -60,26 +61,30 @@ DEFAULT_EVENT_MAX_BYTES = 1024**3
 _WRONG_LAST_SEQUENCE = 10071
 
 
-async def connect_nats(url: str, name: str) -> NatsClient:
+async def connect_nats(url: str, name: str, *, inbox: str = "_INBOX") -> NatsClient:
     """Connect with reconnects forever (backoff handled by nats-py).
 
+    ``inbox``: the prefix of this connection's reply subjects; each tier has its own
+    (``mesh_core.security.inbox_prefix``) so its NATS user may read only its own.
     Connection errors are logged a few times per half minute, naming the server.
     """
+
+    where = redact_url(url)
 
     async def _err(exc: Exception) -> None:
         _rate_limited.warning(
             f"{name}:{type(exc).__name__}",
             "%s: NATS at %s: %s",
             name,
-            url,
+            where,
             type(exc).__name__,
         )
 
     async def _disconnected() -> None:
-        log.warning("%s: disconnected from NATS at %s; reconnecting", name, url)
+        log.warning("%s: disconnected from NATS at %s; reconnecting", name, where)
 
     async def _reconnected() -> None:
-        log.info("%s: reconnected to NATS at %s", name, url)
+        log.info("%s: reconnected to NATS at %s", name, where)
 
     return await nats.connect(
         url,
@@ -90,6 +95,7 @@ async def connect_nats(url: str, name: str) -> NatsClient:
         disconnected_cb=_disconnected,
         reconnected_cb=_reconnected,
         connect_timeout=5,
+        inbox_prefix=inbox.encode(),
     )
 
 
