@@ -28,7 +28,9 @@ async def _count(config: RunnableConfig, node: str) -> None:
     conf = config.get("configurable", {})
     key = conf.get("count_key")
     if key:
-        r = aioredis.from_url((os.environ.get("LGMESH_TEST_REDIS_URL") or os.environ["LGMESH_REDIS_URL"]))
+        r = aioredis.from_url(
+            os.environ.get("LGMESH_TEST_REDIS_URL") or os.environ["LGMESH_REDIS_URL"]
+        )
         try:
             await r.hincrby(key, node, 1)
         finally:

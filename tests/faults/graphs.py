@@ -28,7 +28,7 @@ async def record_start(config: RunnableConfig, node: str) -> None:
     key = (config.get("configurable") or {}).get("count_key")
     if not key:
         return
-    url = (os.environ.get("LGMESH_TEST_REDIS_URL") or os.environ["LGMESH_REDIS_URL"])
+    url = os.environ.get("LGMESH_TEST_REDIS_URL") or os.environ["LGMESH_REDIS_URL"]
     client = _clients.get(url)
     if client is None:
         client = _clients[url] = aioredis.from_url(url)
@@ -57,7 +57,7 @@ async def probed(config: RunnableConfig, body: Any) -> Any:
     key = (config.get("configurable") or {}).get("probe_key")
     if not key:
         return await body()
-    url = (os.environ.get("LGMESH_TEST_REDIS_URL") or os.environ["LGMESH_REDIS_URL"])
+    url = os.environ.get("LGMESH_TEST_REDIS_URL") or os.environ["LGMESH_REDIS_URL"]
     client = _clients.get(url) or _clients.setdefault(url, aioredis.from_url(url))
     enter = asyncio.ensure_future(client.eval(_ENTER, 2, f"{key}:active", f"{key}:max"))
     try:

@@ -51,6 +51,7 @@ async def test_restart_shorter_than_the_ttl_is_survived(
         assert lost == []
         held.check()
         assert not waiter.done()
+
         # The restarted etcd forgot the client's auth token: the first call is refused as
         # UNAVAILABLE (callers retry) and the client authenticates again at once.
         async def listed() -> bool:
