@@ -68,7 +68,8 @@ async def owner(
 ) -> AsyncIterator[tuple[RemoteExecutor, MeshCheckpointer]]:
     client = support.redis_client(pool_settings)
     cp = MeshCheckpointer(client, prefix=pool_settings.prefix)
-    ex = RemoteExecutor(pool_settings, cp, queue=TaskQueueSettings())
+    # the same queue settings as the workers (start_worker: ack_wait 30 s)
+    ex = RemoteExecutor(pool_settings, cp, queue=TaskQueueSettings(ack_wait=30.0))
     await ex.start()
     try:
         yield ex, cp
