@@ -43,10 +43,7 @@ def thread_to_pb(rec: ThreadRecord) -> types_pb2.Thread:
     )
 
 
-def _error(err: dict[str, Any] | None) -> types_pb2.RunError | None:
-    if not err:
-        return None
-    return types_pb2.RunError(type=str(err.get("type", "")), message=str(err.get("message", "")))
+_error = names.run_error_to_pb
 
 
 def run_to_pb(rec: RunRecord) -> types_pb2.Run:
@@ -114,7 +111,7 @@ def final_event_from_record(rec: RunRecord, seq: int) -> types_pb2.RunEvent:
 def outcome_of(ev: types_pb2.RunEvent) -> tuple[str, dict[str, Any] | None, list[Any], Any]:
     """(status, error, interrupts, output) of a run's final event."""
     lc = ev.lifecycle
-    error = {"type": lc.error.type, "message": lc.error.message} if lc.HasField("error") else None
+    error = names.run_error_of_pb(lc.error) if lc.HasField("error") else None
     interrupts = [{"id": i.id, "value": from_value(i.value)} for i in lc.interrupts]
     output = from_value(ev.data) if ev.HasField("data") else None
     return names.name_of(names.RUN_STATUS, lc.status), error, interrupts, output

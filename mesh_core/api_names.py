@@ -10,6 +10,7 @@ than in a service, so the client and both services import it without importing e
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from lgmesh.api.v1 import runs_pb2, threads_pb2, types_pb2
 
@@ -25,6 +26,8 @@ __all__ = [
     "STREAM_MODE",
     "THREAD_STATUS",
     "name_of",
+    "run_error_of_pb",
+    "run_error_to_pb",
     "value_of",
 ]
 
@@ -53,6 +56,7 @@ RUN_STATUS: Mapping[str, int] = {
     "error": types_pb2.RUN_STATUS_ERROR,
     "interrupted": types_pb2.RUN_STATUS_INTERRUPTED,
     "cancelled": types_pb2.RUN_STATUS_CANCELLED,
+    "timeout": types_pb2.RUN_STATUS_TIMEOUT,
 }
 THREAD_STATUS: Mapping[str, int] = {
     "idle": types_pb2.THREAD_STATUS_IDLE,
@@ -109,3 +113,23 @@ def value_of(table: Mapping[str, int], name: str, what: str) -> int:
         return table[name]
     except KeyError:
         raise ValueError(f"unknown {what} {name!r} (known: {', '.join(table)})") from None
+
+
+def run_error_to_pb(err: Mapping[str, Any] | None) -> types_pb2.RunError | None:
+    """A run's error as kept in its record and final event (``{"type", "message"}``, and
+    ``"quota"`` when a tenant limit stopped it) -> ``RunError``."""
+    if not err:
+        return None
+    pb = types_pb2.RunError(type=str(err.get("type", "")), message=str(err.get("message", "")))
+    quota = err.get("quota")
+    if isinstance(quota, Mapping):
+        pb.quota.limit = str(quota.get("limit", ""))
+        pb.quota.value = int(quota.get("value") or 0)
+    return pb
+
+
+def run_error_of_pb(pb: types_pb2.RunError) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": pb.type, "message": pb.message}
+    if pb.HasField("quota"):
+        out["quota"] = {"limit": pb.quota.limit, "value": pb.quota.value}
+    return out

@@ -95,10 +95,7 @@ def interrupt_to_pb(i: Any) -> types_pb2.Interrupt:
     return types_pb2.Interrupt(id=str(getattr(i, "id", "")), value=to_value(getattr(i, "value", i)))
 
 
-def error_to_pb(err: dict[str, Any] | None) -> types_pb2.RunError | None:
-    if not err:
-        return None
-    return types_pb2.RunError(type=str(err.get("type", "")), message=str(err.get("message", "")))
+error_to_pb = names.run_error_to_pb
 
 
 def event_to_pb(ev: Event) -> types_pb2.RunEvent:

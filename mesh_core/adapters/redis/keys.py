@@ -103,6 +103,15 @@ class RedisKeys:
         return None
 
     # -- global ----------------------------------------------------------------------
+    def tenant_active_runs(self, tenant_id: str) -> str:
+        """Sorted set ``<scoped thread>|<run id>`` of a tenant's accepted, unfinished runs
+        (its concurrent-run limit)."""
+        return f"{self.prefix}:tenant:{tenant_id}:active"
+
+    def tenant_run_bucket(self, tenant_id: str) -> str:
+        """Hash tokens/at: a tenant's run-creation token bucket (its runs-per-second limit)."""
+        return f"{self.prefix}:tenant:{tenant_id}:bucket"
+
     def threads_index(self, tenant_id: str) -> str:
         """Sorted set of a tenant's thread ids by update time."""
         return f"{self.prefix}:tenant:{tenant_id}:threads"

@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from mesh_core.adapters.redis import _records_lua as lua
 from mesh_core.adapters.redis.client import call_redis
 from mesh_core.adapters.redis.keys import RedisKeys
-from mesh_core.errors import AlreadyExistsError
+from mesh_core.errors import AlreadyExistsError, QuotaExceededError
+from mesh_core.limits import TenantLimits
 from mesh_core.retry import Retry
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ __all__ = [
 ACTIVE_STATUSES = frozenset({"pending", "running"})
 #: a delayed run not yet due (shown to clients as pending)
 SCHEDULED = "scheduled"
-TERMINAL_STATUSES = frozenset({"success", "error", "interrupted", "cancelled"})
+TERMINAL_STATUSES = frozenset({"success", "error", "interrupted", "cancelled", "timeout"})
 
 
 def scoped_thread_id(tenant_id: str, thread_id: str) -> str:
@@ -99,6 +100,26 @@ class Admission:
     outcome: str
     active_run: str = ""
     superseded: tuple[str, ...] = ()
+
+
+def _quota_error(tenant: str, limit: str, limits: TenantLimits, wait: str) -> QuotaExceededError:
+    if limit == "concurrent_runs":
+        return QuotaExceededError(
+            f"the tenant has {limits.concurrent_runs} runs accepted and not finished, its "
+            "limit; retry when one ends",
+            tenant=tenant,
+            limit=limit,
+            value=limits.concurrent_runs,
+            retry_after=1.0,
+        )
+    return QuotaExceededError(
+        f"the tenant creates runs faster than its limit of {limits.runs_per_second:g} per "
+        f"second (bursts of {limits.run_burst})",
+        tenant=tenant,
+        limit=limit,
+        value=int(limits.runs_per_second),
+        retry_after=max(0.001, float(wait or 0)),
+    )
 
 
 class FinishOutcome(Enum):
@@ -250,6 +271,7 @@ class RecordStore:
                     r = _text(rid)
                     pipe.delete(self.keys.run_record(scoped, r), self.keys.run_index(r))
                     pipe.hdel(self.keys.active_runs(), r)
+                    pipe.zrem(self.keys.tenant_active_runs(tenant_id), f"{scoped}|{r}")
                 deleted, *_ = await pipe.execute()
             return bool(deleted)
 
@@ -284,14 +306,15 @@ class RecordStore:
         return out
 
     # -- runs: admission, turns, ending -----------------------------------------------
-    def _run_keys(self, run: RunRecord) -> tuple[str, str, str, str]:
-        """(run, thread, active_runs, queue) keys of a run."""
+    def _run_keys(self, run: RunRecord) -> tuple[str, str, str, str, str]:
+        """(run, thread, active_runs, queue, tenant's active runs) keys of a run."""
         scoped = run.scoped_thread
         return (
             self.keys.run_record(scoped, run.run_id),
             self.keys.thread_record(scoped),
             self.keys.active_runs(),
             self.keys.thread_queue(scoped),
+            self.keys.tenant_active_runs(run.tenant_id),
         )
 
     async def admit_run(
@@ -300,6 +323,7 @@ class RecordStore:
         strategy: str,
         *,
         resumes_interrupt: bool = False,
+        limits: TenantLimits | None = None,
         abort: Abort = None,
     ) -> Admission:
         """Record ``run`` and give it the thread, queue it, or reject it, in one step.
@@ -307,6 +331,8 @@ class RecordStore:
         ``strategy``: reject, enqueue, interrupt or rollback (see ``_records_lua``).
         ``resumes_interrupt``: the run answers an interrupt, so the thread must be
         interrupted (or the run queued behind the run that will interrupt it).
+        ``limits``: the tenant's; a run past its concurrent runs or creation rate is
+        not recorded (:class:`QuotaExceededError`).
         """
         now = time.time()
         run.created_at = run.created_at or now
@@ -323,12 +349,28 @@ class RecordStore:
                     self.keys.active_runs(),
                     self.keys.run_index(run.run_id),
                     self.keys.thread_queue(scoped),
+                    self.keys.tenant_active_runs(run.tenant_id),
+                    self.keys.tenant_run_bucket(run.tenant_id),
                 ],
-                args=[run.run_id, now, scoped, strategy, "1" if resumes_interrupt else "0", *flat],
+                args=[
+                    run.run_id,
+                    now,
+                    scoped,
+                    strategy,
+                    "1" if resumes_interrupt else "0",
+                    limits.concurrent_runs if limits else 0,
+                    limits.runs_per_second if limits else 0,
+                    limits.run_burst if limits else 0,
+                    self.keys.prefix,
+                    *flat,
+                ],
             ),
             abort,
         )
         outcome, active, superseded = (_text(x) for x in reply)
+        if outcome == "quota":
+            assert limits is not None
+            raise _quota_error(run.tenant_id, active, limits, superseded)
         if outcome == "running":
             run.status = "running"
         elif outcome == "queued":
@@ -371,7 +413,7 @@ class RecordStore:
         """Ask for the thread: ("running", id) when the run has it now (recorded as
         running, driven by ``owner``), ("waiting", other) while another run has it or is
         ahead, else (its terminal status or "missing", "")."""
-        run_key, thread_key, _, queue_key = self._run_keys(run)
+        run_key, thread_key, _, queue_key, _ = self._run_keys(run)
         reply = await self._call(
             "claim thread",
             lambda: self._claim_turn(
@@ -404,7 +446,9 @@ class RecordStore:
             for k, v in fields.items()
             for x in (k, json.dumps(v) if k in _JSON_FIELDS else str(v))
         ]
-        thread_status = {"interrupted": "interrupted", "error": "error"}.get(status, "idle")
+        thread_status = {"interrupted": "interrupted", "error": "error", "timeout": "error"}.get(
+            status, "idle"
+        )
         done = await self._call(
             "finish run",
             lambda: self._finish_run(
@@ -436,9 +480,10 @@ class RecordStore:
             "delete run",
             lambda: self._delete_run(
                 keys=[
-                    *self._run_keys(run),
+                    *self._run_keys(run)[:4],
                     self.keys.thread_runs(scoped),
                     self.keys.run_index(run.run_id),
+                    self.keys.tenant_active_runs(run.tenant_id),
                 ],
                 args=[run.run_id, owner, time.time()],
             ),

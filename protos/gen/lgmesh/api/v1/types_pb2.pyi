@@ -52,6 +52,7 @@ class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATUS_ERROR: _ClassVar[RunStatus]
     RUN_STATUS_INTERRUPTED: _ClassVar[RunStatus]
     RUN_STATUS_CANCELLED: _ClassVar[RunStatus]
+    RUN_STATUS_TIMEOUT: _ClassVar[RunStatus]
 
 class ThreadStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -101,6 +102,7 @@ RUN_STATUS_SUCCESS: RunStatus
 RUN_STATUS_ERROR: RunStatus
 RUN_STATUS_INTERRUPTED: RunStatus
 RUN_STATUS_CANCELLED: RunStatus
+RUN_STATUS_TIMEOUT: RunStatus
 THREAD_STATUS_UNSPECIFIED: ThreadStatus
 THREAD_STATUS_IDLE: ThreadStatus
 THREAD_STATUS_BUSY: ThreadStatus
@@ -176,12 +178,22 @@ class Interrupt(_message.Message):
     def __init__(self, id: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class RunError(_message.Message):
-    __slots__ = ("type", "message")
+    __slots__ = ("type", "message", "quota")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
     type: str
     message: str
-    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    quota: QuotaLimit
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., quota: _Optional[_Union[QuotaLimit, _Mapping]] = ...) -> None: ...
+
+class QuotaLimit(_message.Message):
+    __slots__ = ("limit", "value")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    limit: str
+    value: int
+    def __init__(self, limit: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("run_id", "thread_id", "assistant_id", "status", "metadata", "created_at", "updated_at", "multitask_strategy", "interrupts", "error", "attempts")
