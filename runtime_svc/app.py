@@ -57,6 +57,7 @@ from mesh_core.lifecycle import (
     redis_probe,
     run_service,
 )
+from mesh_core.limits import LimitsTable
 from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
 from mesh_core.security import inbox_prefix
@@ -105,6 +106,8 @@ class RuntimeSettings:
         thread_ttl: seconds a thread's checkpoints live after its last write (None: forever).
         event_max_age / event_max_bytes: how long, and in how many bytes, the run event
             log keeps events (the gateways use the same figures).
+        limits: per-tenant limits; a runtime enforces concurrent runs and the creation
+            rate at admission, run duration, Send tasks per superstep and state size.
     """
 
     infra: InfraSettings
@@ -139,6 +142,7 @@ class RuntimeSettings:
     thread_ttl: float | None = None
     event_max_age: float = DEFAULT_EVENT_MAX_AGE
     event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
+    limits: LimitsTable = field(default_factory=LimitsTable)
 
 
 class _RuntimeEventLog:
@@ -304,6 +308,7 @@ class Runtime(Service):
                 extra_configurable=dict(s.extra_configurable),
                 lease_idle=s.lease_idle,
                 checkpoint_keep=s.checkpoint_keep,
+                limits=s.limits,
             ),
             self.graphs,
             self.checkpointer,

@@ -24,6 +24,8 @@ from langgraph.checkpoint.base import (
 )
 
 from mesh_core.adapters.redis import FENCING_TOKEN_KEY
+from mesh_core.adapters.redis.checkpointer import MAX_STATE_BYTES_KEY, StateTooLargeError
+from mesh_core.errors import QuotaExceededError
 
 __all__ = ["FENCING_TOKEN_KEY", "FencedCheckpointer"]
 
@@ -34,18 +36,34 @@ class _Lease(Protocol):
     def check(self) -> None: ...
 
 
-def _with_token(config: RunnableConfig, token: int) -> RunnableConfig:
+def _with_token(
+    config: RunnableConfig, token: int, max_state_bytes: int | None = None
+) -> RunnableConfig:
     conf = dict(config.get("configurable") or {})
     conf[FENCING_TOKEN_KEY] = token
+    if max_state_bytes:
+        conf[MAX_STATE_BYTES_KEY] = max_state_bytes
     return {**config, "configurable": conf}
 
 
 class FencedCheckpointer(BaseCheckpointSaver[Any]):
-    def __init__(self, base: BaseCheckpointSaver[Any], lease: _Lease) -> None:
+    """The owner's view of the checkpointer: every write carries the lease's fencing
+    token (and, with ``tenant``, the tenant's state size limit)."""
+
+    def __init__(
+        self,
+        base: BaseCheckpointSaver[Any],
+        lease: _Lease,
+        *,
+        tenant: str = "",
+        max_state_bytes: int | None = None,
+    ) -> None:
         super().__init__(serde=base.serde)
         with_abort = getattr(base, "with_abort", None)
         self.base: Any = with_abort(lease.check) if with_abort is not None else base
         self.lease = lease
+        self.tenant = tenant
+        self.max_state_bytes = max_state_bytes
         self.puts = 0  # checkpoints written through this view (retention counts them)
 
     @property
@@ -91,9 +109,17 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         self.lease.check()
-        out = await self.base.aput(
-            _with_token(config, self.lease.token), checkpoint, metadata, new_versions
-        )
+        try:
+            out = await self.base.aput(
+                _with_token(config, self.lease.token, self.max_state_bytes),
+                checkpoint,
+                metadata,
+                new_versions,
+            )
+        except StateTooLargeError as exc:
+            raise QuotaExceededError(
+                exc.message, tenant=self.tenant, limit="max_state_bytes", value=exc.limit
+            ) from None
         self.puts += 1
         return out
 

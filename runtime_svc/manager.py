@@ -42,15 +42,17 @@ from mesh_core.errors import (
     FailedPreconditionError,
     MeshError,
     NotFoundError,
+    QuotaExceededError,
     SessionLostError,
     StaleOwnerError,
     UnavailableError,
 )
 from mesh_core.jsonvalue import to_jsonable
+from mesh_core.limits import LimitsTable
 from mesh_core.reasons import Reason
 from runtime_svc.fencing import FencedCheckpointer
 from runtime_svc.graphs import GraphRegistry
-from runtime_svc.langgraph_api import CONFIG_KEY_CHECKPOINTER
+from runtime_svc.langgraph_api import CONFIG_KEY_CHECKPOINTER, PUSH
 from runtime_svc.runs import Event, EventLogPort, RunHandle, RunLostError, RunRequest, wait_any
 from runtime_svc.threads import require_checkpoint
 
@@ -96,6 +98,9 @@ class RunManagerSettings:
     # Checkpoints kept per thread namespace (None: all). The owner prunes once about
     # half as many again have been written, so retention costs one call per K/2.
     checkpoint_keep: int | None = 100
+    # Per-tenant limits (mesh_core.limits): concurrent runs and creation rate at
+    # admission, run duration, Send tasks per superstep, thread state size.
+    limits: LimitsTable = field(default_factory=LimitsTable)
 
 
 @dataclass
@@ -202,7 +207,11 @@ class RunManager:
         )
         resuming = req.command is not None and "resume" in req.command
         adm = await self.records.admit_run(
-            record, req.multitask_strategy, resumes_interrupt=resuming, abort=lease.check
+            record,
+            req.multitask_strategy,
+            resumes_interrupt=resuming,
+            limits=self.settings.limits.for_tenant(req.tenant_id),
+            abort=lease.check,
         )
         log.debug(
             "run %s on %s: %s (active %s, superseded %s)",
@@ -521,7 +530,12 @@ class RunManager:
         conf.update(self.settings.extra_configurable)
         conf["thread_id"] = req.scoped_thread
         conf["checkpoint_ns"] = ""
-        conf[CONFIG_KEY_CHECKPOINTER] = FencedCheckpointer(self.checkpointer, lease)
+        conf[CONFIG_KEY_CHECKPOINTER] = FencedCheckpointer(
+            self.checkpointer,
+            lease,
+            tenant=req.tenant_id,
+            max_state_bytes=self.settings.limits.for_tenant(req.tenant_id).max_state_bytes,
+        )
         self._fenced[req.run_id] = conf[CONFIG_KEY_CHECKPOINTER]
         metadata = {**(user.pop("metadata", None) or {}), **req.metadata}
         metadata[RUN_ID_KEY] = req.run_id
@@ -594,31 +608,51 @@ class RunManager:
         values: Any = None
         interrupts: list[Any] = []
         paused = False
+        limits = self.settings.limits.for_tenant(req.tenant_id)
+        sends = _SendCounter(req.tenant_id, limits.max_sends_per_step)
+        deadline = asyncio.timeout(limits.max_run_seconds)
         try:
-            async for item in stream:
-                # (ns, mode, chunk) with subgraphs; (mode, chunk) without. Events of
-                # @task calls carry their task's namespace either way.
-                ns, mode, chunk = item if len(item) == 3 else ((), *item)
-                if not ns:
+            async with deadline:
+                async for item in stream:
+                    # (ns, mode, chunk) with subgraphs; (mode, chunk) without. Events of
+                    # @task calls carry their task's namespace either way.
+                    ns, mode, chunk = item if len(item) == 3 else ((), *item)
                     if mode == "tasks":
-                        if "result" not in chunk and "error" not in chunk:
-                            lease.check()  # about to start a task: only while we own the thread
-                    elif mode == "values":
-                        values = chunk
-                    elif mode == "updates" and isinstance(chunk, dict) and "__interrupt__" in chunk:
-                        paused = True
-                        interrupts.extend(chunk["__interrupt__"])
-                if mode not in wanted:
-                    continue
-                if mode == "messages":
-                    msg, meta = chunk
-                    data: Any = [to_jsonable(msg), to_jsonable(meta)]
-                else:
-                    data = to_jsonable(chunk)
-                await handle.emit(handle.next_event(mode, data, namespace=tuple(ns)))
+                        sends.see(tuple(ns), chunk)
+                    if not ns:
+                        if mode == "tasks":
+                            if "result" not in chunk and "error" not in chunk:
+                                lease.check()  # a task starts: only while we own the thread
+                        elif mode == "values":
+                            values = chunk
+                        elif (
+                            mode == "updates"
+                            and isinstance(chunk, dict)
+                            and "__interrupt__" in chunk
+                        ):
+                            paused = True
+                            interrupts.extend(chunk["__interrupt__"])
+                    if mode not in wanted:
+                        continue
+                    if mode == "messages":
+                        msg, meta = chunk
+                        data: Any = [to_jsonable(msg), to_jsonable(meta)]
+                    else:
+                        data = to_jsonable(chunk)
+                    await handle.emit(handle.next_event(mode, data, namespace=tuple(ns)))
         except Exception as exc:
             if _is_handover(exc):
                 raise
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                log.info("run %s ran past its tenant's time limit", req.run_id)
+                err = QuotaExceededError(
+                    f"the run took longer than its tenant's limit of {limits.max_run_seconds:g}s",
+                    tenant=req.tenant_id,
+                    limit="max_run_seconds",
+                    value=int(limits.max_run_seconds),
+                )
+                await self._end(handle, "timeout", error=_error_of(err))
+                return
             log.info(
                 "run %s ended with %s",
                 req.run_id,
@@ -766,7 +800,40 @@ def _fresh_position() -> Any:
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
     message = exc.message if isinstance(exc, MeshError) else str(exc)
-    return {"type": type(exc).__name__, "message": message}
+    out: dict[str, Any] = {"type": type(exc).__name__, "message": message}
+    if isinstance(exc, QuotaExceededError):  # the gateway answers RESOURCE_EXHAUSTED
+        out["quota"] = {"tenant": exc.tenant, "limit": exc.limit, "value": exc.value}
+    return out
+
+
+class _SendCounter:
+    """Send tasks per superstep, per graph namespace: past the tenant's limit the run
+    stops before the step runs (the "tasks" events of a step all come before any of its
+    results, so a start after a result begins the next step)."""
+
+    def __init__(self, tenant: str, limit: int) -> None:
+        self.tenant = tenant
+        self.limit = limit
+        self._steps: dict[tuple[str, ...], list[int]] = {}  # ns -> [sends, in results]
+
+    def see(self, ns: tuple[str, ...], chunk: Any) -> None:
+        if not isinstance(chunk, dict):
+            return
+        step = self._steps.setdefault(ns, [0, 0])
+        if "result" in chunk or "error" in chunk:
+            step[1] = 1
+            return
+        if step[1]:
+            step[0], step[1] = 0, 0
+        if PUSH in (chunk.get("triggers") or ()):
+            step[0] += 1
+            if step[0] > self.limit:
+                raise QuotaExceededError(
+                    f"a superstep creates more than the tenant's limit of {self.limit} Send tasks",
+                    tenant=self.tenant,
+                    limit="max_sends_per_step",
+                    value=self.limit,
+                )
 
 
 def _describe(exc: BaseException) -> str:

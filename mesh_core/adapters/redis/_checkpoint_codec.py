@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 FENCING_TOKEN_KEY = "fencing_token"
+#: configurable key (never stored: "__" keys stay out of metadata) with the most bytes a
+#: thread's state may take; set by the owner for the run's tenant
+MAX_STATE_BYTES_KEY = "__lgmesh_max_state_bytes"
 """``config["configurable"]`` key carrying the owner's fencing token (etcd create_revision)."""
 
 SEP = "\x00"
@@ -122,6 +125,7 @@ class PutPlan:
     checkpoint_id: str
     args: list[str | bytes]  # everything after (token, ttl) in the PUT script's ARGV
     config: RunnableConfig  # what put() returns
+    blob_sizes: dict[str, int]  # channel -> bytes of the value this put writes for it
 
 
 def encode_put(
@@ -136,13 +140,16 @@ def encode_put(
     c: dict[str, Any] = dict(checkpoint)
     values: dict[str, Any] = c.pop("channel_values", None) or {}
     blob_args: list[str | bytes] = []
+    blob_sizes: dict[str, int] = {}
     for channel, version in new_versions.items():
         blob_args.append(ns + SEP + channel + SEP + str(version))
-        blob_args.append(
+        blob = (
             _pack_blob(serde.dumps_typed(values[channel]))
             if channel in values
             else _EMPTY + b"\x00"
         )
+        blob_args.append(blob)
+        blob_sizes[channel] = len(blob)
     blob_fields = [
         ns + SEP + channel + SEP + str(version)
         for channel, version in checkpoint["channel_versions"].items()
@@ -166,7 +173,7 @@ def encode_put(
     out: RunnableConfig = {
         "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}
     }
-    return PutPlan(thread_id, ns, cid, args, out)
+    return PutPlan(thread_id, ns, cid, args, out, blob_sizes)
 
 
 def encode_writes(

@@ -37,6 +37,7 @@ import asyncio
 import builtins
 import copy
 import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -55,7 +56,9 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from mesh_core.adapters.redis._checkpoint_codec import (
     FENCING_TOKEN_KEY,
+    MAX_STATE_BYTES_KEY,
     SEP,
+    PutPlan,
     check_token,
     decode_tuple,
     encode_put,
@@ -74,14 +77,26 @@ from mesh_core.adapters.redis._checkpoint_io import (
 from mesh_core.adapters.redis._checkpoint_steps import StepWrites, joined, settle_all
 from mesh_core.adapters.redis.client import call_redis
 from mesh_core.adapters.redis.keys import CheckpointKeys, RedisKeys
-from mesh_core.errors import FailedPreconditionError
+from mesh_core.errors import FailedPreconditionError, MeshError
 from mesh_core.retry import Retry
 
 T = TypeVar("T")
 
-__all__ = ["FENCING_TOKEN_KEY", "MeshCheckpointer"]
+__all__ = ["FENCING_TOKEN_KEY", "MAX_STATE_BYTES_KEY", "MeshCheckpointer", "StateTooLargeError"]
 
 _PAGE = 100
+_STATE_SIZES_KEPT = 4096
+
+
+class StateTooLargeError(MeshError):
+    """A checkpoint would make the thread's state larger than its limit (not written)."""
+
+    reason = "STATE_TOO_LARGE"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the thread's state would take {size} bytes, above its limit of {limit}")
+        self.size = size
+        self.limit = limit
 
 
 def _loader(client: aredis.Redis, source: str) -> Callable[[], Awaitable[str]]:
@@ -143,6 +158,8 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         self._ttl_ms = str(max(1, int(ttl * 1000))) if ttl else "0"
         self._bound_token: int | None = None
         self._ascripts = Scripts.register(redis)
+        # (thread, ns) -> channel -> bytes of its latest value written from this process
+        self._state_sizes: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
         self._sscripts = Scripts.register(sync_redis) if sync_redis is not None else None
 
     # -- construction helpers -------------------------------------------------------
@@ -175,6 +192,27 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         clone = copy.copy(self)
         clone._abort = abort
         return clone
+
+    # -- state size ---------------------------------------------------------------------
+    def _check_state_size(self, plan: PutPlan, config: RunnableConfig) -> dict[str, int]:
+        """The state's channel sizes after this put; StateTooLargeError past the limit in
+        the config. The sizes of channels this put leaves alone are those last written
+        from this process (after a failover they count from their next write)."""
+        known = self._state_sizes.get((plan.thread_id, plan.ns)) or {}
+        sizes = {**known, **plan.blob_sizes}
+        limit = (config.get("configurable") or {}).get(MAX_STATE_BYTES_KEY)
+        if isinstance(limit, int) and limit > 0:
+            total = sum(sizes.values())
+            if total > limit:
+                raise StateTooLargeError(total, limit)
+        return sizes
+
+    def _remember_sizes(self, plan: PutPlan, sizes: dict[str, int]) -> None:
+        key = (plan.thread_id, plan.ns)
+        self._state_sizes[key] = sizes
+        self._state_sizes.move_to_end(key)
+        while len(self._state_sizes) > _STATE_SIZES_KEPT:
+            self._state_sizes.popitem(last=False)
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         return await call_redis(self.retry, what, fn, abort=self._abort)
@@ -245,6 +283,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         plan = encode_put(self.serde, config, checkpoint, metadata, new_versions)
+        sizes = self._check_state_size(plan, config)
         tok = fencing_token(config, self._bound_token)
         parent = target(config)[2]
         riders = (
@@ -273,6 +312,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             settle_all(riders, exc)
             raise
         settle_all(riders)
+        self._remember_sizes(plan, sizes)
         return plan.config
 
     async def aput_writes(
