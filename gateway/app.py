@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lgmesh.api.v1 import (
@@ -46,6 +46,7 @@ from mesh_core.lifecycle import (
     redis_probe,
     run_service,
 )
+from mesh_core.limits import LimitsTable
 from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
 from mesh_core.security import inbox_prefix
@@ -68,6 +69,8 @@ class GatewaySettings:
         webhook_allow_hosts: hosts a run's webhook may name (a leading dot: subdomains too).
         thread_ttl: seconds without an update after which a new thread is deleted, unless
             it asks for its own TTL (0: threads stay).
+        limits: per-tenant limits; the gateway enforces concurrent streams and the
+            largest recursion_limit (the runtimes the rest).
     """
 
     infra: InfraSettings
@@ -82,6 +85,7 @@ class GatewaySettings:
     thread_ttl: float = 0.0
     event_max_age: float = DEFAULT_EVENT_MAX_AGE
     event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
+    limits: LimitsTable = field(default_factory=LimitsTable)
 
 
 def _service(module: Any, name: str) -> str:
@@ -151,6 +155,7 @@ class Gateway(Service):
             Schedule(self.redis, infra.prefix, DELAYED_RUNS, retry=retry),
             Schedule(self.redis, infra.prefix, WEBHOOKS, retry=retry),
             webhook_allow_hosts=s.webhook_allow_hosts,
+            limits=s.limits,
         )
         api = ApiContext(
             auth,

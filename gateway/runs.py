@@ -24,7 +24,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,7 +49,9 @@ from mesh_core.errors import (
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
+    QuotaExceededError,
 )
+from mesh_core.limits import LimitsTable
 from mesh_core.validation import validate_config, validate_input
 from mesh_core.webhooks import check_webhook
 
@@ -100,6 +102,22 @@ class RunOutcome:
     values: Any = None
 
 
+def _raise_if_quota(tenant: str, ev: Any) -> None:
+    """After the final event of a run a tenant limit stopped: RESOURCE_EXHAUSTED with
+    QuotaFailure, as for a limit met at admission (the events came first)."""
+    if not is_final_event(ev):
+        return
+    _, error, _, _ = _convert.outcome_of(ev)
+    quota = (error or {}).get("quota")
+    if quota:
+        raise QuotaExceededError(
+            str(error.get("message", "")) if error else "",
+            tenant=tenant,
+            limit=str(quota["limit"]),
+            value=int(quota["value"]),
+        )
+
+
 class RunsEngine:
     def __init__(
         self,
@@ -112,7 +130,10 @@ class RunsEngine:
         webhooks: Schedule,
         *,
         webhook_allow_hosts: tuple[str, ...] = (),
+        limits: LimitsTable | None = None,
     ) -> None:
+        self.limits = limits or LimitsTable()
+        self._open_streams: dict[str, int] = {}
         self.records = records
         self.runtime = runtime
         self.dispatcher = dispatcher
@@ -146,6 +167,7 @@ class RunsEngine:
             checkpoint_id = checkpoint_id or str(conf.pop("checkpoint_id") or "")
             config["configurable"] = conf
         validate_config(config)
+        self._check_recursion_limit(tenant, config)
         for name in [*spec.interrupt_before, *spec.interrupt_after]:
             if name != "*" and name not in graph.nodes:
                 raise InvalidArgumentError(
@@ -175,6 +197,41 @@ class RunsEngine:
             checkpoint_id=checkpoint_id,
             graph_id=assistant.graph_id,
         )
+
+    def _check_recursion_limit(self, tenant: str, config: dict[str, Any]) -> None:
+        most = self.limits.for_tenant(tenant).max_recursion_limit
+        asked = config.get("recursion_limit")
+        if isinstance(asked, int) and not isinstance(asked, bool) and asked > most:
+            raise QuotaExceededError(
+                f"config.recursion_limit {asked} is above the tenant's limit of {most}",
+                tenant=tenant,
+                limit="max_recursion_limit",
+                value=most,
+            )
+
+    @contextlib.contextmanager
+    def _stream_slot(self, tenant: str) -> Iterator[None]:
+        """One of the tenant's concurrent StreamRun/WaitRun/JoinRun calls on this gateway."""
+        most = self.limits.for_tenant(tenant).concurrent_streams
+        held = self._open_streams.get(tenant, 0)
+        if held >= most:
+            raise QuotaExceededError(
+                f"the tenant has {held} runs streamed, waited for or joined on this gateway, "
+                "its limit; retry when one ends",
+                tenant=tenant,
+                limit="concurrent_streams",
+                value=most,
+                retry_after=1.0,
+            )
+        self._open_streams[tenant] = held + 1
+        try:
+            yield
+        finally:
+            left = self._open_streams[tenant] - 1
+            if left:
+                self._open_streams[tenant] = left
+            else:
+                del self._open_streams[tenant]
 
     async def _thread_for(self, tenant: str, spec: RunSpec) -> tuple[RunSpec, bool]:
         """The spec with its thread id (a new thread for a stateless run), and whether
@@ -279,9 +336,10 @@ class RunsEngine:
 
     # -- starting runs ---------------------------------------------------------------------
     async def stream(self, tenant: str, spec: RunSpec) -> AsyncGenerator[Any, None]:
-        run_id, spec, fresh = await self.prepare(tenant, spec)
-        async for ev in self._events(tenant, run_id, spec, fresh):
-            yield ev
+        with self._stream_slot(tenant):
+            run_id, spec, fresh = await self.prepare(tenant, spec)
+            async for ev in self._events(tenant, run_id, spec, fresh):
+                yield ev
 
     async def _events(
         self, tenant: str, run_id: str, spec: RunSpec, fresh: bool
@@ -290,12 +348,14 @@ class RunsEngine:
             await self._schedule(tenant, run_id, spec)
             async for ev in self.dispatcher.follow_log(tenant, spec.thread_id, run_id, 0):
                 yield ev
+                _raise_if_quota(tenant, ev)
             return
         started = False
         try:
             async for ev in self.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
                 started = True
                 yield ev
+                _raise_if_quota(tenant, ev)
         except Exception:
             if not started and spec.webhook:  # never admitted (rejected, bad input): no POST
                 with contextlib.suppress(Exception):
@@ -303,17 +363,18 @@ class RunsEngine:
             raise
 
     async def wait(self, tenant: str, spec: RunSpec) -> RunOutcome:
-        run_id, spec, fresh = await self.prepare(tenant, replace(spec, lifecycle_only=True))
-        last: Any = None
-        resumed = 0
-        events = self._events(tenant, run_id, spec, fresh)
-        try:
-            async for ev in events:
-                last = ev
-                resumed += int(ev.mode == "lifecycle" and ev.lifecycle.kind == 2)
-        finally:
-            await events.aclose()
-        return await self._outcome(tenant, spec.thread_id, run_id, last, spec, resumed)
+        with self._stream_slot(tenant):
+            run_id, spec, fresh = await self.prepare(tenant, replace(spec, lifecycle_only=True))
+            last: Any = None
+            resumed = 0
+            events = self._events(tenant, run_id, spec, fresh)
+            try:
+                async for ev in events:
+                    last = ev
+                    resumed += int(ev.mode == "lifecycle" and ev.lifecycle.kind == 2)
+            finally:
+                await events.aclose()
+            return await self._outcome(tenant, spec.thread_id, run_id, last, spec, resumed)
 
     async def _outcome(
         self,
@@ -339,7 +400,7 @@ class RunsEngine:
         rec = replace(rec, status=status, error=error, interrupts=interrupts)
         if not rec.updated_at:
             rec.updated_at = last.time.ToNanoseconds() / 1e9
-        return RunOutcome(rec, output if status not in ("error", "cancelled") else None)
+        return RunOutcome(rec, output if status not in ("error", "cancelled", "timeout") else None)
 
     async def create(self, tenant: str, spec: RunSpec) -> RunRecord:
         run_id, spec, fresh = await self.prepare(tenant, spec)
@@ -439,22 +500,25 @@ class RunsEngine:
     async def join(
         self, tenant: str, thread_id: str, run_id: str, after_seq: int, modes: set[str]
     ) -> AsyncIterator[Any]:
-        rec = await self.get(tenant, thread_id, run_id)
-        # A run that already ended is replayed as far as its (bounded) log goes; a live one
-        # is followed until its final event.
-        follow = rec.status not in TERMINAL_STATUSES
-        async for ev in self.eventlog.replay(rec.run_id, after_seq, follow=follow):
-            if modes and ev.mode != "lifecycle" and ev.mode not in modes:
-                continue
-            yield ev
+        with self._stream_slot(tenant):
+            rec = await self.get(tenant, thread_id, run_id)
+            # A run that already ended is replayed as far as its (bounded) log goes; a
+            # live one is followed until its final event.
+            follow = rec.status not in TERMINAL_STATUSES
+            async for ev in self.eventlog.replay(rec.run_id, after_seq, follow=follow):
+                if modes and ev.mode != "lifecycle" and ev.mode not in modes:
+                    continue
+                yield ev
 
     async def wait_for(self, tenant: str, thread_id: str, run_id: str) -> RunOutcome:
         """Wait for an existing run to end (langgraph_sdk's ``runs.join``)."""
-        rec = await self.get(tenant, thread_id, run_id)
-        last: Any = None
-        async for ev in self.dispatcher.follow_log(tenant, rec.thread_id, rec.run_id, 0):
-            last = ev
-        return await self._outcome(tenant, rec.thread_id, rec.run_id, last, None, rec.attempts)
+        with self._stream_slot(tenant):
+            rec = await self.get(tenant, thread_id, run_id)
+            last: Any = None
+            async for ev in self.dispatcher.follow_log(tenant, rec.thread_id, rec.run_id, 0):
+                last = ev
+                _raise_if_quota(tenant, ev)
+            return await self._outcome(tenant, rec.thread_id, rec.run_id, last, None, rec.attempts)
 
     async def stop_active(self, tenant: str, thread: ThreadRecord) -> None:
         """Cancel the thread's active run and wait until it has stopped (its thread goes)."""

@@ -24,6 +24,7 @@ from typing import Any
 from mesh_cli._flags import ENV_NOTE, Flags
 from mesh_core.config import ConfigError, InfraSettings
 from mesh_core.lifecycle import LifecycleSettings
+from mesh_core.limits import load_limits
 from mesh_core.logs import LOG_FORMATS, setup_logging
 from mesh_core.retry import DEFAULT_RETRY_BUDGET
 from mesh_core.webhooks import parse_allow_hosts
@@ -107,6 +108,13 @@ def _service_flags(p: argparse.ArgumentParser, kind: str, env: Mapping[str, str]
         unit="s",
         help="how long a Redis, NATS or etcd outage may last before work gives up",
     )
+    f.add(
+        "--tenant-limits",
+        env="LGMESH_TENANT_LIMITS",
+        default="",
+        help="YAML file of per-tenant limits (defaults and overrides; the same file for "
+        "every tier); empty: the built-in defaults",
+    )
     return f
 
 
@@ -182,6 +190,7 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         thread_ttl=ns.thread_ttl,
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
+        limits=load_limits(ns.tenant_limits),
     )
     lifecycle = _lifecycle(ns, "gateway", env)
     _tracing("gateway")
@@ -227,6 +236,7 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         thread_ttl=ns.thread_ttl,
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
+        limits=load_limits(ns.tenant_limits),
         **kwargs,
     )
     lifecycle = _lifecycle(ns, settings.runtime_id, env)
@@ -245,6 +255,7 @@ def _llm_gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         host=ns.host,
         port=ns.port,
         drain_grace_s=ns.drain_grace,
+        tenant_limits=load_limits(ns.tenant_limits),
     )
     lifecycle = _lifecycle(ns, "llm-gateway", env)
     _tracing("llm-gateway")
@@ -260,6 +271,7 @@ def _tools(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         host=ns.host,
         port=ns.port,
         drain_grace=ns.drain_grace,
+        limits=load_limits(ns.tenant_limits),
     )
     from tool_svc._server import serve
 

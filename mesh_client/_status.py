@@ -13,12 +13,14 @@ __all__ = ["StatusDetails", "status_details"]
 
 @dataclass(frozen=True)
 class StatusDetails:
-    """ErrorInfo reason and metadata, RetryInfo delay, BadRequest violations."""
+    """ErrorInfo reason and metadata, RetryInfo delay, BadRequest violations, and the
+    QuotaFailure violations (limit id -> value) of a tenant limit."""
 
     reason: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     retry_after: float | None = None
     violations: tuple[str, ...] = ()
+    quota: dict[str, int] = field(default_factory=dict)
 
 
 def status_details(call: Any) -> StatusDetails:
@@ -28,6 +30,7 @@ def status_details(call: Any) -> StatusDetails:
         status = None
     reason, meta, retry_after = "", {}, None
     violations: tuple[str, ...] = ()
+    quota: dict[str, int] = {}
     for detail in status.details if status is not None else ():
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -41,4 +44,8 @@ def status_details(call: Any) -> StatusDetails:
             br = error_details_pb2.BadRequest()
             detail.Unpack(br)
             violations = tuple(f"{v.field}: {v.description}" for v in br.field_violations)
-    return StatusDetails(reason, meta, retry_after, violations)
+        elif detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
+            qf = error_details_pb2.QuotaFailure()
+            detail.Unpack(qf)
+            quota = {v.quota_id or v.subject: v.quota_value for v in qf.violations}
+    return StatusDetails(reason, meta, retry_after, violations, quota)

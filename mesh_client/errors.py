@@ -52,6 +52,7 @@ class MeshAPIError(grpc.aio.AioRpcError, MeshError):
         self.metadata = details.metadata
         self.retry_after = details.retry_after
         self.violations = details.violations
+        self.quota = details.quota  # tenant limit id -> its value (RESOURCE_EXHAUSTED)
 
     def __str__(self) -> str:
         extra = f" [{self.reason}]" if self.reason else ""

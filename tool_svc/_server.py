@@ -42,6 +42,7 @@ class ToolServer(Service):
                 lock_ttl=settings.idempotency_lock_ttl,
             ),
             thread_pool_size=settings.thread_pool_size,
+            limits=settings.limits,
         )
         self._server = MeshServer("tool_svc", settings.address)
         self._server.add(add_to_server, ToolServicer(self.engine), SERVICE_NAME)

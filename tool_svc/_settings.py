@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from mesh_core.config import InfraSettings
+from mesh_core.limits import LimitsTable
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -92,6 +93,7 @@ class ToolServiceSettings:
             renewal; the replica running the tool renews it, so it only lapses when the
             replica dies (then another caller with the key may run the tool).
         drain_grace: seconds in-flight calls get to finish after SIGTERM.
+        limits: per-tenant limits; here each tenant's ``tool_share`` of every tool.
     """
 
     infra: InfraSettings = field(default_factory=InfraSettings)
@@ -107,6 +109,7 @@ class ToolServiceSettings:
     idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL
     idempotency_lock_ttl: float = 10.0
     drain_grace: float = 10.0
+    limits: LimitsTable = field(default_factory=LimitsTable)
 
     @property
     def address(self) -> str:

@@ -11,7 +11,9 @@ from mesh_core.localservers import LocalServers
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
-API_KEYS = "acme=acme-key,beta=beta-key"
+LIMITS = str(Path(__file__).with_name("limits.yaml"))
+QUOTA_TENANTS = ("q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
+API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in QUOTA_TENANTS)])
 
 
 class MeshCluster:
@@ -38,6 +40,7 @@ class MeshCluster:
             "LGMESH_TEST_REDIS_URL": infra.redis_url,
             "LGMESH_PREFIX": prefix,
             "LGMESH_API_KEYS": API_KEYS,
+            "LGMESH_TENANT_LIMITS": LIMITS,
             **(extra_env or {}),
         }
         self.runtimes: list[ServiceProcess] = []

@@ -168,3 +168,23 @@ def _boom_builder() -> StateGraph:
 
 
 boom = _boom_builder().compile()
+
+
+class GrowState(TypedDict, total=False):
+    blobs: Annotated[list[str], operator.add]
+
+
+def _grow_builder() -> StateGraph:
+    """Each run adds ``configurable.size`` bytes to the thread's state."""
+
+    def add(state: GrowState, config: RunnableConfig) -> dict[str, Any]:
+        return {"blobs": ["x" * int(config.get("configurable", {}).get("size", 1000))]}
+
+    b = StateGraph(GrowState)
+    b.add_node("add", add)
+    b.add_edge(START, "add")
+    b.add_edge("add", END)
+    return b
+
+
+grow = _grow_builder().compile()
