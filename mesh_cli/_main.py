@@ -233,10 +233,14 @@ def _servers(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
 
         from mesh_core.localservers import LocalServers
 
+        stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        # Blocked first, so that each of them ends the wait below (and the servers stop)
+        # instead of killing this process on the spot.
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         with LocalServers() as servers:
             for k, v in servers.env().items():
                 print(f"export {k}={v}", flush=True)
-            signal.sigwait({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+            signal.sigwait(stops)
         return 0
 
     return run

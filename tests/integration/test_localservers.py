@@ -36,3 +36,64 @@ def test_stop_terminates_processes(tmp_path) -> None:  # type: ignore[no-untyped
     procs = [s.proc for s in servers.servers]
     servers.stop()
     assert all(p is not None and p.poll() is not None for p in procs)
+
+
+_LAUNCHER = """
+import sys, time
+from mesh_core.localservers import LocalServers
+servers = LocalServers().start()  # owns its temp dir
+print(servers.base_dir, *(s.proc.pid for s in servers.servers), flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_servers_and_their_dir_go_when_the_launcher_is_sigkilled() -> None:
+    """A launcher killed with SIGKILL runs no clean-up: its watchdog stops the servers
+    (etcd, nats-server, valkey) within 5 s and removes their temp dir."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCHER],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    try:
+        assert proc.stdout is not None
+        base, *pids = proc.stdout.readline().split()
+        assert len(pids) == 3 and Path(base).is_dir()
+        assert all(_alive(int(p)) for p in pids)
+        proc.kill()
+        proc.wait()
+        killed = time.monotonic()
+        while time.monotonic() - killed < 5 and (
+            any(_alive(int(p)) for p in pids) or Path(base).exists()
+        ):
+            time.sleep(0.05)
+        left = [p for p in pids if _alive(int(p))]
+        assert not left, f"servers still running 5 s after their launcher died: {left}"
+        assert not Path(base).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        for p in locals().get("pids", []):
+            if _alive(int(p)):
+                os.kill(int(p), signal.SIGKILL)
