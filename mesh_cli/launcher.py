@@ -27,9 +27,50 @@ from typing import IO, Any
 from mesh_core.localservers import ProcessWatchdog, die_with_parent
 from mesh_core.localservers import find_free_port as free_port
 
-__all__ = ["ServiceProcess", "die_with_parent", "free_port"]
+__all__ = [
+    "ServiceProcess",
+    "ServiceStartError",
+    "die_with_parent",
+    "free_port",
+    "start_all",
+    "stop_all",
+]
 
 _COLORS = ["36", "35", "33", "32", "34", "91", "96", "95"]
+
+
+class ServiceStartError(RuntimeError):
+    """A service exited, or did not get ready in time, before it served."""
+
+    def __init__(self, name: str, why: str, output: str) -> None:
+        super().__init__(f"{name} did not start ({why}); its last lines:\n{output}")
+        self.name = name
+        self.why = why
+        self.output = output
+
+
+def start_all(procs: Sequence[ServiceProcess], timeout: float = 60.0) -> None:
+    """Start several services at once and wait for all of them (stopping all if one fails)."""
+    try:
+        for p in procs:
+            p.spawn()
+        for p in procs:
+            p.wait_ready(timeout)
+    except BaseException:
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.stop()
+        raise
+
+
+def stop_all(procs: Sequence[ServiceProcess], grace: float = 10.0) -> None:
+    """SIGTERM several services at once, then wait for each (SIGKILL after ``grace``)."""
+    for p in procs:
+        p.signal(signal.SIGCONT)
+        p.signal(signal.SIGTERM)
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.stop(grace)
 
 
 class ServiceProcess:
@@ -68,6 +109,7 @@ class ServiceProcess:
         self.ready_info: dict[str, Any] = {}
         self._lines: list[str] = []
         self._reader: threading.Thread | None = None
+        self._ready_r: int | None = None
         ServiceProcess._n += 1
         self._color = _COLORS[ServiceProcess._n % len(_COLORS)]
 
@@ -77,6 +119,12 @@ class ServiceProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
+        """Start the service and wait until it serves (:class:`ServiceStartError` if not)."""
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> ServiceProcess:
+        """Start the process without waiting; :meth:`wait_ready` waits (start several
+        services first, then wait for all: they boot in parallel)."""
         ready_r, ready_w = os.pipe()
         try:
             self.proc = subprocess.Popen(
@@ -90,19 +138,31 @@ class ServiceProcess:
                 start_new_session=True,
                 pass_fds=(ready_w,),
             )
+        except BaseException:
+            os.close(ready_r)
+            raise
         finally:
             os.close(ready_w)
         ProcessWatchdog.for_this_process().watch(self.proc.pid)
+        self._ready_r = ready_r
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
+        assert self.proc is not None and self._ready_r is not None, "spawn() first"
         try:
-            line = self._await_ready(ready_r, timeout)
+            line = self._await_ready(self._ready_r, timeout)
         finally:
-            os.close(ready_r)
+            os.close(self._ready_r)
+            self._ready_r = None
         if line is None:
-            out = "\n".join(self._lines[-40:])
+            code = self.proc.poll()
+            if self._reader is not None:
+                self._reader.join(1.0)  # its last lines
             self.stop()
-            raise RuntimeError(f"{self.name} did not start:\n{out}")
+            why = f"exited with code {code}" if code is not None else f"not ready in {timeout:g}s"
+            raise ServiceStartError(self.name, why, "\n".join(self._lines[-40:]))
         self.ready_info = json.loads(line)
         self.address = str(self.ready_info.get("address") or "")
         return self
@@ -166,6 +226,9 @@ class ServiceProcess:
             ProcessWatchdog.for_this_process().forget(self.proc.pid)
 
     def stop(self, grace: float = 10.0) -> None:
+        if self._ready_r is not None:
+            os.close(self._ready_r)
+            self._ready_r = None
         proc = self.proc
         if proc is None:
             return
