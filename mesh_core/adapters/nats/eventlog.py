@@ -64,22 +64,27 @@ async def connect_nats(url: str, name: str) -> NatsClient:
     Connection errors are logged a few times per half minute, naming the server.
     """
 
+    client: list[NatsClient] = []
+
     async def _err(exc: Exception) -> None:
         _rate_limited.warning(
             f"{name}:{type(exc).__name__}",
-            "%s: NATS at %s: %s",
+            "%s: cannot reach NATS at %s (%s); retrying (is nats-server running there? "
+            "--nats-url / LGMESH_NATS_URL)",
             name,
             url,
             type(exc).__name__,
         )
 
     async def _disconnected() -> None:
+        if client and client[0].is_closed:  # our own close(), at shutdown
+            return
         log.warning("%s: disconnected from NATS at %s; reconnecting", name, url)
 
     async def _reconnected() -> None:
         log.info("%s: reconnected to NATS at %s", name, url)
 
-    return await nats.connect(
+    nc = await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
@@ -89,6 +94,8 @@ async def connect_nats(url: str, name: str) -> NatsClient:
         reconnected_cb=_reconnected,
         connect_timeout=5,
     )
+    client.append(nc)
+    return nc
 
 
 async def call_nats(
