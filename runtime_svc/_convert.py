@@ -11,6 +11,7 @@ from mesh_core.errors import FieldViolation, InvalidArgumentError
 from mesh_core.jsonvalue import from_struct, from_value, to_struct, to_value
 from mesh_core.validation import validate_config
 from runtime_svc.runs import Event, RunRequest
+from runtime_svc.visibility import public_metadata
 
 MODE_NAMES = {
     types_pb2.STREAM_MODE_VALUES: "values",
@@ -141,7 +142,7 @@ def state_to_pb(state: Any) -> types_pb2.ThreadState:
         next=list(state.next),
         checkpoint_id=str(cfg.get("checkpoint_id", "")),
         parent_checkpoint_id=str(parent.get("checkpoint_id", "")),
-        metadata=to_struct(dict(state.metadata or {})),
+        metadata=to_struct(public_metadata(state.metadata or {})),
     )
     if state.created_at:
         from datetime import datetime
