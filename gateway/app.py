@@ -21,7 +21,13 @@ from gateway.dispatch import ChannelPool, RunDispatcher
 from gateway.placement import MeshView, Placement
 from gateway.servicer import AssistantServicer, GatewayCore, RunServicer, ThreadServicer
 from mesh_core.adapters.etcd.session import new_etcd_client
-from mesh_core.adapters.nats.eventlog import RunEventLog, call_nats, connect_nats
+from mesh_core.adapters.nats.eventlog import (
+    DEFAULT_EVENT_MAX_AGE,
+    DEFAULT_EVENT_MAX_BYTES,
+    RunEventLog,
+    call_nats,
+    connect_nats,
+)
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.adapters.redis.client import connect_redis
@@ -64,6 +70,8 @@ class GatewaySettings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     name: str = "gateway"
     retry_budget: float = DEFAULT_RETRY_BUDGET
+    event_max_age: float = DEFAULT_EVENT_MAX_AGE
+    event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
 
 
 def _service(module: Any, name: str) -> str:
@@ -103,7 +111,13 @@ class Gateway(Service):
         checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix, retry=retry)
         self.nc = await connect_nats(infra.nats_url, s.name)
         self._closers.append(self.nc.close)
-        eventlog = RunEventLog(self.nc, NatsNames(infra.prefix), retry=retry)
+        eventlog = RunEventLog(
+            self.nc,
+            NatsNames(infra.prefix),
+            max_age=s.event_max_age,
+            max_bytes=s.event_max_bytes,
+            retry=retry,
+        )
         await call_nats(retry, "event stream setup", eventlog.ensure_stream)
         self.etcd = new_etcd_client(infra)
         await self.etcd.connect()

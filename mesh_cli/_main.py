@@ -109,6 +109,35 @@ def _service_flags(p: argparse.ArgumentParser, kind: str, env: Mapping[str, str]
     return f
 
 
+def _event_log_flags(f: Flags) -> None:
+    f.add(
+        "--event-log-max-age",
+        env="LGMESH_EVENT_LOG_MAX_AGE",
+        default=24 * 3600.0,
+        type=float,
+        unit="s",
+        help="how long the run event log keeps a run's events "
+        "(JoinRun from a cursor works this long); every gateway and runtime must agree",
+    )
+    f.add(
+        "--event-log-max-bytes",
+        env="LGMESH_EVENT_LOG_MAX_BYTES",
+        default=1024**3,
+        type=int,
+        unit="bytes",
+        help="size bound of the whole run event log (the oldest events go first)",
+    )
+
+
+def _keep(value: str) -> int | None:
+    if value.strip().lower() == "all":
+        return None
+    n = 1 if value.strip().lower() == "latest" else int(value)
+    if n < 1:
+        raise ValueError("--checkpoint-keep must be all, latest or a positive number")
+    return n
+
+
 def _infra(ns: argparse.Namespace) -> InfraSettings:
     return InfraSettings(
         etcd_url=ns.etcd_url, nats_url=ns.nats_url, redis_url=ns.redis_url, prefix=ns.prefix
@@ -148,6 +177,8 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         api_keys=keys,
         max_request_bytes=ns.max_request_bytes,
         retry_budget=ns.retry_budget,
+        event_max_age=ns.event_log_max_age,
+        event_max_bytes=ns.event_log_max_bytes,
     )
     lifecycle = _lifecycle(ns, "gateway", env)
     _tracing("gateway")
@@ -186,6 +217,11 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         retry_budget=ns.retry_budget,
         handover_after=ns.handover_after,
         task_ack_wait=ns.task_ack_wait,
+        lease_idle=ns.lease_idle,
+        checkpoint_keep=_keep(ns.checkpoint_keep),
+        thread_ttl=ns.thread_ttl,
+        event_max_age=ns.event_log_max_age,
+        event_max_bytes=ns.event_log_max_bytes,
         **kwargs,
     )
     lifecycle = _lifecycle(ns, settings.runtime_id, env)
@@ -331,6 +367,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         unit="bytes",
         help="larger requests get RESOURCE_EXHAUSTED",
     )
+    _event_log_flags(f)
 
     r = cmd(
         "runtime",
@@ -421,6 +458,30 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="Redis or NATS unreachable (while a peer reaches them) this long: give the "
         "threads to other runtimes",
     )
+    f.add(
+        "--lease-idle",
+        env="LGMESH_LEASE_IDLE",
+        default=2.0,
+        type=float,
+        unit="s",
+        help="keep a thread's lease this long after its last run (its next run skips the "
+        "etcd transaction); 0 releases at once",
+    )
+    f.add(
+        "--checkpoint-keep",
+        env="LGMESH_CHECKPOINT_KEEP",
+        default="100",
+        help="checkpoints kept per thread namespace: a number, latest, or all",
+    )
+    f.add(
+        "--thread-ttl",
+        env="LGMESH_THREAD_TTL",
+        default=None,
+        type=float,
+        unit="s",
+        help="a thread's checkpoints expire this long after its last write (none: never)",
+    )
+    _event_log_flags(f)
     f.add(
         "--llm-gateway",
         env="LGMESH_LLM_GATEWAY_ADDR",

@@ -86,11 +86,18 @@ def redis_probe(client: Any, timeout: float = 1.0) -> Probe:
     return Probe("redis", check)
 
 
-def nats_probe(nc: Any, timeout: float = 1.0) -> Probe:
+def nats_probe(nc: Any, timeout: float = 1.0, ping_every: float = 5.0) -> Probe:
+    """The connection's state on every check; a round trip (PING) at most every
+    ``ping_every`` seconds, so a silently dead connection is noticed too."""
+    last_ping = [0.0]
+
     async def check() -> None:
         if not nc.is_connected:
             raise ConnectionError("NATS connection is down")
-        await nc.flush(timeout=timeout)
+        now = time.monotonic()
+        if now - last_ping[0] >= ping_every:
+            await nc.flush(timeout=timeout)
+            last_ping[0] = now
 
     return Probe("nats", check)
 

@@ -33,7 +33,14 @@ from mesh_core.adapters.etcd.keys import EtcdKeys
 from mesh_core.adapters.etcd.leases import ThreadLeases, read_thread_owner
 from mesh_core.adapters.etcd.registry import RuntimeInfo, RuntimeRegistry
 from mesh_core.adapters.etcd.session import EtcdSession
-from mesh_core.adapters.nats.eventlog import LogPosition, RunEventLog, call_nats, connect_nats
+from mesh_core.adapters.nats.eventlog import (
+    DEFAULT_EVENT_MAX_AGE,
+    DEFAULT_EVENT_MAX_BYTES,
+    LogPosition,
+    RunEventLog,
+    call_nats,
+    connect_nats,
+)
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.adapters.redis.client import connect_redis
@@ -87,6 +94,11 @@ class RuntimeSettings:
             them) before this runtime gives its threads to others.
         task_ack_wait: seconds a remote task may go without a heartbeat before another
             worker gets it (a dead worker's task is redelivered after this).
+        lease_idle: seconds a thread's lease is kept after its last run (hot threads).
+        checkpoint_keep: checkpoints kept per thread namespace (None: all of them).
+        thread_ttl: seconds a thread's checkpoints live after its last write (None: forever).
+        event_max_age / event_max_bytes: how long, and in how many bytes, the run event
+            log keeps events (the gateways use the same figures).
     """
 
     infra: InfraSettings
@@ -113,6 +125,11 @@ class RuntimeSettings:
     retry_budget: float = DEFAULT_RETRY_BUDGET
     handover_after: float = 3.0
     task_ack_wait: float = 5.0
+    lease_idle: float = 2.0
+    checkpoint_keep: int | None = 100
+    thread_ttl: float | None = None
+    event_max_age: float = DEFAULT_EVENT_MAX_AGE
+    event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
 
 
 class _RuntimeEventLog:
@@ -177,12 +194,16 @@ class Runtime(Service):
         retry = Retry(budget=s.retry_budget)
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
-        self.checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix, retry=retry)
+        self.checkpointer = MeshCheckpointer(
+            self.redis, prefix=infra.prefix, retry=retry, ttl=s.thread_ttl
+        )
         self.records = RecordStore(self.redis, infra.prefix, retry=retry)
         self.nc = await connect_nats(infra.nats_url, s.runtime_id)
         self._closers.append(self.nc.close)
         names = NatsNames(infra.prefix)
-        self.eventlog = RunEventLog(self.nc, names, retry=retry)
+        self.eventlog = RunEventLog(
+            self.nc, names, max_age=s.event_max_age, max_bytes=s.event_max_bytes, retry=retry
+        )
         await call_nats(retry, "event stream setup", self.eventlog.ensure_stream)
         self.session = EtcdSession(infra, ttl=s.lease_ttl, margin=s.lease_margin)
         await self.session.start()
@@ -261,6 +282,8 @@ class Runtime(Service):
                 acquire_timeout=s.lease_ttl * 3 + 2,
                 drain_timeout=s.drain_timeout,
                 extra_configurable=dict(s.extra_configurable),
+                lease_idle=s.lease_idle,
+                checkpoint_keep=s.checkpoint_keep,
             ),
             self.graphs,
             self.checkpointer,

@@ -46,6 +46,7 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
         with_abort = getattr(base, "with_abort", None)
         self.base: Any = with_abort(lease.check) if with_abort is not None else base
         self.lease = lease
+        self.puts = 0  # checkpoints written through this view (retention counts them)
 
     @property
     def config_specs(self) -> list[Any]:
@@ -90,9 +91,11 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         self.lease.check()
-        return await self.base.aput(
+        out = await self.base.aput(
             _with_token(config, self.lease.token), checkpoint, metadata, new_versions
         )
+        self.puts += 1
+        return out
 
     async def aput_writes(
         self,
@@ -127,6 +130,10 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
     ) -> None:
         self.lease.check()
         self.base.put_writes(_with_token(config, self.lease.token), writes, task_id, task_path)
+
+    async def aprune_keep_last(self, thread_id: str, keep: int) -> int:
+        self.lease.check()
+        return int(await self.base.aprune_keep_last(thread_id, keep, token=self.lease.token))
 
     async def abump_fence(self, thread_id: str) -> None:
         """Store this lease's token as the thread's fence (StaleOwnerError if a newer one is)."""

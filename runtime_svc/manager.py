@@ -89,12 +89,21 @@ class RunManagerSettings:
     extra_configurable: dict[str, Any] = field(default_factory=dict)
     # How often a queued run re-checks its turn when nothing woke it.
     turn_poll: float = 0.5
+    # How long a thread's lease is kept after its last run here: the next run of a hot
+    # thread (a conversation) skips the etcd transaction and the fence bump. 0: release
+    # at once. Gateways route a thread's runs to the runtime that holds it.
+    lease_idle: float = 2.0
+    # Checkpoints kept per thread namespace (None: all). The owner prunes once about
+    # half as many again have been written, so retention costs one call per K/2.
+    checkpoint_keep: int | None = 100
 
 
 @dataclass
 class _HeldLease:
     lease: Any
     users: int = 0
+    release_timer: asyncio.TimerHandle | None = None
+    written: int = 0  # checkpoints written since the last retention pass
 
 
 def _is_handover(exc: BaseException) -> bool:
@@ -134,6 +143,7 @@ class RunManager:
         self._held: dict[str, _HeldLease] = {}
         self._lease_locks: dict[str, asyncio.Lock] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._fenced: dict[str, FencedCheckpointer] = {}  # run id -> its checkpointer view
         self.draining = False
 
     @property
@@ -173,20 +183,7 @@ class RunManager:
             raise
 
     async def _start_fresh(self, req: RunRequest, graph: Pregel, lease: Any) -> RunHandle:
-        thread = await self.records.get_thread(req.tenant_id, req.thread_id)
         lease.check()
-        if thread is None:
-            raise NotFoundError(
-                f"thread {req.thread_id!r} not found", metadata={"thread_id": req.thread_id}
-            )
-        resuming = req.command is not None and "resume" in req.command
-        queued_behind = bool(thread.active_run) and req.multitask_strategy == "enqueue"
-        if resuming and thread.status != "interrupted" and not queued_behind:
-            raise FailedPreconditionError(
-                f"thread {req.thread_id!r} has no pending interrupt to resume",
-                reason=Reason.NO_INTERRUPT,
-                metadata={"thread_id": req.thread_id, "thread_status": thread.status},
-            )
         record = RunRecord(
             run_id=req.run_id,
             tenant_id=req.tenant_id,
@@ -198,7 +195,10 @@ class RunManager:
             multitask_strategy=req.multitask_strategy,
             owner=self.settings.runtime_id,
         )
-        adm = await self.records.admit_run(record, req.multitask_strategy, abort=lease.check)
+        resuming = req.command is not None and "resume" in req.command
+        adm = await self.records.admit_run(
+            record, req.multitask_strategy, resumes_interrupt=resuming, abort=lease.check
+        )
         log.debug(
             "run %s on %s: %s (active %s, superseded %s)",
             req.run_id,
@@ -216,6 +216,12 @@ class RunManager:
         if adm.outcome == "no_thread":
             raise NotFoundError(
                 f"thread {req.thread_id!r} not found", metadata={"thread_id": req.thread_id}
+            )
+        if adm.outcome == "no_interrupt":
+            raise FailedPreconditionError(
+                f"thread {req.thread_id!r} has no pending interrupt to resume",
+                reason=Reason.NO_INTERRUPT,
+                metadata={"thread_id": req.thread_id, "thread_status": adm.active_run},
             )
         if adm.outcome == "existing":  # admitted by an earlier try: continue it
             return await self._start_resume(req, graph, lease)
@@ -266,6 +272,9 @@ class RunManager:
         lock = self._lease_locks.setdefault(scoped, asyncio.Lock())
         async with lock:
             held = self._held.get(scoped)
+            if held is not None and held.release_timer is not None:
+                held.release_timer.cancel()  # a hot thread: its next run keeps the lease
+                held.release_timer = None
             if held is not None and not held.lease.valid:
                 self._held.pop(scoped, None)
                 held = None
@@ -308,14 +317,34 @@ class RunManager:
             held.users -= 1
             if held.users > 0:
                 return
-            self._held.pop(scoped, None)
-            self._lease_locks.pop(scoped, None)
-            self._wakeups.pop(scoped, None)
-            if release and held.lease.valid:
-                try:
-                    await self.leases.release(held.lease)
-                except Exception as exc:  # the key goes with the session lease at the latest
-                    log.info("releasing thread %s: %s", scoped, type(exc).__name__)
+            keep = release and self.settings.lease_idle > 0 and not self.draining
+            if keep and held.lease.valid:
+                loop = asyncio.get_running_loop()
+                held.release_timer = loop.call_later(
+                    self.settings.lease_idle,
+                    lambda: loop.create_task(self._release_idle(scoped, held)),
+                )
+                return
+            await self._drop_lease(scoped, held, release=release)
+
+    async def _release_idle(self, scoped: str, held: _HeldLease) -> None:
+        lock = self._lease_locks.setdefault(scoped, asyncio.Lock())
+        async with lock:
+            if self._held.get(scoped) is held and held.users == 0:
+                await self._drop_lease(scoped, held, release=True)
+
+    async def _drop_lease(self, scoped: str, held: _HeldLease, *, release: bool) -> None:
+        self._held.pop(scoped, None)
+        self._lease_locks.pop(scoped, None)
+        self._wakeups.pop(scoped, None)
+        if held.release_timer is not None:
+            held.release_timer.cancel()
+            held.release_timer = None
+        if release and held.lease.valid:
+            try:
+                await self.leases.release(held.lease)
+            except Exception as exc:  # the key goes with the session lease at the latest
+                log.info("releasing thread %s: %s", scoped, type(exc).__name__)
 
     # -- waiting for a thread's turn -----------------------------------------------------
     def _wake(self, scoped: str) -> None:
@@ -389,6 +418,7 @@ class RunManager:
                 return
             await self._lifecycle(handle, "resumed" if req.resume else "started", "running")
             await self._execute(handle, graph, lease)
+            await self._retain(handle)
         except asyncio.CancelledError:
             if handle.handover:
                 lost = RunLostError("run handed over: this runtime stopped driving it")
@@ -409,11 +439,31 @@ class RunManager:
                 log.exception("run %s failed in the runtime", req.run_id)
                 lost = await self._end_or_lose(handle, "error", exc)
         finally:
+            self._fenced.pop(req.run_id, None)
             log.debug("run %s: done here (%s)", req.run_id, "lost" if lost else "ended")
             await handle.close(lost)
             self.runs.pop(req.run_id, None)
             await self._lease_done(scoped, release=release)
             self._wake(scoped)
+
+    async def _retain(self, handle: RunHandle) -> None:
+        """Checkpoint retention, after the run's final event (nobody waits for it)."""
+        keep = self.settings.checkpoint_keep
+        fenced = self._fenced.get(handle.run_id)
+        held = self._held.get(handle.req.scoped_thread)
+        if keep is None or fenced is None or held is None:
+            return
+        held.written += fenced.puts
+        fenced.puts = 0
+        if held.written < max(1, keep // 2):
+            return
+        held.written = 0
+        try:
+            dropped = await fenced.aprune_keep_last(handle.req.scoped_thread, keep)
+        except Exception as exc:  # retention is housekeeping: the next run tries again
+            log.info("checkpoint retention of %s: %s", handle.req.scoped_thread, _describe(exc))
+            return
+        log.debug("checkpoint retention of %s: %d dropped", handle.req.scoped_thread, dropped)
 
     async def _already_ended(self, handle: RunHandle, state: str) -> None:
         """The run ended without us (cancelled while queued, ended by another owner):
@@ -466,6 +516,7 @@ class RunManager:
         conf["thread_id"] = req.scoped_thread
         conf["checkpoint_ns"] = ""
         conf[CONFIG_KEY_CHECKPOINTER] = FencedCheckpointer(self.checkpointer, lease)
+        self._fenced[req.run_id] = conf[CONFIG_KEY_CHECKPOINTER]
         metadata = {**(user.pop("metadata", None) or {}), **req.metadata}
         metadata[RUN_ID_KEY] = req.run_id
         metadata["lgmesh_tenant"] = req.tenant_id
@@ -652,6 +703,8 @@ class RunManager:
                 await asyncio.wait(still, timeout=5)
         for scoped, held in list(self._held.items()):
             self._held.pop(scoped, None)
+            if held.release_timer is not None:
+                held.release_timer.cancel()
             with contextlib.suppress(Exception):
                 await self.leases.release(held.lease)
 

@@ -61,7 +61,9 @@ async def test_sixteen_clients_ten_runs_one_thread(
         except TimeoutError:
             runs = await clients[0].runs.list(thread, limit=1000)
             stuck = [(r["run_id"], r["status"]) for r in runs if r["status"] not in TERMINAL]
-            raise AssertionError(f"a call took longer than {CALL_BOUND}s; not ended: {stuck}")
+            raise AssertionError(
+                f"a call took longer than {CALL_BOUND}s; not ended: {stuck}"
+            ) from None
         assert len(outcomes) == CLIENTS * RUNS
 
         runs = await clients[0].runs.list(thread, limit=1000)

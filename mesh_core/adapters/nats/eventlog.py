@@ -40,6 +40,7 @@ from mesh_core.retry import Retry, transient_error_types
 
 __all__ = [
     "DEFAULT_EVENT_MAX_AGE",
+    "DEFAULT_EVENT_MAX_BYTES",
     "EventLogConflictError",
     "LogPosition",
     "RunEventLog",
@@ -54,6 +55,7 @@ _rate_limited = RateLimitedLog(log, interval=30.0, burst=2)
 T = TypeVar("T")
 
 DEFAULT_EVENT_MAX_AGE = 24 * 3600.0
+DEFAULT_EVENT_MAX_BYTES = 1024**3
 # JetStream's error code for a failed Nats-Expected-Last-Subject-Sequence check.
 _WRONG_LAST_SEQUENCE = 10071
 
@@ -142,12 +144,16 @@ class RunEventLog:
         names: NatsNames,
         *,
         max_age: float = DEFAULT_EVENT_MAX_AGE,
+        max_bytes: int = DEFAULT_EVENT_MAX_BYTES,
         retry: Retry | None = None,
     ) -> None:
+        """The log keeps a run's events for ``max_age`` seconds and all runs' events in at
+        most ``max_bytes`` (the oldest go first); every service of a mesh must agree."""
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.names = names
         self.max_age = max_age
+        self.max_bytes = max_bytes
         self.retry = retry or Retry()
 
     async def ensure_stream(self) -> None:
@@ -157,6 +163,7 @@ class RunEventLog:
             retention=api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE,
             max_age=self.max_age,
+            max_bytes=self.max_bytes,
             duplicate_window=120.0,
             discard=api.DiscardPolicy.OLD,
         )

@@ -31,34 +31,40 @@ S = TypeVar("S", bound=_Setup)
 @dataclass(frozen=True)
 class Scripts:
     put: Any
+    put_step: Any
     put_writes: Any
     bump: Any
     get: Any
     fix_latest: Any
     delete_for_runs: Any
     prune: Any
+    prune_keep_last: Any
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
         return cls(
             put=client.register_script(lua.PUT),
+            put_step=client.register_script(lua.PUT_STEP),
             put_writes=client.register_script(lua.PUT_WRITES),
             bump=client.register_script(lua.BUMP_FENCE),
             get=client.register_script(lua.GET_TUPLE),
             fix_latest=client.register_script(lua.FIX_LATEST),
             delete_for_runs=client.register_script(lua.DELETE_FOR_RUNS),
             prune=client.register_script(lua.PRUNE_KEEP_LATEST),
+            prune_keep_last=client.register_script(lua.PRUNE_KEEP_LAST),
         )
 
     def all(self) -> list[Any]:
         return [
             self.put,
+            self.put_step,
             self.put_writes,
             self.bump,
             self.get,
             self.fix_latest,
             self.delete_for_runs,
             self.prune,
+            self.prune_keep_last,
         ]
 
 

@@ -23,8 +23,10 @@ __all__ = [
     "DELETE_FOR_RUNS",
     "FIX_LATEST",
     "GET_TUPLE",
+    "PRUNE_KEEP_LAST",
     "PRUNE_KEEP_LATEST",
     "PUT",
+    "PUT_STEP",
     "PUT_WRITES",
     "STALE_MARKER",
 ]
@@ -131,6 +133,37 @@ return "OK"
 """
 )
 
+# A superstep in one round trip: the step's last task's writes (to the parent checkpoint)
+# and the new checkpoint, atomically.
+# ARGV: token, ttl_ms, n (count of write ARGV that follow), n write ARGV as for
+#       PUT_WRITES, then the PUT ARGV after (token, ttl_ms).
+PUT_STEP = (
+    _COMMON
+    + r"""
+local stale = fence(ARGV[1])
+if stale then return redis.error_reply("LGMESH_STALE_OWNER " .. stale) end
+local n = tonumber(ARGV[3])
+for i = 4, 3 + n, 3 do
+  if ARGV[i + 2] == "1" then
+    redis.call("HSET", KEYS[7], ARGV[i], ARGV[i + 1])
+  else
+    redis.call("HSETNX", KEYS[7], ARGV[i], ARGV[i + 1])
+  end
+  redis.call("ZADD", KEYS[8], 0, ARGV[i])
+end
+local b = 4 + n
+local ns, member = ARGV[b], ARGV[b + 1]
+redis.call("HSET", KEYS[4], member, ARGV[b + 2])
+redis.call("HSET", KEYS[5], member, ARGV[b + 3])
+redis.call("ZADD", KEYS[3], 0, member)
+if ARGV[b + 4] ~= "" then redis.call("ZADD", KEYS[9], 0, ARGV[b + 4]) end
+for i = b + 5, #ARGV, 2 do redis.call("HSET", KEYS[6], ARGV[i], ARGV[i + 1]) end
+fix_latest(ns)
+touch(ARGV[2])
+return "OK"
+"""
+)
+
 # ARGV: token, ttl_ms.
 BUMP_FENCE = (
     _COMMON
@@ -199,6 +232,45 @@ for a = 2, #ARGV do
 end
 for ns, _ in pairs(touched) do fix_latest(ns) end
 return "OK"
+"""
+)
+
+# ARGV: token, keep. Keeps the newest ``keep`` checkpoints of every namespace (with
+# their writes), drops the older ones and every blob only they referenced.
+# Returns the number of checkpoints dropped.
+PRUNE_KEEP_LAST = (
+    _COMMON
+    + r"""
+local stale = fence(ARGV[1])
+if stale then return redis.error_reply("LGMESH_STALE_OWNER " .. stale) end
+local keep = tonumber(ARGV[2])
+local dropped, gone, kept = 0, {}, {}
+for _, ns in ipairs(redis.call("HKEYS", KEYS[2])) do
+  local lo, hi = "[" .. ns .. "\0", "[" .. ns .. "\0\255"
+  local members = redis.call("ZRANGEBYLEX", KEYS[3], lo, hi)
+  local cut = #members - keep
+  for i = 1, #members do
+    local bf = redis.call("HGET", KEYS[5], members[i])
+    local fields = bf and cmsgpack.unpack(bf) or {}
+    if i <= cut then
+      for _, f in ipairs(fields) do gone[f] = true end
+      drop_checkpoint(members[i])
+      dropped = dropped + 1
+    else
+      for _, f in ipairs(fields) do kept[f] = true end
+    end
+  end
+end
+if dropped > 0 then
+  for f, _ in pairs(gone) do
+    if not kept[f] then redis.call("HDEL", KEYS[6], f) end
+  end
+  for _, r in ipairs(redis.call("ZRANGE", KEYS[9], 0, -1)) do
+    local member = string.sub(r, string.find(r, "\0", 1, true) + 1)
+    if redis.call("HEXISTS", KEYS[4], member) == 0 then redis.call("ZREM", KEYS[9], r) end
+  end
+end
+return dropped
 """
 )
 

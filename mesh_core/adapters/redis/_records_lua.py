@@ -39,12 +39,15 @@ return 1
 
 # Admit a run on its thread under a multitask strategy, in one step.
 # KEYS: 1 thread, 2 run, 3 thread_runs, 4 active_runs, 5 run_index, 6 queue
-# ARGV: 1 run_id, 2 now, 3 scoped thread, 4 strategy, 5.. run hash fields
+# ARGV: 1 run_id, 2 now, 3 scoped thread, 4 strategy, 5 "1" if the run resumes an
+#       interrupt (the thread must be interrupted), 6.. run hash fields
 # Returns {outcome, active_run, superseded}: outcome is
 #   running   - the run has the thread (recorded as running)
 #   queued    - recorded as pending, waiting behind active_run
 #   rejected  - not recorded (strategy reject, thread busy)
 #   no_thread - not recorded (the thread does not exist)
+#   no_interrupt - not recorded (a resume, but the thread is not interrupted; active_run
+#                  is then the thread's status)
 #   existing  - recorded earlier (a retried call): active_run = its status
 # interrupt / rollback cancel every queued run at once (superseded, comma-separated)
 # and ask the active run to stop (its cancel_action field).
@@ -62,8 +65,12 @@ for _, id in ipairs(redis.call('LRANGE', KEYS[6], 0, -1)) do
 end
 local strategy = ARGV[4]
 local busy = active ~= '' or #waiting > 0
+if ARGV[5] == '1' and not (busy and strategy == 'enqueue') then
+  local tst = redis.call('HGET', KEYS[1], 'status') or ''
+  if tst ~= 'interrupted' then return {'no_interrupt', tst, ''} end
+end
 if busy and strategy == 'reject' then return {'rejected', active, ''} end
-redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
 redis.call('SET', KEYS[5], ARGV[3])

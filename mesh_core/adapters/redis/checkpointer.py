@@ -33,6 +33,7 @@ Serializer: LangGraph's ``JsonPlusSerializer`` without pickle fallback by defaul
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import copy
 import random
@@ -70,6 +71,7 @@ from mesh_core.adapters.redis._checkpoint_io import (
     ns_bounds,
     redis_errors,
 )
+from mesh_core.adapters.redis._checkpoint_steps import StepWrites, joined, settle_all
 from mesh_core.adapters.redis.client import call_redis
 from mesh_core.adapters.redis.keys import CheckpointKeys, RedisKeys
 from mesh_core.errors import FailedPreconditionError
@@ -110,6 +112,8 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             by ``graph.invoke``); the sync methods raise FailedPreconditionError without it.
         retry: how long the async API rides out a Redis outage (default: the mesh's retry
             budget); past it, ``BackendUnavailableError``. Every script is idempotent.
+        merge_steps: save a superstep's last writes with its checkpoint in one script
+            call (see ``_checkpoint_steps``); the async API only.
     """
 
     def __init__(
@@ -121,10 +125,12 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         sync_redis: redis.Redis | None = None,
         retry: Retry | None = None,
+        merge_steps: bool = True,
     ) -> None:
         super().__init__(serde=serde or JsonPlusSerializer())
         self.retry = retry or Retry()
         self._abort: Callable[[], None] | None = None
+        self._steps: StepWrites | None = StepWrites() if merge_steps else None
         check_bytes_client(redis, "redis")
         if sync_redis is not None:
             check_bytes_client(sync_redis, "sync_redis")
@@ -240,13 +246,33 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         plan = encode_put(self.serde, config, checkpoint, metadata, new_versions)
         tok = fencing_token(config, self._bound_token)
-        with redis_errors(plan.thread_id, tok):
-            await self._call(
-                "checkpoint write",
-                lambda: self._ascripts.put(
-                    keys=self._keys(plan.thread_id).all(), args=[tok, self._ttl_ms, *plan.args]
-                ),
-            )
+        parent = target(config)[2]
+        riders = (
+            self._steps.take((plan.thread_id, plan.ns, parent), tok)
+            if self._steps is not None and parent
+            else []
+        )
+        keys = self._keys(plan.thread_id).all()
+        try:
+            with redis_errors(plan.thread_id, tok):
+                if riders:
+                    wargs = joined(riders)
+                    await self._call(
+                        "step write",
+                        lambda: self._ascripts.put_step(
+                            keys=keys,
+                            args=[tok, self._ttl_ms, len(wargs), *wargs, *plan.args],
+                        ),
+                    )
+                else:
+                    await self._call(
+                        "checkpoint write",
+                        lambda: self._ascripts.put(keys=keys, args=[tok, self._ttl_ms, *plan.args]),
+                    )
+        except BaseException as exc:
+            settle_all(riders, exc)
+            raise
+        settle_all(riders)
         return plan.config
 
     async def aput_writes(
@@ -261,13 +287,29 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             raise FailedPreconditionError("put_writes needs configurable.checkpoint_id")
         args = encode_writes(self.serde, ns, cid, writes, task_id, task_path)
         tok = fencing_token(config, self._bound_token)
-        with redis_errors(thread_id, tok):
-            await self._call(
-                "writes save",
-                lambda: self._ascripts.put_writes(
-                    keys=self._keys(thread_id).all(), args=[tok, self._ttl_ms, *args]
-                ),
-            )
+        taken: list[Any] = []
+        flat: list[str | bytes] = args
+        if self._steps is not None:
+            key = (thread_id, ns, cid)
+            entry = self._steps.add(key, args, tok)
+            await asyncio.sleep(0)  # the step's checkpoint put, if submitted with us, takes them
+            claimed = self._steps.take_if_waiting(key, entry)
+            if claimed is None:
+                await entry.future  # saved inside the checkpoint's script call
+                return
+            taken = claimed
+            flat = joined(taken)
+        keys = self._keys(thread_id).all()
+        try:
+            with redis_errors(thread_id, tok):
+                await self._call(
+                    "writes save",
+                    lambda: self._ascripts.put_writes(keys=keys, args=[tok, self._ttl_ms, *flat]),
+                )
+        except BaseException as exc:
+            settle_all(taken, exc)
+            raise
+        settle_all(taken)
 
     async def alist(
         self,
@@ -325,6 +367,25 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
                 continue
             with redis_errors(thread_id):
                 await self._ascripts.prune(keys=self._keys(thread_id).all(), args=[])
+
+    async def aprune_keep_last(self, thread_id: str, keep: int, *, token: int | None = None) -> int:
+        """Keep the newest ``keep`` checkpoints of each namespace of the thread (with their
+        writes and blobs), fenced by ``token``; returns how many were dropped.
+
+        Not ``DeltaChannel``-aware: a graph using delta channels needs every checkpoint
+        back to the last snapshot (keep all of them for such graphs).
+        """
+        if keep < 1:
+            raise FailedPreconditionError("keep at least one checkpoint")
+        tok = "" if token is None else str(check_token(token))
+        with redis_errors(thread_id, tok):
+            dropped = await self._call(
+                "checkpoint retention",
+                lambda: self._ascripts.prune_keep_last(
+                    keys=self._keys(thread_id).all(), args=[tok, keep]
+                ),
+            )
+        return int(dropped)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) made by these runs, in every thread.

@@ -275,10 +275,19 @@ class RecordStore:
             self.keys.thread_queue(scoped),
         )
 
-    async def admit_run(self, run: RunRecord, strategy: str, *, abort: Abort = None) -> Admission:
+    async def admit_run(
+        self,
+        run: RunRecord,
+        strategy: str,
+        *,
+        resumes_interrupt: bool = False,
+        abort: Abort = None,
+    ) -> Admission:
         """Record ``run`` and give it the thread, queue it, or reject it, in one step.
 
         ``strategy``: reject, enqueue, interrupt or rollback (see ``_records_lua``).
+        ``resumes_interrupt``: the run answers an interrupt, so the thread must be
+        interrupted (or the run queued behind the run that will interrupt it).
         """
         now = time.time()
         run.created_at = run.created_at or now
@@ -296,7 +305,7 @@ class RecordStore:
                     self.keys.run_index(run.run_id),
                     self.keys.thread_queue(scoped),
                 ],
-                args=[run.run_id, now, scoped, strategy, *flat],
+                args=[run.run_id, now, scoped, strategy, "1" if resumes_interrupt else "0", *flat],
             ),
             abort,
         )
