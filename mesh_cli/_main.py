@@ -54,8 +54,8 @@ def _service_flags(p: argparse.ArgumentParser, kind: str, env: Mapping[str, str]
         "--metrics-host",
         env="LGMESH_METRICS_HOST",
         default=None,
-        show_default=False,
-        help="interface /metrics binds (default: the same as --host)",
+        default_text="the same as --host",
+        help="interface /metrics binds",
     )
     f.add(
         "--metrics-port",
@@ -316,13 +316,14 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     d = cmd(
         "dev",
         "the whole mesh on this machine, from one command",
-        "Start etcd, nats-server and valkey (from their PyPI wheels, data in a temp dir "
-        "removed on exit), the LLM gateway (scripted model), the tool service, runtimes and "
-        "a gateway; optionally run the demo. Ctrl-C (or closing the terminal) stops all.",
+        "Start etcd, nats-server and valkey (from their PyPI wheels, data in a temp dir), "
+        "the LLM gateway (scripted model), the tool service, runtimes and a gateway; "
+        "optionally run the demo. Ctrl-C or closing the terminal stops everything and "
+        "removes the temp dir; after kill -9 a watchdog does.",
     )
     f = Flags(d, env)
-    f.switch("--demo", env=None, help="run the demo once the mesh is up, then keep serving")
-    f.switch("--demo-only", env=None, help="run the demo, then stop everything and exit")
+    f.switch("--demo", env="LGMESH_DEV_DEMO", help="run the demo once the mesh is up, then serve")
+    f.switch("--demo-only", env="LGMESH_DEV_DEMO_ONLY", help="run the demo, then stop everything")
     f.add(
         "--runtimes",
         env="LGMESH_DEV_RUNTIMES",
@@ -341,8 +342,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--graphs",
         env="LGMESH_GRAPHS",
         default=None,
-        show_default=False,
-        help="graph config file (default: the demo graphs)",
+        default_text="the demo graphs",
+        help="graph config file",
     )
 
     g = cmd(
@@ -380,8 +381,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--graphs",
         env="LGMESH_GRAPHS",
         default=None,
-        show_default=False,
-        help="graph config file: graph id -> module:attr (required)",
+        required=True,
+        help="graph config file (langgraph.json or YAML): graph id -> module:attr",
     )
     f.add(
         "--role",
@@ -394,15 +395,15 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--runtime-id",
         env="LGMESH_RUNTIME_ID",
         default=None,
-        show_default=False,
-        help="unique name of this process (default: rt-<host>-<pid>-<random>)",
+        default_text="rt-<host>-<pid>-<random>",
+        help="unique name of this process",
     )
     f.add(
         "--advertise-host",
         env="LGMESH_ADVERTISE_HOST",
         default=None,
-        show_default=False,
-        help="host gateways use to reach this runtime (default: --host)",
+        default_text="--host",
+        help="host gateways use to reach this runtime",
     )
     f.add(
         "--capacity",
@@ -506,8 +507,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--config",
         env="LGMESH_LLM_CONFIG",
         default=None,
-        show_default=False,
-        help="YAML config: providers, routes, limits (default: the scripted demo model)",
+        default_text="the scripted demo model",
+        help="YAML config: providers, routes, limits",
     )
     f.add(
         "--drain-grace",
@@ -528,8 +529,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--config",
         env="LGMESH_TOOLS_CONFIG",
         default=None,
-        show_default=False,
-        help="YAML config: the tools and their limits (default: the demo tools)",
+        default_text="the demo tools",
+        help="YAML config: the tools and their limits",
     )
     f.add(
         "--drain-grace",
