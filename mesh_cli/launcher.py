@@ -74,7 +74,8 @@ def stop_all(procs: Sequence[ServiceProcess], grace: float = 10.0) -> None:
 
 
 class ServiceProcess:
-    """One service as a child process running ``python -m mesh_cli <args>``."""
+    """One service as a child process running ``python -m mesh_cli <args>`` (``module``:
+    another module that announces readiness the same way, e.g. a test's stub server)."""
 
     _n = 0
 
@@ -89,6 +90,7 @@ class ServiceProcess:
         cwd: str | None = None,
         color: bool = False,
         wrapper: Sequence[str] = (),
+        module: str = "mesh_cli",
     ) -> None:
         """``wrapper``: a command the service runs under (tests: ``ip netns exec NS``)."""
         self.name = name
@@ -104,6 +106,7 @@ class ServiceProcess:
         self.cwd = cwd
         self.color = color
         self.wrapper = list(wrapper)
+        self.module = module
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
         self.ready_info: dict[str, Any] = {}
@@ -128,7 +131,7 @@ class ServiceProcess:
         ready_r, ready_w = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [*self.wrapper, sys.executable, "-m", "mesh_cli", *self.args],
+                [*self.wrapper, sys.executable, "-m", self.module, *self.args],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -214,6 +217,14 @@ class ServiceProcess:
 
     def output(self) -> str:
         return "\n".join(self._lines)
+
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+        return None if self.proc is None else self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
