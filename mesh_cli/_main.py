@@ -217,6 +217,7 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         retry_budget=ns.retry_budget,
         handover_after=ns.handover_after,
         task_ack_wait=ns.task_ack_wait,
+        task_max_deliveries=ns.task_max_deliveries,
         lease_idle=ns.lease_idle,
         checkpoint_keep=_keep(ns.checkpoint_keep),
         thread_ttl=ns.thread_ttl,
@@ -449,6 +450,13 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         type=float,
         unit="s",
         help="a remote task with no heartbeat for this long goes to another worker",
+    )
+    f.add(
+        "--task-max-deliveries",
+        env="LGMESH_TASK_MAX_DELIVERIES",
+        default=3,
+        type=int,
+        help="deliveries a remote task may run before it is dead-lettered and fails its run",
     )
     f.add(
         "--handover-after",

@@ -94,6 +94,8 @@ class RuntimeSettings:
             them) before this runtime gives its threads to others.
         task_ack_wait: seconds a remote task may go without a heartbeat before another
             worker gets it (a dead worker's task is redelivered after this).
+        task_max_deliveries: deliveries a remote task may run; the next dead-letters it
+            and fails the run with the task's error (a task that kills its worker).
         lease_idle: seconds a thread's lease is kept after its last run (hot threads).
         checkpoint_keep: checkpoints kept per thread namespace (None: all of them).
         thread_ttl: seconds a thread's checkpoints live after its last write (None: forever).
@@ -125,6 +127,7 @@ class RuntimeSettings:
     retry_budget: float = DEFAULT_RETRY_BUDGET
     handover_after: float = 3.0
     task_ack_wait: float = 5.0
+    task_max_deliveries: int = 3
     lease_idle: float = 2.0
     checkpoint_keep: int | None = 100
     thread_ttl: float | None = None
@@ -253,7 +256,7 @@ class Runtime(Service):
 
     # -- roles -----------------------------------------------------------------------------
     async def _start_worker(self) -> None:
-        from runtime_svc.remote import TaskQueueSettings, TaskWorker  # the worker role
+        from runtime_svc.remote import TaskWorker  # the worker role
 
         self.worker = TaskWorker(
             self.settings.infra,
@@ -262,10 +265,16 @@ class Runtime(Service):
             concurrency=self.settings.worker_concurrency,
             worker_id=self.settings.runtime_id,
             nc=self.nc,
-            queue=TaskQueueSettings(ack_wait=self.settings.task_ack_wait),
+            queue=self._queue_settings(),
         )
         await self.worker.start()
         self._closers.append(self.worker.stop)
+
+    def _queue_settings(self) -> Any:
+        from runtime_svc.remote import TaskQueueSettings
+
+        s = self.settings
+        return TaskQueueSettings(ack_wait=s.task_ack_wait, max_deliveries=s.task_max_deliveries)
 
     async def _start_owner(self) -> None:
         s = self.settings
@@ -322,14 +331,14 @@ class Runtime(Service):
 
     async def _start_remote(self) -> Any:
         """The owner side of Send fan-out: sends remote-eligible tasks to the worker queue."""
-        from runtime_svc.remote import RemoteExecutor, TaskQueueSettings
+        from runtime_svc.remote import RemoteExecutor
 
         remote = RemoteExecutor(
             self.settings.infra,
             self.checkpointer,
             owner_id=self.settings.runtime_id,
             nc=self.nc,
-            queue=TaskQueueSettings(ack_wait=self.settings.task_ack_wait),
+            queue=self._queue_settings(),
         )
         await remote.start()
         self._closers.append(remote.stop)

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import nats
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
+from mesh_cli.launcher import ServiceProcess
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.config import InfraSettings
@@ -50,7 +50,7 @@ async def owner(
         await client.aclose()
 
 
-async def _start(settings: InfraSettings, markers: Path, wid: str) -> subprocess.Popen[bytes]:
+async def _start(settings: InfraSettings, markers: Path, wid: str) -> ServiceProcess:
     return await asyncio.to_thread(
         support.start_worker,
         settings,
@@ -78,7 +78,7 @@ async def test_worker_sigkilled_mid_task_is_redelivered(
         .ainvoke({"n": 4}, {"configurable": {"thread_id": "local"}})
     )
     first = await _start(infra_settings, tmp_path, "victim")
-    second: subprocess.Popen[bytes] | None = None
+    second: ServiceProcess | None = None
     graph = support.slow().compile(checkpointer=cp)
     try:
         async with ex.run(
@@ -112,7 +112,7 @@ async def test_poisoned_task_is_dead_lettered_and_fails_the_run(
 ) -> None:
     ex, cp = owner
     names = NatsNames(infra_settings.prefix)
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[ServiceProcess] = []
 
     async def supervise() -> None:
         # keep one worker alive: the poisoned task kills each one that runs it
