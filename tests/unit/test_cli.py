@@ -67,6 +67,7 @@ def test_every_flag_shows_its_default_and_env_var(
 ) -> None:
     sub = _subparsers(build_parser({}))[command]
     text = _help_of([command, "--help"], capsys)
+    assert text.startswith(f"usage: lgmesh {command} "), "its help names this program"
     assert sub.description is not None
     assert " ".join(sub.description.split()) in " ".join(text.split())
     entries = _entries(text)
@@ -132,3 +133,27 @@ def test_the_core_imports_no_service() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"mesh_core imports {out.stdout.strip()}"
     assert importlib.import_module("mesh_core")
+
+
+def test_lgmesh_dev_refuses_a_taken_port() -> None:
+    """Never a quiet move to another port: the README's commands would reach whoever
+    holds it."""
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LGMESH_")}
+        proc = subprocess.run(
+            [sys.executable, "-m", "mesh_cli", "dev", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert f"port {port} is taken" in proc.stdout and "--port" in proc.stdout
+    assert "starting" not in proc.stdout  # refused before anything started
