@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mesh_core.localservers import find_free_port
+from tests.helpers import process_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -116,14 +117,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 class DevProcess:
     """``lgmesh dev`` with its output collected line by line."""
 
@@ -181,8 +174,12 @@ class DevProcess:
         """What ``lgmesh dev`` started that is still running (itself excluded)."""
         if self.ns:
             out = subprocess.run(["ip", "netns", "pids", self.ns], capture_output=True, text=True)
-            return [int(p) for p in out.stdout.split() if int(p) != self.proc.pid and alive(int(p))]
-        return [p for p in _children(self.proc.pid) if alive(p)]
+            return [
+                int(p)
+                for p in out.stdout.split()
+                if int(p) != self.proc.pid and process_alive(int(p))
+            ]
+        return [p for p in _children(self.proc.pid) if process_alive(p)]
 
     def signal_and_watch(self, sig: int, within: float) -> tuple[list[int], float]:
         """Send ``sig``; wait until every process it started is gone (at most ``within``
@@ -192,7 +189,7 @@ class DevProcess:
         os.kill(self.proc.pid, sig)
         left = started
         while time.monotonic() - t0 < within:
-            left = self.processes() if self.ns else [p for p in started if alive(p)]
+            left = self.processes() if self.ns else [p for p in started if process_alive(p)]
             if not left and self.proc.poll() is not None:
                 break
             time.sleep(0.05)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.readme import ROOT, alive, first_command
+from tests.e2e.readme import ROOT, first_command
+from tests.helpers import process_alive
 
 pytestmark = [pytest.mark.readme, pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,7 +32,7 @@ def _running_from(path: Path) -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if str(path) in cmdline and alive(int(entry.name)):
+        if str(path) in cmdline and process_alive(int(entry.name)):
             out.append(f"{entry.name}: {cmdline[:200]}")
     return out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesh_core.localservers import LocalServers
+from tests.helpers import process_alive
 
 pytestmark = pytest.mark.integration
 
@@ -47,14 +48,6 @@ time.sleep(600)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_servers_and_their_dir_go_when_the_launcher_is_sigkilled() -> None:
     """A launcher killed with SIGKILL runs no clean-up: its watchdog stops the servers
     (etcd, nats-server, valkey) within 5 s and removes their temp dir."""
@@ -77,15 +70,15 @@ def test_servers_and_their_dir_go_when_the_launcher_is_sigkilled() -> None:
         assert proc.stdout is not None
         base, *pids = proc.stdout.readline().split()
         assert len(pids) == 3 and Path(base).is_dir()
-        assert all(_alive(int(p)) for p in pids)
+        assert all(process_alive(int(p)) for p in pids)
         proc.kill()
         proc.wait()
         killed = time.monotonic()
         while time.monotonic() - killed < 5 and (
-            any(_alive(int(p)) for p in pids) or Path(base).exists()
+            any(process_alive(int(p)) for p in pids) or Path(base).exists()
         ):
             time.sleep(0.05)
-        left = [p for p in pids if _alive(int(p))]
+        left = [p for p in pids if process_alive(int(p))]
         assert not left, f"servers still running 5 s after their launcher died: {left}"
         assert not Path(base).exists()
     finally:
@@ -95,5 +88,5 @@ def test_servers_and_their_dir_go_when_the_launcher_is_sigkilled() -> None:
         if proc.stdout is not None:
             proc.stdout.close()
         for p in locals().get("pids", []):
-            if _alive(int(p)):
+            if process_alive(int(p)):
                 os.kill(int(p), signal.SIGKILL)
