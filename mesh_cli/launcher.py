@@ -160,6 +160,8 @@ class ServiceProcess:
             os.close(self._ready_r)
             self._ready_r = None
         if line is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(1.0)  # it closed the pipe as it died: its exit code
             code = self.proc.poll()
             if self._reader is not None:
                 self._reader.join(1.0)  # its last lines
