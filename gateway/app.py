@@ -16,10 +16,14 @@ from lgmesh.api.v1 import (
     threads_pb2_grpc,
 )
 
+from gateway._runtime import RuntimeClient
+from gateway.assistants import AssistantsEngine
 from gateway.auth import ApiKeyAuth
 from gateway.dispatch import ChannelPool, RunDispatcher
 from gateway.placement import MeshView, Placement
-from gateway.servicer import AssistantServicer, GatewayCore, RunServicer, ThreadServicer
+from gateway.runs import RunsEngine
+from gateway.servicer import ApiContext, AssistantServicer, RunServicer, ThreadServicer
+from gateway.threads import ThreadsEngine
 from mesh_core.adapters.etcd.session import new_etcd_client
 from mesh_core.adapters.nats.eventlog import (
     DEFAULT_EVENT_MAX_AGE,
@@ -29,9 +33,10 @@ from mesh_core.adapters.nats.eventlog import (
     connect_nats,
 )
 from mesh_core.adapters.nats.subjects import NatsNames
-from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
+from mesh_core.adapters.redis.assistants import AssistantStore
 from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
+from mesh_core.adapters.redis.schedule import DELAYED_RUNS, THREAD_TTL, WEBHOOKS, Schedule
 from mesh_core.config import InfraSettings
 from mesh_core.lifecycle import (
     LifecycleSettings,
@@ -60,6 +65,9 @@ class GatewaySettings:
         api_keys_file: YAML/JSON file of tenants and their API keys (see gateway.auth).
         api_keys: ``tenant=key,...`` (from LGMESH_API_KEYS); merged with the file.
         max_request_bytes: larger requests get RESOURCE_EXHAUSTED.
+        webhook_allow_hosts: hosts a run's webhook may name (a leading dot: subdomains too).
+        thread_ttl: seconds without an update after which a new thread is deleted, unless
+            it asks for its own TTL (0: threads stay).
     """
 
     infra: InfraSettings
@@ -70,6 +78,8 @@ class GatewaySettings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     name: str = "gateway"
     retry_budget: float = DEFAULT_RETRY_BUDGET
+    webhook_allow_hosts: tuple[str, ...] = ()
+    thread_ttl: float = 0.0
     event_max_age: float = DEFAULT_EVENT_MAX_AGE
     event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
 
@@ -108,7 +118,6 @@ class Gateway(Service):
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
         records = RecordStore(self.redis, infra.prefix, retry=retry)
-        checkpointer = MeshCheckpointer(self.redis, prefix=infra.prefix, retry=retry)
         self.nc = await connect_nats(infra.nats_url, s.name)
         self._closers.append(self.nc.close)
         eventlog = RunEventLog(
@@ -129,14 +138,31 @@ class Gateway(Service):
         channels = ChannelPool()
         self._closers.append(channels.close)
         dispatcher = RunDispatcher(placement, channels, records, eventlog)
-        core = GatewayCore(
-            auth,
+        runtime = RuntimeClient(placement, channels)
+        assistants = AssistantsEngine(
+            AssistantStore(self.redis, infra.prefix, retry=retry), runtime
+        )
+        runs = RunsEngine(
             records,
-            placement,
-            channels,
+            runtime,
             dispatcher,
             eventlog,
-            checkpointer,
+            assistants,
+            Schedule(self.redis, infra.prefix, DELAYED_RUNS, retry=retry),
+            Schedule(self.redis, infra.prefix, WEBHOOKS, retry=retry),
+            webhook_allow_hosts=s.webhook_allow_hosts,
+        )
+        api = ApiContext(
+            auth,
+            ThreadsEngine(
+                records,
+                runtime,
+                runs,
+                Schedule(self.redis, infra.prefix, THREAD_TTL, retry=retry),
+                default_ttl=s.thread_ttl,
+            ),
+            runs,
+            assistants,
             max_request_bytes=s.max_request_bytes,
         )
         server = self._server = MeshServer(
@@ -144,17 +170,17 @@ class Gateway(Service):
         )
         server.add(
             threads_pb2_grpc.add_ThreadServiceServicer_to_server,
-            ThreadServicer(core),
+            ThreadServicer(api),
             _service(threads_pb2, "ThreadService"),
         )
         server.add(
             runs_pb2_grpc.add_RunServiceServicer_to_server,
-            RunServicer(core),
+            RunServicer(api),
             _service(runs_pb2, "RunService"),
         )
         server.add(
             assistants_pb2_grpc.add_AssistantServiceServicer_to_server,
-            AssistantServicer(core),
+            AssistantServicer(api),
             _service(assistants_pb2, "AssistantService"),
         )
         self.port = await server.start()

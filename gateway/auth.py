@@ -64,13 +64,20 @@ class ApiKeyAuth:
 
     def authenticate(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
         """The tenant of the key in the call metadata; UnauthenticatedError otherwise."""
-        key = ""
+        keys: set[str] = set()
         for k, v in metadata or ():
-            val = v.decode() if isinstance(v, bytes) else v
+            val = v.decode(errors="replace") if isinstance(v, bytes) else v
             if k == "authorization" and val.lower().startswith("bearer "):
-                key = val[7:].strip()
+                keys.add(val[7:].strip())
             elif k == "x-api-key":
-                key = val.strip()
+                keys.add(val.strip())
+        keys.discard("")
+        if len(keys) > 1:
+            raise UnauthenticatedError(
+                "conflicting credentials: send one API key (authorization or x-api-key)",
+                reason="API_KEY_CONFLICT",
+            )
+        key = next(iter(keys), "")
         if not key:
             raise UnauthenticatedError(
                 "missing API key: send 'authorization: Bearer <key>' or 'x-api-key: <key>' metadata",

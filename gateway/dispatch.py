@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from lgmesh.api.v1 import types_pb2
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
-from gateway._convert import final_event_from_record
+from gateway._convert import final_event_from_record, spec_to_pb
 from gateway.placement import Placement
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
@@ -27,6 +28,9 @@ from mesh_core.errors import MeshError, UnavailableError
 from mesh_core.reasons import MOVED, TRY_ELSEWHERE
 from mesh_core.retry import Backoff
 from mesh_core.telemetry import current_tracing
+
+if TYPE_CHECKING:
+    from gateway.runs import RunSpec
 
 __all__ = ["ChannelPool", "PassthroughError", "RunDispatcher", "rpc_error_reason"]
 
@@ -112,15 +116,16 @@ class RunDispatcher:
         self,
         tenant_id: str,
         run_id: str,
-        spec: types_pb2.RunSpec,
+        run: RunSpec,
         *,
         after_seq: int = 0,
         new_thread: bool = False,
-    ) -> AsyncIterator[types_pb2.RunEvent]:
+    ) -> AsyncGenerator[types_pb2.RunEvent, None]:
         """The run's events (seq > after_seq) until it ends, across runtime failures.
 
         ``new_thread``: the thread was just created, so it has no owner to look up.
         """
+        spec = spec_to_pb(run)
         scoped = scoped_thread_id(tenant_id, spec.thread_id)
         cursor = after_seq
         resume = False
@@ -143,7 +148,12 @@ class RunDispatcher:
                     yield ev
                 return
             request = runtime_pb2.ExecuteRunRequest(
-                tenant_id=tenant_id, run_id=run_id, spec=spec, resume=resume, after_seq=cursor
+                tenant_id=tenant_id,
+                run_id=run_id,
+                spec=spec,
+                resume=resume,
+                after_seq=cursor,
+                graph_id=run.graph_id,
             )
             moved = False
             try:

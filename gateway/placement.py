@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 
 import aetcd
+import aetcd.exceptions
 
 from mesh_core.adapters.etcd.keys import EtcdKeys
 from mesh_core.adapters.etcd.leases import ThreadOwner, decode_thread_owner, read_thread_owner
@@ -157,6 +158,10 @@ class MeshView:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if isinstance(exc, aetcd.exceptions.UnauthenticatedError):
+                    rejected = getattr(self.client, "token_rejected", None)
+                    if rejected is not None:
+                        rejected()
                 if failures == 0:
                     log.warning("etcd view out of sync (%s); re-listing", type(exc).__name__)
             self.synced.clear()

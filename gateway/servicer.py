@@ -1,12 +1,14 @@
-"""The public API: ThreadService, RunService, AssistantService."""
+"""The public API: ThreadService, RunService, AssistantService.
+
+Each method authenticates, converts the request to plain Python, calls the engine
+(``threads``, ``runs``, ``assistants``) and converts the answer back. Nothing else.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -19,77 +21,30 @@ from lgmesh.api.v1 import (
     threads_pb2_grpc,
     types_pb2,
 )
-from lgmesh.runtime.v1 import runtime_pb2
 
 from gateway import _convert
+from gateway.assistants import AssistantsEngine
 from gateway.auth import ApiKeyAuth
-from gateway.dispatch import ChannelPool, PassthroughError, RunDispatcher
-from gateway.placement import Placement
-from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
-from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
-from mesh_core.errors import (
-    FieldViolation,
-    InvalidArgumentError,
-    NotFoundError,
-    ResourceExhaustedError,
-)
-from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value
-from mesh_core.validation import validate_config, validate_input
+from gateway.runs import RunOutcome, RunsEngine
+from gateway.threads import ThreadsEngine
+from mesh_core import api_names as names
+from mesh_core.errors import ResourceExhaustedError
+from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value, to_struct, to_value
 
-MODE_NAMES = {
-    types_pb2.STREAM_MODE_VALUES: "values",
-    types_pb2.STREAM_MODE_UPDATES: "updates",
-    types_pb2.STREAM_MODE_CUSTOM: "custom",
-    types_pb2.STREAM_MODE_MESSAGES: "messages",
-    types_pb2.STREAM_MODE_DEBUG: "debug",
-}
-_ID_MAX = 256
+__all__ = ["ApiContext", "AssistantServicer", "RunServicer", "ThreadServicer"]
+
+_NULL = to_value(None)
 
 
-def _check_id(value: str, field: str, *, required: bool = True) -> None:
-    if not value:
-        if required:
-            raise InvalidArgumentError(
-                f"{field} is required", [FieldViolation(field, "must not be empty")]
-            )
-        return
-    if len(value) > _ID_MAX or any(c in value for c in "{}:\n\r\t ") or not value.isprintable():
-        raise InvalidArgumentError(
-            f"{field} is not a valid id",
-            [
-                FieldViolation(
-                    field,
-                    f"1-{_ID_MAX} printable characters, none of '{{', '}}', ':' or whitespace",
-                )
-            ],
-        )
+@dataclass
+class ApiContext:
+    """What every public servicer shares: auth, the size limit, the engines."""
 
-
-class GatewayCore:
-    """What every public servicer shares: auth, records, placement, dispatch."""
-
-    def __init__(
-        self,
-        auth: ApiKeyAuth,
-        records: RecordStore,
-        placement: Placement,
-        channels: ChannelPool,
-        dispatcher: RunDispatcher,
-        eventlog: RunEventLog,
-        checkpointer: Any,
-        *,
-        max_request_bytes: int,
-    ) -> None:
-        self.auth = auth
-        self.records = records
-        self.placement = placement
-        self.channels = channels
-        self.dispatcher = dispatcher
-        self.eventlog = eventlog
-        self.checkpointer = checkpointer
-        self.max_request_bytes = max_request_bytes
-        self._graphs: dict[str, types_pb2.Assistant] = {}
-        self._graphs_at = 0.0
+    auth: ApiKeyAuth
+    threads: ThreadsEngine
+    runs: RunsEngine
+    assistants: AssistantsEngine
+    max_request_bytes: int
 
     def tenant(self, context: grpc.aio.ServicerContext, request: Any = None) -> str:
         tenant = self.auth.authenticate(context.invocation_metadata())
@@ -101,364 +56,397 @@ class GatewayCore:
             )
         return tenant
 
-    async def graphs(self, *, refresh: bool = False) -> dict[str, types_pb2.Assistant]:
-        if refresh or not self._graphs or time.monotonic() - self._graphs_at > 30:
-            last_err: Exception | None = None
-            for rt in await self.placement.runtimes(fresh=refresh):
-                try:
-                    resp = await self.channels.stub(rt.address).ListGraphs(
-                        runtime_pb2.ListGraphsRequest(), timeout=5
-                    )
-                except grpc.aio.AioRpcError as err:
-                    last_err = err
-                    continue
-                self._graphs = {g.assistant_id: g for g in resp.graphs}
-                self._graphs_at = time.monotonic()
-                break
-            else:
-                if not self._graphs and last_err is not None:
-                    raise PassthroughError(last_err)
-        return self._graphs
 
-    async def require_graph(self, assistant_id: str) -> types_pb2.Assistant:
-        _check_id(assistant_id, "run.assistant_id")
-        graphs = await self.graphs()
-        if assistant_id not in graphs:
-            graphs = await self.graphs(refresh=True)
-        if assistant_id not in graphs:
-            raise NotFoundError(
-                f"assistant {assistant_id!r} not found", metadata={"assistant_id": assistant_id}
-            )
-        return graphs[assistant_id]
+async def _spec(pb: types_pb2.RunSpec) -> Any:
+    """The plain run spec; a large one is decoded off the event loop (other runs stream on)."""
+    if pb.ByteSize() > LARGE_MESSAGE_BYTES:
+        return await asyncio.to_thread(_convert.spec_from_pb, pb)
+    return _convert.spec_from_pb(pb)
 
-    async def cancel_run(self, tenant: str, rec: Any, *, wait: bool, action: int = 0) -> Any:
-        """Cancel a run: recorded first (a queued run ends at once; a running one ends at
-        its driver's next step, or when whoever resumes it sees the request), then the
-        runtime driving it is told directly. With ``wait``, until it has ended."""
-        if rec.status in TERMINAL_STATUSES:
-            return rec
-        action_name = "rollback" if action == 2 else "interrupt"
-        status = await self.records.request_cancel(rec, action_name)
-        if status == "running":
-            owner = await self.placement.owner(rec.scoped_thread)
-            if owner is not None and owner.address:
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    await self.channels.stub(owner.address).CancelRun(
-                        runtime_pb2.CancelRunRequest(
-                            tenant_id=tenant,
-                            thread_id=rec.thread_id,
-                            run_id=rec.run_id,
-                            action=action,
-                        ),
-                        timeout=10,
-                    )
-        if wait:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(30):
-                    async for _ev in self.dispatcher.follow_log(
-                        tenant, rec.thread_id, rec.run_id, 0
-                    ):
-                        pass
-        fresh = await self.records.get_run(tenant, rec.thread_id, rec.run_id)
-        return fresh or rec
 
-    async def prepare_run(
-        self, tenant: str, spec: types_pb2.RunSpec
-    ) -> tuple[str, types_pb2.RunSpec, bool]:
-        """Validate a RunSpec, make sure its thread exists.
-
-        Returns (run_id, the spec with its thread id, whether the thread is brand new).
-        """
-        graph = await self.require_graph(spec.assistant_id)
-        _check_id(spec.thread_id, "run.thread_id", required=False)
-        if spec.HasField("input"):
-            schema = from_struct(graph.input_schema)
-            if spec.input.ByteSize() > LARGE_MESSAGE_BYTES:  # keep the event loop free
-                await asyncio.to_thread(lambda: validate_input(from_value(spec.input), schema))
-            else:
-                validate_input(from_value(spec.input), schema)
-        if spec.HasField("config"):
-            validate_config(from_struct(spec.config))
-        if spec.HasField("input") and spec.HasField("command"):
-            raise InvalidArgumentError(
-                "set either input or command, not both",
-                [FieldViolation("run.command", "cannot be combined with run.input")],
-            )
-        for name in [*spec.interrupt_before, *spec.interrupt_after]:
-            if name != "*" and name not in graph.nodes:
-                raise InvalidArgumentError(
-                    f"unknown node {name!r} in interrupt_before/after",
-                    [
-                        FieldViolation(
-                            "run.interrupt_before", f"{name!r} is not a node of the graph"
-                        )
-                    ],
-                )
-        spec = types_pb2.RunSpec.FromString(spec.SerializeToString())
-        fresh = not spec.thread_id
-        if fresh:
-            spec.thread_id = str(uuid.uuid4())
-            await self.records.create_thread(
-                tenant, spec.thread_id, {}, assistant_id=spec.assistant_id
-            )
-        else:
-            thread = await self.records.get_thread(tenant, spec.thread_id)
-            if thread is None:
-                if not spec.if_not_exists_create:
-                    raise NotFoundError(
-                        f"thread {spec.thread_id!r} not found",
-                        metadata={"thread_id": spec.thread_id},
-                    )
-                thread = await self.records.create_thread(
-                    tenant,
-                    spec.thread_id,
-                    {},
-                    if_exists_return=True,
-                    assistant_id=spec.assistant_id,
-                )
-            if thread.assistant_id != spec.assistant_id:
-                await self.records.update_thread(
-                    tenant, spec.thread_id, assistant_id=spec.assistant_id
-                )
-        return str(uuid.uuid4()), spec, fresh
+def _struct(msg: Any, field: str) -> dict[str, Any] | None:
+    return from_struct(getattr(msg, field), field) if msg.HasField(field) else None
 
 
 class ThreadServicer(threads_pb2_grpc.ThreadServiceServicer):
-    def __init__(self, core: GatewayCore) -> None:
-        self.core = core
-
-    async def _thread(self, tenant: str, thread_id: str) -> Any:
-        _check_id(thread_id, "thread_id")
-        rec = await self.core.records.get_thread(tenant, thread_id)
-        if rec is None:
-            raise NotFoundError(
-                f"thread {thread_id!r} not found", metadata={"thread_id": thread_id}
-            )
-        return rec
+    def __init__(self, api: ApiContext) -> None:
+        self.api = api
+        self.threads = api.threads
 
     async def CreateThread(
         self, request: threads_pb2.CreateThreadRequest, context: grpc.aio.ServicerContext
     ) -> threads_pb2.CreateThreadResponse:
-        tenant = self.core.tenant(context, request)
-        _check_id(request.thread_id, "thread_id", required=False)
-        rec = await self.core.records.create_thread(
+        tenant = self.api.tenant(context, request)
+        rec = await self.threads.create(
             tenant,
-            request.thread_id or str(uuid.uuid4()),
-            from_struct(request.metadata),
+            request.thread_id,
+            from_struct(request.metadata, "metadata"),
             if_exists_return=request.if_exists_return,
+            graph_id=request.graph_id,
+            ttl=request.ttl_seconds,
         )
         return threads_pb2.CreateThreadResponse(thread=_convert.thread_to_pb(rec))
 
     async def GetThread(
         self, request: threads_pb2.GetThreadRequest, context: grpc.aio.ServicerContext
     ) -> threads_pb2.GetThreadResponse:
-        tenant = self.core.tenant(context, request)
-        return threads_pb2.GetThreadResponse(
-            thread=_convert.thread_to_pb(await self._thread(tenant, request.thread_id))
+        tenant = self.api.tenant(context, request)
+        rec = await self.threads.get(tenant, request.thread_id)
+        return threads_pb2.GetThreadResponse(thread=_convert.thread_to_pb(rec))
+
+    async def UpdateThread(
+        self, request: threads_pb2.UpdateThreadRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.UpdateThreadResponse:
+        tenant = self.api.tenant(context, request)
+        rec = await self.threads.update(
+            tenant, request.thread_id, _struct(request, "metadata"), ttl=request.ttl_seconds
         )
+        return threads_pb2.UpdateThreadResponse(thread=_convert.thread_to_pb(rec))
 
     async def GetThreadState(
         self, request: threads_pb2.GetThreadStateRequest, context: grpc.aio.ServicerContext
     ) -> threads_pb2.GetThreadStateResponse:
-        tenant = self.core.tenant(context, request)
-        rec = await self._thread(tenant, request.thread_id)
-        if not rec.assistant_id:
-            return threads_pb2.GetThreadStateResponse(state=types_pb2.ThreadState())
-        scoped = scoped_thread_id(tenant, request.thread_id)
-        address = (await self.core.placement.candidates(scoped))[0]
-        try:
-            resp = await self.core.channels.stub(address).GetThreadState(
-                runtime_pb2.GetThreadStateRequest(
-                    tenant_id=tenant,
-                    thread_id=request.thread_id,
-                    assistant_id=rec.assistant_id,
-                    checkpoint_id=request.checkpoint_id,
-                    subgraphs=request.subgraphs,
-                ),
-                timeout=10,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise PassthroughError(err) from None
-        return threads_pb2.GetThreadStateResponse(state=resp.state)
+        tenant = self.api.tenant(context, request)
+        state = await self.threads.state(
+            tenant,
+            request.thread_id,
+            checkpoint_id=request.checkpoint_id,
+            checkpoint_ns=request.checkpoint_ns,
+            subgraphs=request.subgraphs,
+        )
+        return threads_pb2.GetThreadStateResponse(state=state or types_pb2.ThreadState())
+
+    async def GetThreadHistory(
+        self, request: threads_pb2.GetThreadHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.GetThreadHistoryResponse:
+        tenant = self.api.tenant(context, request)
+        states = await self.threads.history(
+            tenant,
+            request.thread_id,
+            limit=request.limit,
+            before=request.before,
+            metadata=_struct(request, "metadata"),
+            checkpoint_ns=request.checkpoint_ns,
+            checkpoint_id=request.checkpoint_id,
+        )
+        return threads_pb2.GetThreadHistoryResponse(states=states)
+
+    async def UpdateThreadState(
+        self, request: threads_pb2.UpdateThreadStateRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.UpdateThreadStateResponse:
+        tenant = self.api.tenant(context, request)
+        cid, ns = await self.threads.update_state(
+            tenant,
+            request.thread_id,
+            from_value(request.values, "values") if request.HasField("values") else None,
+            as_node=request.as_node,
+            checkpoint_id=request.checkpoint_id,
+            checkpoint_ns=request.checkpoint_ns,
+        )
+        return threads_pb2.UpdateThreadStateResponse(checkpoint_id=cid, checkpoint_ns=ns)
 
     async def DeleteThread(
         self, request: threads_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext
     ) -> threads_pb2.DeleteThreadResponse:
-        tenant = self.core.tenant(context, request)
-        rec = await self._thread(tenant, request.thread_id)
-        if rec.active_run:
-            run = await self.core.records.get_run(tenant, rec.thread_id, rec.active_run)
-            if run is not None:
-                await self.core.cancel_run(tenant, run, wait=True)
-        await self.core.records.delete_thread(tenant, request.thread_id)
-        await self.core.checkpointer.adelete_thread(scoped_thread_id(tenant, request.thread_id))
+        tenant = self.api.tenant(context, request)
+        await self.threads.delete(tenant, request.thread_id)
         return threads_pb2.DeleteThreadResponse()
+
+    async def CopyThread(
+        self, request: threads_pb2.CopyThreadRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.CopyThreadResponse:
+        tenant = self.api.tenant(context, request)
+        rec = await self.threads.copy(tenant, request.thread_id)
+        return threads_pb2.CopyThreadResponse(thread=_convert.thread_to_pb(rec))
+
+    async def PruneThreads(
+        self, request: threads_pb2.PruneThreadsRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.PruneThreadsResponse:
+        tenant = self.api.tenant(context, request)
+        n = await self.threads.prune(
+            tenant,
+            list(request.thread_ids),
+            names.name_of(names.PRUNE_STRATEGY, request.strategy, "keep_latest"),
+        )
+        return threads_pb2.PruneThreadsResponse(pruned_count=n)
 
     async def SearchThreads(
         self, request: threads_pb2.SearchThreadsRequest, context: grpc.aio.ServicerContext
     ) -> threads_pb2.SearchThreadsResponse:
-        tenant = self.core.tenant(context, request)
-        if request.limit < 0 or request.offset < 0:
-            raise InvalidArgumentError(
-                "limit and offset must not be negative", [FieldViolation("limit", ">= 0")]
-            )
-        recs = await self.core.records.search_threads(
+        tenant = self.api.tenant(context, request)
+        recs = await self.threads.search(
             tenant,
-            from_struct(request.metadata),
-            _convert.THREAD_STATUS_NAMES.get(request.status, ""),
-            limit=request.limit or 10,
+            metadata=from_struct(request.metadata, "metadata"),
+            status=names.name_of(names.THREAD_STATUS, request.status),
+            ids=list(request.ids),
+            limit=request.limit,
             offset=request.offset,
         )
         return threads_pb2.SearchThreadsResponse(threads=[_convert.thread_to_pb(r) for r in recs])
 
+    async def CountThreads(
+        self, request: threads_pb2.CountThreadsRequest, context: grpc.aio.ServicerContext
+    ) -> threads_pb2.CountThreadsResponse:
+        tenant = self.api.tenant(context, request)
+        n = await self.threads.count(
+            tenant,
+            metadata=from_struct(request.metadata, "metadata"),
+            status=names.name_of(names.THREAD_STATUS, request.status),
+        )
+        return threads_pb2.CountThreadsResponse(count=n)
+
+
+def _outcome_values(out: RunOutcome) -> Any:
+    # Always a Value (null when there is no output): grpcurl cannot print an unset one.
+    return to_value(out.values) if out.values is not None else _NULL
+
 
 class RunServicer(runs_pb2_grpc.RunServiceServicer):
-    def __init__(self, core: GatewayCore) -> None:
-        self.core = core
-
-    async def _events(
-        self, tenant: str, spec: types_pb2.RunSpec
-    ) -> AsyncGenerator[types_pb2.RunEvent, None]:
-        run_id, spec, fresh = await self.core.prepare_run(tenant, spec)
-        async for ev in self.core.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
-            yield ev
+    def __init__(self, api: ApiContext) -> None:
+        self.api = api
+        self.runs = api.runs
 
     async def StreamRun(
         self, request: runs_pb2.StreamRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[runs_pb2.StreamRunResponse]:
-        tenant = self.core.tenant(context, request)
-        async for ev in self._events(tenant, request.run):
+        tenant = self.api.tenant(context, request)
+        async for ev in self.runs.stream(tenant, await _spec(request.run)):
             yield runs_pb2.StreamRunResponse(event=ev)
 
     async def WaitRun(
         self, request: runs_pb2.WaitRunRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.WaitRunResponse:
-        tenant = self.core.tenant(context, request)
-        spec = types_pb2.RunSpec.FromString(request.run.SerializeToString())
-        del spec.stream_modes[:]
-        spec.stream_modes.append(types_pb2.STREAM_MODE_UNSPECIFIED)  # lifecycle events only
-        last: types_pb2.RunEvent | None = None
-        attempts = 0
-        run_id, spec, fresh = await self.core.prepare_run(tenant, spec)
-        async for ev in self.core.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
-            last = ev
-            attempts += (
-                ev.mode == "lifecycle" and ev.lifecycle.kind == types_pb2.LIFECYCLE_KIND_RESUMED
-            )
-        resp = runs_pb2.WaitRunResponse()
-        if last is not None and is_final_event(last):
-            resp.values.CopyFrom(last.data)
-            lc = last.lifecycle
-            resp.run.CopyFrom(
-                types_pb2.Run(
-                    run_id=last.run_id,
-                    thread_id=spec.thread_id,
-                    assistant_id=spec.assistant_id,
-                    status=lc.status,
-                    metadata=spec.metadata,
-                    multitask_strategy=spec.multitask_strategy
-                    or types_pb2.MULTITASK_STRATEGY_REJECT,
-                    interrupts=lc.interrupts,
-                    attempts=attempts,
-                    updated_at=last.time,
-                )
-            )
-            if lc.HasField("error"):
-                resp.run.error.CopyFrom(lc.error)
-        return resp
+        tenant = self.api.tenant(context, request)
+        out = await self.runs.wait(tenant, await _spec(request.run))
+        return runs_pb2.WaitRunResponse(
+            run=_convert.run_to_pb(out.run), values=_outcome_values(out)
+        )
 
     async def CreateRun(
         self, request: runs_pb2.CreateRunRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.CreateRunResponse:
-        tenant = self.core.tenant(context, request)
-        events = self._events(tenant, request.run)
-        try:
-            first = await anext(events)  # the run is recorded once its first event exists
-        finally:
-            await events.aclose()  # the run goes on in its runtime
-        rec = await self.core.records.find_run(tenant, first.run_id)
-        if rec is None:
-            raise NotFoundError("run vanished right after it was created")
+        tenant = self.api.tenant(context, request)
+        rec = await self.runs.create(tenant, await _spec(request.run))
         return runs_pb2.CreateRunResponse(run=_convert.run_to_pb(rec))
-
-    async def _run(self, tenant: str, thread_id: str, run_id: str) -> Any:
-        _check_id(run_id, "run_id")
-        _check_id(thread_id, "thread_id", required=False)
-        rec = (
-            await self.core.records.get_run(tenant, thread_id, run_id)
-            if thread_id
-            else await self.core.records.find_run(tenant, run_id)
-        )
-        if rec is None:
-            raise NotFoundError(f"run {run_id!r} not found", metadata={"run_id": run_id})
-        return rec
 
     async def GetRun(
         self, request: runs_pb2.GetRunRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.GetRunResponse:
-        tenant = self.core.tenant(context, request)
-        return runs_pb2.GetRunResponse(
-            run=_convert.run_to_pb(await self._run(tenant, request.thread_id, request.run_id))
-        )
+        tenant = self.api.tenant(context, request)
+        rec = await self.runs.get(tenant, request.thread_id, request.run_id)
+        return runs_pb2.GetRunResponse(run=_convert.run_to_pb(rec))
 
     async def ListRuns(
         self, request: runs_pb2.ListRunsRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.ListRunsResponse:
-        tenant = self.core.tenant(context, request)
-        _check_id(request.thread_id, "thread_id")
-        if await self.core.records.get_thread(tenant, request.thread_id) is None:
-            raise NotFoundError(f"thread {request.thread_id!r} not found")
-        recs = await self.core.records.list_runs(
+        tenant = self.api.tenant(context, request)
+        recs = await self.runs.list(
             tenant,
             request.thread_id,
-            _convert.RUN_STATUS_NAMES.get(request.status, ""),
-            limit=request.limit or 10,
-            offset=max(request.offset, 0),
+            status=names.name_of(names.RUN_STATUS, request.status),
+            limit=request.limit,
+            offset=request.offset,
         )
         return runs_pb2.ListRunsResponse(runs=[_convert.run_to_pb(r) for r in recs])
 
     async def CancelRun(
         self, request: runs_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> runs_pb2.CancelRunResponse:
-        tenant = self.core.tenant(context, request)
-        rec = await self.core.cancel_run(
+        tenant = self.api.tenant(context, request)
+        rec = await self.runs.get(tenant, request.thread_id, request.run_id)
+        rec = await self.runs.cancel(
             tenant,
-            await self._run(tenant, request.thread_id, request.run_id),
+            rec,
             wait=request.wait,
-            action=request.action,
+            action=names.name_of(names.CANCEL_ACTION, request.action, "interrupt"),
         )
         return runs_pb2.CancelRunResponse(run=_convert.run_to_pb(rec))
+
+    async def CancelRuns(
+        self, request: runs_pb2.CancelRunsRequest, context: grpc.aio.ServicerContext
+    ) -> runs_pb2.CancelRunsResponse:
+        tenant = self.api.tenant(context, request)
+        recs = await self.runs.cancel_many(
+            tenant,
+            thread_id=request.thread_id,
+            run_ids=list(request.run_ids),
+            status=names.name_of(names.CANCEL_RUNS_STATUS, request.status, "all"),
+            action=names.name_of(names.CANCEL_ACTION, request.action, "interrupt"),
+        )
+        return runs_pb2.CancelRunsResponse(runs=[_convert.run_to_pb(r) for r in recs])
+
+    async def DeleteRun(
+        self, request: runs_pb2.DeleteRunRequest, context: grpc.aio.ServicerContext
+    ) -> runs_pb2.DeleteRunResponse:
+        tenant = self.api.tenant(context, request)
+        await self.runs.delete(tenant, request.thread_id, request.run_id)
+        return runs_pb2.DeleteRunResponse()
 
     async def JoinRun(
         self, request: runs_pb2.JoinRunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[runs_pb2.JoinRunResponse]:
-        tenant = self.core.tenant(context, request)
-        rec = await self._run(tenant, request.thread_id, request.run_id)
-        modes = {MODE_NAMES[m] for m in request.stream_modes if m in MODE_NAMES}
-        # A run that already ended is replayed as far as its (bounded) log goes; a live one
-        # is followed until its final event.
-        follow = rec.status not in TERMINAL_STATUSES
-        async for ev in self.core.eventlog.replay(rec.run_id, request.after_seq, follow=follow):
-            if modes and ev.mode != "lifecycle" and ev.mode not in modes:
-                continue
+        tenant = self.api.tenant(context, request)
+        modes = {names.name_of(names.STREAM_MODE, m) for m in request.stream_modes} - {""}
+        async for ev in self.runs.join(
+            tenant, request.thread_id, request.run_id, request.after_seq, modes
+        ):
             yield runs_pb2.JoinRunResponse(event=ev)
+
+    async def WaitForRun(
+        self, request: runs_pb2.WaitForRunRequest, context: grpc.aio.ServicerContext
+    ) -> runs_pb2.WaitForRunResponse:
+        tenant = self.api.tenant(context, request)
+        out = await self.runs.wait_for(tenant, request.thread_id, request.run_id)
+        return runs_pb2.WaitForRunResponse(
+            run=_convert.run_to_pb(out.run), values=_outcome_values(out)
+        )
 
 
 class AssistantServicer(assistants_pb2_grpc.AssistantServiceServicer):
-    def __init__(self, core: GatewayCore) -> None:
-        self.core = core
+    def __init__(self, api: ApiContext) -> None:
+        self.api = api
+        self.assistants = api.assistants
+
+    async def _pb(self, rec: Any) -> types_pb2.Assistant:
+        """A compact record: no schemas (GetAssistant with_schemas, GetAssistantSchemas)."""
+        graph = await self.assistants.runtime.graph(rec.graph_id)
+        return _convert.assistant_to_pb(rec, nodes=graph.nodes)
 
     async def ListAssistants(
         self, request: assistants_pb2.ListAssistantsRequest, context: grpc.aio.ServicerContext
     ) -> assistants_pb2.ListAssistantsResponse:
-        self.core.tenant(context, request)
-        graphs = await self.core.graphs(refresh=True)
-        return assistants_pb2.ListAssistantsResponse(assistants=[graphs[k] for k in sorted(graphs)])
+        tenant = self.api.tenant(context, request)
+        recs = await self.assistants.search(tenant, limit=1 << 30)
+        return assistants_pb2.ListAssistantsResponse(assistants=[await self._pb(r) for r in recs])
 
     async def GetAssistant(
         self, request: assistants_pb2.GetAssistantRequest, context: grpc.aio.ServicerContext
     ) -> assistants_pb2.GetAssistantResponse:
-        self.core.tenant(context, request)
-        return assistants_pb2.GetAssistantResponse(
-            assistant=await self.core.require_graph(request.assistant_id)
+        tenant = self.api.tenant(context, request)
+        rec = await self.assistants.get(tenant, request.assistant_id)
+        graph = await self.assistants.runtime.graph(rec.graph_id)
+        schemas = (
+            await self.assistants.runtime.schemas(rec.graph_id) if request.with_schemas else None
         )
+        return assistants_pb2.GetAssistantResponse(
+            assistant=_convert.assistant_to_pb(rec, schemas=schemas, nodes=graph.nodes)
+        )
+
+    async def CreateAssistant(
+        self, request: assistants_pb2.CreateAssistantRequest, context: grpc.aio.ServicerContext
+    ) -> assistants_pb2.CreateAssistantResponse:
+        tenant = self.api.tenant(context, request)
+        rec = await self.assistants.create(
+            tenant,
+            request.graph_id,
+            config=from_struct(request.config, "config"),
+            context=from_struct(request.context, "context"),
+            metadata=from_struct(request.metadata, "metadata"),
+            assistant_id=request.assistant_id,
+            if_exists_return=request.if_exists_return,
+            name=request.name,
+            description=request.description,
+        )
+        return assistants_pb2.CreateAssistantResponse(assistant=await self._pb(rec))
+
+    async def UpdateAssistant(
+        self, request: assistants_pb2.UpdateAssistantRequest, context: grpc.aio.ServicerContext
+    ) -> assistants_pb2.UpdateAssistantResponse:
+        tenant = self.api.tenant(context, request)
+        rec = await self.assistants.update(
+            tenant,
+            request.assistant_id,
+            graph_id=request.graph_id,
+            config=_struct(request, "config"),
+            context=_struct(request, "context"),
+            metadata=_struct(request, "metadata"),
+            name=request.name,
+            description=request.description,
+        )
+        return assistants_pb2.UpdateAssistantResponse(assistant=await self._pb(rec))
+
+    async def DeleteAssistant(
+        self, request: assistants_pb2.DeleteAssistantRequest, context: grpc.aio.ServicerContext
+    ) -> assistants_pb2.DeleteAssistantResponse:
+        tenant = self.api.tenant(context, request)
+        await self.assistants.delete(tenant, request.assistant_id)
+        return assistants_pb2.DeleteAssistantResponse()
+
+    async def SearchAssistants(
+        self, request: assistants_pb2.SearchAssistantsRequest, context: grpc.aio.ServicerContext
+    ) -> assistants_pb2.SearchAssistantsResponse:
+        tenant = self.api.tenant(context, request)
+        recs = await self.assistants.search(
+            tenant,
+            metadata=from_struct(request.metadata, "metadata"),
+            graph_id=request.graph_id,
+            name=request.name,
+            limit=request.limit,
+            offset=request.offset,
+        )
+        return assistants_pb2.SearchAssistantsResponse(assistants=[await self._pb(r) for r in recs])
+
+    async def CountAssistants(
+        self, request: assistants_pb2.CountAssistantsRequest, context: grpc.aio.ServicerContext
+    ) -> assistants_pb2.CountAssistantsResponse:
+        tenant = self.api.tenant(context, request)
+        n = await self.assistants.count(
+            tenant,
+            metadata=from_struct(request.metadata, "metadata"),
+            graph_id=request.graph_id,
+            name=request.name,
+        )
+        return assistants_pb2.CountAssistantsResponse(count=n)
+
+    async def ListAssistantVersions(
+        self,
+        request: assistants_pb2.ListAssistantVersionsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> assistants_pb2.ListAssistantVersionsResponse:
+        tenant = self.api.tenant(context, request)
+        recs = await self.assistants.versions(
+            tenant,
+            request.assistant_id,
+            metadata=from_struct(request.metadata, "metadata"),
+            limit=request.limit,
+            offset=request.offset,
+        )
+        return assistants_pb2.ListAssistantVersionsResponse(
+            versions=[await self._pb(r) for r in recs]
+        )
+
+    async def SetLatestAssistantVersion(
+        self,
+        request: assistants_pb2.SetLatestAssistantVersionRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> assistants_pb2.SetLatestAssistantVersionResponse:
+        tenant = self.api.tenant(context, request)
+        rec = await self.assistants.set_latest(tenant, request.assistant_id, request.version)
+        return assistants_pb2.SetLatestAssistantVersionResponse(assistant=await self._pb(rec))
+
+    async def GetAssistantGraph(
+        self, request: assistants_pb2.GetAssistantGraphRequest, context: grpc.aio.ServicerContext
+    ) -> assistants_pb2.GetAssistantGraphResponse:
+        tenant = self.api.tenant(context, request)
+        graph = await self.assistants.graph_json(tenant, request.assistant_id, request.xray)
+        return assistants_pb2.GetAssistantGraphResponse(graph=to_struct(graph))
+
+    async def GetAssistantSchemas(
+        self,
+        request: assistants_pb2.GetAssistantSchemasRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> assistants_pb2.GetAssistantSchemasResponse:
+        tenant = self.api.tenant(context, request)
+        schemas = await self.assistants.schemas(tenant, request.assistant_id)
+        return assistants_pb2.GetAssistantSchemasResponse(schemas=to_struct(schemas))
+
+    async def GetAssistantSubgraphs(
+        self,
+        request: assistants_pb2.GetAssistantSubgraphsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> assistants_pb2.GetAssistantSubgraphsResponse:
+        tenant = self.api.tenant(context, request)
+        subs = await self.assistants.subgraphs(
+            tenant, request.assistant_id, request.namespace, request.recurse
+        )
+        return assistants_pb2.GetAssistantSubgraphsResponse(subgraphs=to_struct(subs))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from lgmesh.llm.v1 import llm_pb2
@@ -22,6 +21,7 @@ from llm_gateway_svc.model import (
     Usage,
 )
 from mesh_core.errors import FieldViolation, InvalidArgumentError
+from mesh_core.jsonvalue import parse_json
 
 __all__ = [
     "chunk_to_pb",
@@ -91,8 +91,8 @@ def request_from_pb(req: llm_pb2.GenerateRequest | llm_pb2.StreamGenerateRequest
         params: Any = {}
         if t.parameters_json:
             try:
-                params = json.loads(t.parameters_json)
-            except ValueError:
+                params = parse_json(t.parameters_json, f"tools[{i}].parameters_json")
+            except InvalidArgumentError:
                 params = None
             if not isinstance(params, dict):
                 bad.append(FieldViolation(f"tools[{i}].parameters_json", "must be a JSON object"))

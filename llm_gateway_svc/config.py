@@ -17,6 +17,7 @@ import yaml
 
 from mesh_core.config import ConfigError as MeshConfigError
 from mesh_core.config import InfraSettings
+from mesh_core.limits import LimitsTable
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -168,6 +169,8 @@ class LlmGatewaySettings:
         providers: upstream providers by name.
         routes: model alias -> targets tried in order (primary first, then fallbacks).
         limits: requests/tokens per window, per tenant and per model.
+        tenant_limits: the mesh's per-tenant limits (``--tenant-limits``); here each
+            tenant's ``llm_share`` of every provider's concurrency.
         cache_ttl_s: exact-match response cache TTL (0: cache off).
         idempotency_ttl_s: how long a completed response is kept for its idempotency key.
         drain_grace_s: on SIGTERM, how long in-flight calls may take to finish.
@@ -180,6 +183,7 @@ class LlmGatewaySettings:
     providers: Mapping[str, ProviderSettings] = field(default_factory=dict)
     routes: Mapping[str, tuple[Target, ...]] = field(default_factory=dict)
     limits: LimitSettings = LimitSettings()
+    tenant_limits: LimitsTable = field(default_factory=LimitsTable)
     cache_ttl_s: float = 0.0
     idempotency_ttl_s: float = 24 * 3600.0
     drain_grace_s: float = 10.0

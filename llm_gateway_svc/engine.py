@@ -96,7 +96,7 @@ class LlmGateway:
         self, request: ChatRequest, *, tenant: str, deadline: Deadline
     ) -> ChatResult:
         async def upstream() -> ChatResult:
-            return await self.router.generate(request, deadline, Attempts())
+            return await self.router.generate(request, deadline, Attempts(), tenant)
 
         call = self._call(request, tenant)
         async with _Measured(request.model, "generate"):
@@ -129,7 +129,7 @@ class LlmGateway:
                 att = Attempts()
                 acc = _Assembler()
                 try:
-                    async for chunk in self.router.stream(request, deadline, att):
+                    async for chunk in self.router.stream(request, deadline, att, tenant):
                         if chunk.last:
                             acc.end(chunk)  # and let the router finish its bookkeeping
                         else:
@@ -155,7 +155,9 @@ class LlmGateway:
         """One vector per input; batched upstream, limited, cached and idempotent like generate."""
 
         async def upstream() -> EmbedResult:
-            return await self.router.embed(request.model, request.inputs, deadline, Attempts())
+            return await self.router.embed(
+                request.model, request.inputs, deadline, Attempts(), tenant
+            )
 
         call = self._call(request, tenant)
         async with _Measured(request.model, "embed"):

@@ -32,9 +32,11 @@ from mesh_core.errors import (
     InvalidArgumentError,
     MeshError,
     NotFoundError,
+    QuotaExceededError,
     ResourceExhaustedError,
     UnavailableError,
 )
+from mesh_core.fairshare import FairSlots, share_cap
 
 __all__ = ["Attempts", "Router"]
 
@@ -79,7 +81,7 @@ class _Slot:
         self.settings = settings
         self.provider = provider
         self.backoff = Backoff(settings.retry.base_s, settings.retry.cap_s)
-        self.sem = asyncio.Semaphore(settings.max_concurrency)
+        self.slots = FairSlots(settings.max_concurrency)
 
 
 class _TargetState:
@@ -100,6 +102,7 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._routes = settings.routes
+        self._limits = settings.tenant_limits
         self._sleep = sleep
         self._clock = clock
         built = dict(providers or {})
@@ -148,15 +151,24 @@ class Router:
             await slot.provider.aclose()
 
     # -- unary -------------------------------------------------------------------------
-    async def generate(self, request: ChatRequest, deadline: Deadline, att: Attempts) -> ChatResult:
+    async def generate(
+        self, request: ChatRequest, deadline: Deadline, att: Attempts, tenant: str = ""
+    ) -> ChatResult:
         async def call(provider: Provider, model: str, budget: float) -> ChatResult:
             return await provider.generate(request, model, budget)
 
-        result = await self._unary(request.model, self.targets(request.model), deadline, att, call)
+        result = await self._unary(
+            request.model, self.targets(request.model), deadline, att, call, tenant
+        )
         return replace(result, attempts=att.count)
 
     async def embed(
-        self, alias: str, texts: tuple[str, ...], deadline: Deadline, att: Attempts
+        self,
+        alias: str,
+        texts: tuple[str, ...],
+        deadline: Deadline,
+        att: Attempts,
+        tenant: str = "",
     ) -> EmbedResult:
         """Vectors of ``texts`` from one target: every batch of an attempt from the same model."""
 
@@ -174,7 +186,9 @@ class Router:
                 provider_model=model,
             )
 
-        result = await self._unary(alias, self.embedding_targets(alias), deadline, att, call)
+        result = await self._unary(
+            alias, self.embedding_targets(alias), deadline, att, call, tenant
+        )
         return replace(result, attempts=att.count)
 
     async def _unary(
@@ -184,6 +198,7 @@ class Router:
         deadline: Deadline,
         att: Attempts,
         call: Callable[[Provider, str, float], Awaitable[R]],
+        tenant: str,
     ) -> R:
         for n, target in enumerate(targets):
             slot = self._slots[target.provider]
@@ -199,7 +214,7 @@ class Router:
                     break
                 start = time.perf_counter()
                 try:
-                    async with _Upstream(slot, self._state(target), deadline) as budget:
+                    async with self._upstream(slot, target, deadline, tenant) as budget:
                         try:
                             async with asyncio.timeout(budget):
                                 result = await call(slot.provider, target.model, budget)
@@ -218,7 +233,7 @@ class Router:
 
     # -- streaming -----------------------------------------------------------------------
     async def stream(
-        self, request: ChatRequest, deadline: Deadline, att: Attempts
+        self, request: ChatRequest, deadline: Deadline, att: Attempts, tenant: str = ""
     ) -> AsyncIterator[Chunk]:
         """Chunks of the first target that answers; retries only before the first chunk."""
         targets = self.targets(request.model)
@@ -237,7 +252,7 @@ class Router:
                 start = time.perf_counter()
                 sent = 0
                 try:
-                    async with _Upstream(slot, self._state(target), deadline) as budget:
+                    async with self._upstream(slot, target, deadline, tenant) as budget:
                         ends_at = time.monotonic() + budget
                         chunks = slot.provider.stream(request, target.model, budget)
                         try:
@@ -276,6 +291,10 @@ class Router:
         raise self._exhausted_error(request.model, att)
 
     # -- pieces --------------------------------------------------------------------------
+    def _upstream(self, slot: _Slot, target: Target, deadline: Deadline, tenant: str) -> _Upstream:
+        cap = share_cap(slot.settings.max_concurrency, self._limits.for_tenant(tenant).llm_share)
+        return _Upstream(slot, self._state(target), deadline, tenant, cap)
+
     async def _before_attempt(
         self,
         slot: _Slot,
@@ -428,17 +447,31 @@ class Router:
 class _Upstream:
     """Holds one of the provider's concurrency slots; yields the attempt's time budget."""
 
-    def __init__(self, slot: _Slot, state: _TargetState, deadline: Deadline) -> None:
+    def __init__(
+        self, slot: _Slot, state: _TargetState, deadline: Deadline, tenant: str, cap: int
+    ) -> None:
         self._slot = slot
         self._state = state
         self._deadline = deadline
+        self._tenant = tenant
+        self._cap = cap
         self._acquired = False
 
     async def __aenter__(self) -> float:
+        slots = self._slot.slots
         try:
-            async with asyncio.timeout(max(self._deadline.remaining(), 0.0)):
-                await self._slot.sem.acquire()
+            await slots.acquire(self._tenant, self._cap, max(self._deadline.remaining(), 0.0))
         except TimeoutError:
+            if slots.held(self._tenant) >= self._cap and slots.in_use < slots.capacity:
+                raise QuotaExceededError(
+                    f"tenant holds its share of provider {self._slot.settings.name!r} "
+                    f"({self._cap} of {slots.capacity} concurrent calls) until the deadline",
+                    tenant=self._tenant,
+                    limit="llm_share",
+                    value=self._cap,
+                    retry_after=0.5,
+                    metadata={"provider": self._slot.settings.name},
+                ) from None
             raise ProviderError("timeout", "no free upstream slot before the deadline") from None
         self._acquired = True
         metrics.UPSTREAM_INFLIGHT.labels(self._slot.settings.name).inc()
@@ -446,7 +479,7 @@ class _Upstream:
 
     async def __aexit__(self, et: object, exc: BaseException | None, tb: Any) -> None:
         if self._acquired:
-            self._slot.sem.release()
+            self._slot.slots.release(self._tenant)
             metrics.UPSTREAM_INFLIGHT.labels(self._slot.settings.name).dec()
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             self._state.breaker.on_abandon()

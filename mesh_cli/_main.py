@@ -26,6 +26,7 @@ from mesh_core.config import ConfigError, InfraSettings
 from mesh_core.lifecycle import LifecycleSettings
 from mesh_core.logs import LOG_FORMATS, setup_logging
 from mesh_core.retry import DEFAULT_RETRY_BUDGET
+from mesh_core.webhooks import parse_allow_hosts
 
 __all__ = ["build_parser", "main"]
 
@@ -177,6 +178,8 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         api_keys=keys,
         max_request_bytes=ns.max_request_bytes,
         retry_budget=ns.retry_budget,
+        webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
+        thread_ttl=ns.thread_ttl,
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
     )
@@ -218,6 +221,8 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         handover_after=ns.handover_after,
         task_ack_wait=ns.task_ack_wait,
         task_max_deliveries=ns.task_max_deliveries,
+        webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
+        schedule_visibility=ns.schedule_visibility,
         lease_idle=ns.lease_idle,
         checkpoint_keep=_keep(ns.checkpoint_keep),
         thread_ttl=ns.thread_ttl,
@@ -369,6 +374,21 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         unit="bytes",
         help="larger requests get RESOURCE_EXHAUSTED",
     )
+    f.add(
+        "--thread-ttl",
+        env="LGMESH_THREAD_TTL",
+        default=0.0,
+        type=float,
+        unit="s",
+        help="delete a thread (record and checkpoints) this long after its last update, unless "
+        "it sets its own TTL (0: never); runtimes expire checkpoints by the same variable",
+    )
+    f.add(
+        "--webhook-allow-hosts",
+        env="LGMESH_WEBHOOK_ALLOW_HOSTS",
+        default="",
+        help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
+    )
     _event_log_flags(f)
 
     r = cmd(
@@ -442,6 +462,20 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         default="send",
         choices=["send", "all", "off"],
         help="which tasks go to workers: Send fan-out, every task, or none",
+    )
+    f.add(
+        "--webhook-allow-hosts",
+        env="LGMESH_WEBHOOK_ALLOW_HOSTS",
+        default="",
+        help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
+    )
+    f.add(
+        "--schedule-visibility",
+        env="LGMESH_SCHEDULE_VISIBILITY",
+        default=30.0,
+        type=float,
+        unit="s",
+        help="a delayed run or webhook claimed by a runtime that died is taken again after this",
     )
     f.add(
         "--task-ack-wait",

@@ -7,16 +7,19 @@ thread = await client.threads.create(metadata={"user": "ada"})
 async for part in client.runs.stream(thread["thread_id"], "demo", input={...},
                                      stream_mode=["values", "updates"]):
     print(part.event, part.data)
+
+Resources and methods carry langgraph_sdk's names and keyword arguments wherever the
+mesh has the concept (see the README's table for what it has not, and why). Errors are
+:mod:`mesh_client.errors` exceptions, mapped from the gRPC status in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+import builtins
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import json_format
 from lgmesh.api.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
@@ -24,334 +27,522 @@ from lgmesh.api.v1 import (
     runs_pb2_grpc,
     threads_pb2,
     threads_pb2_grpc,
-    types_pb2,
 )
 
+from mesh_client._convert import (
+    StreamPart,
+    assistant_dict,
+    part_of,
+    run_dict,
+    run_spec,
+    state_dict,
+    thread_dict,
+)
+from mesh_client.errors import RunFailedError, from_rpc_error
+from mesh_core import api_names as names
 from mesh_core.jsonvalue import from_struct, from_value, to_struct, to_value
 
 __all__ = ["MeshClient", "StreamPart", "get_client"]
 
-_MODES = {
-    "values": types_pb2.STREAM_MODE_VALUES,
-    "updates": types_pb2.STREAM_MODE_UPDATES,
-    "custom": types_pb2.STREAM_MODE_CUSTOM,
-    "messages": types_pb2.STREAM_MODE_MESSAGES,
-    "debug": types_pb2.STREAM_MODE_DEBUG,
-}
-_STRATEGIES = {
-    "reject": types_pb2.MULTITASK_STRATEGY_REJECT,
-    "enqueue": types_pb2.MULTITASK_STRATEGY_ENQUEUE,
-    "interrupt": types_pb2.MULTITASK_STRATEGY_INTERRUPT,
-    "rollback": types_pb2.MULTITASK_STRATEGY_ROLLBACK,
-}
-_LIFECYCLE = {
-    types_pb2.LIFECYCLE_KIND_STARTED: "started",
-    types_pb2.LIFECYCLE_KIND_RESUMED: "resumed",
-    types_pb2.LIFECYCLE_KIND_ENDED: "ended",
-    types_pb2.LIFECYCLE_KIND_QUEUED: "queued",
-}
-_STATUS = {
-    types_pb2.RUN_STATUS_PENDING: "pending",
-    types_pb2.RUN_STATUS_RUNNING: "running",
-    types_pb2.RUN_STATUS_SUCCESS: "success",
-    types_pb2.RUN_STATUS_ERROR: "error",
-    types_pb2.RUN_STATUS_INTERRUPTED: "interrupted",
-    types_pb2.RUN_STATUS_CANCELLED: "cancelled",
-}
+T = TypeVar("T")
 
 
-@dataclass
-class StreamPart:
-    """One event of a run: ``event`` is the stream mode or ``"lifecycle"``."""
-
-    event: str
-    data: Any
-    run_id: str
-    seq: int
-    namespace: tuple[str, ...] = ()
-    lifecycle: dict[str, Any] = field(default_factory=dict)
-
-
-def _msg_dict(msg: Any) -> dict[str, Any]:
-    out = json_format.MessageToDict(msg, preserving_proto_field_name=True)
-    return out
-
-
-def _part(ev: types_pb2.RunEvent) -> StreamPart:
-    lc: dict[str, Any] = {}
-    if ev.mode == "lifecycle":
-        lc = {
-            "kind": _LIFECYCLE.get(ev.lifecycle.kind, ""),
-            "status": _STATUS.get(ev.lifecycle.status, ""),
-            "runtime_id": ev.lifecycle.runtime_id,
-            "interrupts": [
-                {"id": i.id, "value": from_value(i.value)} for i in ev.lifecycle.interrupts
-            ],
-        }
-        if ev.lifecycle.HasField("error"):
-            lc["error"] = {"type": ev.lifecycle.error.type, "message": ev.lifecycle.error.message}
-    return StreamPart(
-        event=ev.mode,
-        data=from_value(ev.data) if ev.HasField("data") else None,
-        run_id=ev.run_id,
-        seq=ev.seq,
-        namespace=tuple(ev.namespace),
-        lifecycle=lc,
-    )
-
-
-def _run_dict(run: types_pb2.Run) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "thread_id": run.thread_id,
-        "assistant_id": run.assistant_id,
-        "status": _STATUS.get(run.status, ""),
-        "metadata": from_struct(run.metadata),
-        "attempts": run.attempts,
-        "interrupts": [{"id": i.id, "value": from_value(i.value)} for i in run.interrupts],
-        "error": {"type": run.error.type, "message": run.error.message}
-        if run.HasField("error")
-        else None,
-    }
-
-
-def _thread_dict(t: types_pb2.Thread) -> dict[str, Any]:
-    status = types_pb2.ThreadStatus.Name(t.status).removeprefix("THREAD_STATUS_").lower()
-    return {"thread_id": t.thread_id, "metadata": from_struct(t.metadata), "status": status}
-
-
-def _spec(
-    thread_id: str | None,
-    assistant_id: str,
-    *,
-    input: Any = None,
-    command: dict[str, Any] | None = None,
-    config: dict[str, Any] | None = None,
-    context: dict[str, Any] | None = None,
-    metadata: dict[str, Any] | None = None,
-    stream_mode: str | Sequence[str] = ("values",),
-    multitask_strategy: str = "reject",
-    interrupt_before: Sequence[str] = (),
-    interrupt_after: Sequence[str] = (),
-    stream_subgraphs: bool = False,
-    if_not_exists: str | None = None,
-) -> types_pb2.RunSpec:
-    modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
-    spec = types_pb2.RunSpec(
-        thread_id=thread_id or "",
-        assistant_id=assistant_id,
-        stream_modes=[_MODES[m] for m in modes],
-        multitask_strategy=_STRATEGIES[multitask_strategy],
-        interrupt_before=list(interrupt_before),
-        interrupt_after=list(interrupt_after),
-        stream_subgraphs=stream_subgraphs,
-        if_not_exists_create=if_not_exists == "create",
-    )
-    if command is not None:
-        cmd = types_pb2.Command()
-        if "resume" in command:
-            cmd.resume.CopyFrom(to_value(command["resume"]))
-            cmd.resume_map = isinstance(command["resume"], dict) and bool(command.get("resume_map"))
-        if command.get("update") is not None:
-            cmd.update.CopyFrom(to_value(command["update"]))
-        goto = command.get("goto")
-        if goto:
-            cmd.goto.extend([goto] if isinstance(goto, str) else list(goto))
-        spec.command.CopyFrom(cmd)
-    elif input is not None:
-        spec.input.CopyFrom(to_value(input))
-    if config:
-        spec.config.CopyFrom(to_struct(config))
-    if context:
-        spec.context.CopyFrom(to_struct(context))
-    if metadata:
-        spec.metadata.CopyFrom(to_struct(metadata))
-    return spec
-
-
-class _Base:
+class _Resource:
     def __init__(self, client: MeshClient) -> None:
         self._c = client
 
-    @property
-    def _md(self) -> list[tuple[str, str]]:
-        return self._c.metadata
+    async def _call(self, fn: Callable[..., Awaitable[T]], request: Any) -> T:
+        try:
+            return await fn(request, metadata=self._c.metadata)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def _stream(self, fn: Callable[..., Any], request: Any) -> AsyncIterator[StreamPart]:
+        call = fn(request, metadata=self._c.metadata)
+        try:
+            async for resp in call:
+                yield part_of(resp.event)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+        finally:
+            call.cancel()
 
 
-class ThreadsClient(_Base):
+def _ttl_seconds(ttl: int | float | dict[str, Any] | None) -> float:
+    minutes = ttl.get("ttl") if isinstance(ttl, dict) else ttl
+    return float(minutes or 0) * 60.0
+
+
+def _status(table: Any, value: str | None, what: str) -> int:
+    return names.value_of(table, value, what) if value else 0
+
+
+class ThreadsClient(_Resource):
+    """langgraph_sdk's ``client.threads``."""
+
     async def create(
         self,
         *,
-        thread_id: str | None = None,
         metadata: dict[str, Any] | None = None,
-        if_exists: str = "raise",
+        thread_id: str | None = None,
+        if_exists: str | None = None,
+        graph_id: str | None = None,
+        ttl: int | float | dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        resp = await self._c.threads_stub.CreateThread(
+        """``ttl``: minutes as in langgraph_sdk (a number, or {"ttl": minutes})."""
+        resp = await self._call(
+            self._c.threads_stub.CreateThread,
             threads_pb2.CreateThreadRequest(
                 thread_id=thread_id or "",
                 metadata=to_struct(metadata),
                 if_exists_return=if_exists == "do_nothing",
+                graph_id=graph_id or "",
+                ttl_seconds=_ttl_seconds(ttl),
             ),
-            metadata=self._md,
         )
-        return _thread_dict(resp.thread)
+        return thread_dict(resp.thread)
 
     async def get(self, thread_id: str) -> dict[str, Any]:
-        resp = await self._c.threads_stub.GetThread(
-            threads_pb2.GetThreadRequest(thread_id=thread_id), metadata=self._md
+        resp = await self._call(
+            self._c.threads_stub.GetThread, threads_pb2.GetThreadRequest(thread_id=thread_id)
         )
-        return _thread_dict(resp.thread)
+        return thread_dict(resp.thread)
 
-    async def get_state(
-        self, thread_id: str, checkpoint_id: str | None = None, *, subgraphs: bool = False
+    async def update(
+        self,
+        thread_id: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        ttl: int | float | dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        resp = await self._c.threads_stub.GetThreadState(
-            threads_pb2.GetThreadStateRequest(
-                thread_id=thread_id, checkpoint_id=checkpoint_id or "", subgraphs=subgraphs
+        resp = await self._call(
+            self._c.threads_stub.UpdateThread,
+            threads_pb2.UpdateThreadRequest(
+                thread_id=thread_id,
+                metadata=to_struct(metadata) if metadata else None,
+                ttl_seconds=_ttl_seconds(ttl),
             ),
-            metadata=self._md,
         )
-        st = resp.state
-        return {
-            "values": from_value(st.values) if st.HasField("values") else None,
-            "next": list(st.next),
-            "checkpoint_id": st.checkpoint_id,
-            "parent_checkpoint_id": st.parent_checkpoint_id,
-            "metadata": from_struct(st.metadata),
-            "tasks": [
-                {
-                    "id": t.id,
-                    "name": t.name,
-                    "interrupts": [
-                        {"id": i.id, "value": from_value(i.value)} for i in t.interrupts
-                    ],
-                }
-                for t in st.tasks
-            ],
-            "interrupts": [{"id": i.id, "value": from_value(i.value)} for i in st.interrupts],
-        }
+        return thread_dict(resp.thread)
 
     async def delete(self, thread_id: str) -> None:
-        await self._c.threads_stub.DeleteThread(
-            threads_pb2.DeleteThreadRequest(thread_id=thread_id), metadata=self._md
+        await self._call(
+            self._c.threads_stub.DeleteThread, threads_pb2.DeleteThreadRequest(thread_id=thread_id)
         )
 
     async def search(
         self,
         *,
         metadata: dict[str, Any] | None = None,
+        ids: Sequence[str] | None = None,
         status: str | None = None,
         limit: int = 10,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        st = getattr(types_pb2, f"THREAD_STATUS_{status.upper()}") if status else 0
-        resp = await self._c.threads_stub.SearchThreads(
+        resp = await self._call(
+            self._c.threads_stub.SearchThreads,
             threads_pb2.SearchThreadsRequest(
-                metadata=to_struct(metadata), status=st, limit=limit, offset=offset
+                metadata=to_struct(metadata),
+                status=_status(names.THREAD_STATUS, status, "status"),
+                limit=limit,
+                offset=offset,
+                ids=list(ids or ()),
             ),
-            metadata=self._md,
         )
-        return [_thread_dict(t) for t in resp.threads]
+        return [thread_dict(t) for t in resp.threads]
+
+    async def count(
+        self, *, metadata: dict[str, Any] | None = None, status: str | None = None
+    ) -> int:
+        resp = await self._call(
+            self._c.threads_stub.CountThreads,
+            threads_pb2.CountThreadsRequest(
+                metadata=to_struct(metadata),
+                status=_status(names.THREAD_STATUS, status, "status"),
+            ),
+        )
+        return resp.count
+
+    async def copy(self, thread_id: str) -> dict[str, Any]:
+        """A new thread with this one's checkpoints and metadata (returned; langgraph_sdk
+        returns None)."""
+        resp = await self._call(
+            self._c.threads_stub.CopyThread, threads_pb2.CopyThreadRequest(thread_id=thread_id)
+        )
+        return thread_dict(resp.thread)
+
+    async def prune(self, thread_ids: Sequence[str], *, strategy: str = "delete") -> dict[str, Any]:
+        resp = await self._call(
+            self._c.threads_stub.PruneThreads,
+            threads_pb2.PruneThreadsRequest(
+                thread_ids=list(thread_ids),
+                strategy=names.value_of(names.PRUNE_STRATEGY, strategy, "strategy"),
+            ),
+        )
+        return {"pruned_count": resp.pruned_count}
+
+    async def get_state(
+        self,
+        thread_id: str,
+        checkpoint: dict[str, Any] | None = None,
+        checkpoint_id: str | None = None,
+        *,
+        subgraphs: bool = False,
+    ) -> dict[str, Any]:
+        resp = await self._call(
+            self._c.threads_stub.GetThreadState,
+            threads_pb2.GetThreadStateRequest(
+                thread_id=thread_id,
+                checkpoint_id=checkpoint_id or str((checkpoint or {}).get("checkpoint_id") or ""),
+                checkpoint_ns=str((checkpoint or {}).get("checkpoint_ns") or ""),
+                subgraphs=subgraphs,
+            ),
+        )
+        return state_dict(resp.state, thread_id)
+
+    async def update_state(
+        self,
+        thread_id: str,
+        values: Any,
+        *,
+        as_node: str | None = None,
+        checkpoint: dict[str, Any] | None = None,
+        checkpoint_id: str | None = None,
+    ) -> dict[str, Any]:
+        resp = await self._call(
+            self._c.threads_stub.UpdateThreadState,
+            threads_pb2.UpdateThreadStateRequest(
+                thread_id=thread_id,
+                values=to_value(values),
+                as_node=as_node or "",
+                checkpoint_id=checkpoint_id or str((checkpoint or {}).get("checkpoint_id") or ""),
+                checkpoint_ns=str((checkpoint or {}).get("checkpoint_ns") or ""),
+            ),
+        )
+        return {
+            "checkpoint": {
+                "thread_id": thread_id,
+                "checkpoint_ns": resp.checkpoint_ns,
+                "checkpoint_id": resp.checkpoint_id,
+                "checkpoint_map": None,
+            }
+        }
+
+    async def get_history(
+        self,
+        thread_id: str,
+        *,
+        limit: int = 10,
+        before: str | dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        checkpoint: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        before_id = before.get("checkpoint_id") if isinstance(before, dict) else before
+        resp = await self._call(
+            self._c.threads_stub.GetThreadHistory,
+            threads_pb2.GetThreadHistoryRequest(
+                thread_id=thread_id,
+                limit=limit,
+                before=str(before_id or ""),
+                metadata=to_struct(metadata) if metadata else None,
+                checkpoint_ns=str((checkpoint or {}).get("checkpoint_ns") or ""),
+                checkpoint_id=str((checkpoint or {}).get("checkpoint_id") or ""),
+            ),
+        )
+        return [state_dict(s, thread_id) for s in resp.states]
 
 
-class RunsClient(_Base):
-    async def stream(
+def _outcome(resp: Any, raise_error: bool) -> Any:
+    run = run_dict(resp.run)
+    if raise_error and run["status"] == "error":
+        raise RunFailedError(run)
+    return from_value(resp.values) if resp.HasField("values") else None
+
+
+class RunsClient(_Resource):
+    """langgraph_sdk's ``client.runs``. Run keyword arguments: see ``_convert.run_spec``."""
+
+    def stream(
         self, thread_id: str | None, assistant_id: str, **kwargs: Any
     ) -> AsyncIterator[StreamPart]:
-        call = self._c.runs_stub.StreamRun(
-            runs_pb2.StreamRunRequest(run=_spec(thread_id, assistant_id, **kwargs)),
-            metadata=self._md,
+        return self._stream(
+            self._c.runs_stub.StreamRun,
+            runs_pb2.StreamRunRequest(run=run_spec(thread_id, assistant_id, **kwargs)),
         )
-        async for resp in call:
-            yield _part(resp.event)
 
-    async def wait(self, thread_id: str | None, assistant_id: str, **kwargs: Any) -> Any:
-        """The thread's state values when the run ends (like langgraph_sdk's runs.wait)."""
-        resp = await self.wait_full(thread_id, assistant_id, **kwargs)
-        return resp["values"]
+    async def wait(
+        self, thread_id: str | None, assistant_id: str, *, raise_error: bool = True, **kwargs: Any
+    ) -> Any:
+        """The run's output (the thread's values when it ended); a failed run raises
+        :class:`~mesh_client.errors.RunFailedError` unless ``raise_error=False``."""
+        resp = await self._call(
+            self._c.runs_stub.WaitRun,
+            runs_pb2.WaitRunRequest(run=run_spec(thread_id, assistant_id, **kwargs)),
+        )
+        return _outcome(resp, raise_error)
 
     async def wait_full(
         self, thread_id: str | None, assistant_id: str, **kwargs: Any
     ) -> dict[str, Any]:
-        resp = await self._c.runs_stub.WaitRun(
-            runs_pb2.WaitRunRequest(run=_spec(thread_id, assistant_id, **kwargs)), metadata=self._md
+        """The ended run and its output, without raising for a failed run."""
+        resp = await self._call(
+            self._c.runs_stub.WaitRun,
+            runs_pb2.WaitRunRequest(run=run_spec(thread_id, assistant_id, **kwargs)),
         )
         return {
-            "run": _run_dict(resp.run),
+            "run": run_dict(resp.run),
             "values": from_value(resp.values) if resp.HasField("values") else None,
         }
 
     async def create(
         self, thread_id: str | None, assistant_id: str, **kwargs: Any
     ) -> dict[str, Any]:
-        resp = await self._c.runs_stub.CreateRun(
-            runs_pb2.CreateRunRequest(run=_spec(thread_id, assistant_id, **kwargs)),
-            metadata=self._md,
+        resp = await self._call(
+            self._c.runs_stub.CreateRun,
+            runs_pb2.CreateRunRequest(run=run_spec(thread_id, assistant_id, **kwargs)),
         )
-        return _run_dict(resp.run)
+        return run_dict(resp.run)
 
     async def get(self, thread_id: str, run_id: str) -> dict[str, Any]:
-        resp = await self._c.runs_stub.GetRun(
-            runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id), metadata=self._md
+        resp = await self._call(
+            self._c.runs_stub.GetRun, runs_pb2.GetRunRequest(thread_id=thread_id, run_id=run_id)
         )
-        return _run_dict(resp.run)
+        return run_dict(resp.run)
 
     async def list(
-        self, thread_id: str, *, limit: int = 10, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        resp = await self._c.runs_stub.ListRuns(
-            runs_pb2.ListRunsRequest(thread_id=thread_id, limit=limit, offset=offset),
-            metadata=self._md,
+        self, thread_id: str, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        resp = await self._call(
+            self._c.runs_stub.ListRuns,
+            runs_pb2.ListRunsRequest(
+                thread_id=thread_id,
+                limit=limit,
+                offset=offset,
+                status=_status(names.RUN_STATUS, status, "status"),
+            ),
         )
-        return [_run_dict(r) for r in resp.runs]
+        return [run_dict(r) for r in resp.runs]
 
     async def cancel(
         self, thread_id: str, run_id: str, *, wait: bool = False, action: str = "interrupt"
     ) -> dict[str, Any]:
-        act = (
-            types_pb2.CANCEL_ACTION_ROLLBACK
-            if action == "rollback"
-            else types_pb2.CANCEL_ACTION_INTERRUPT
+        resp = await self._call(
+            self._c.runs_stub.CancelRun,
+            runs_pb2.CancelRunRequest(
+                thread_id=thread_id,
+                run_id=run_id,
+                wait=wait,
+                action=names.value_of(names.CANCEL_ACTION, action, "action"),
+            ),
         )
-        resp = await self._c.runs_stub.CancelRun(
-            runs_pb2.CancelRunRequest(thread_id=thread_id, run_id=run_id, wait=wait, action=act),
-            metadata=self._md,
-        )
-        return _run_dict(resp.run)
+        return run_dict(resp.run)
 
-    async def join_stream(
+    async def cancel_many(
+        self,
+        *,
+        thread_id: str | None = None,
+        run_ids: Sequence[str] | None = None,
+        status: str | None = None,
+        action: str = "interrupt",
+    ) -> builtins.list[dict[str, Any]]:
+        resp = await self._call(
+            self._c.runs_stub.CancelRuns,
+            runs_pb2.CancelRunsRequest(
+                thread_id=thread_id or "",
+                run_ids=list(run_ids or ()),
+                status=_status(names.CANCEL_RUNS_STATUS, status, "status"),
+                action=names.value_of(names.CANCEL_ACTION, action, "action"),
+            ),
+        )
+        return [run_dict(r) for r in resp.runs]
+
+    async def delete(self, thread_id: str, run_id: str) -> None:
+        await self._call(
+            self._c.runs_stub.DeleteRun,
+            runs_pb2.DeleteRunRequest(thread_id=thread_id, run_id=run_id),
+        )
+
+    async def join(self, thread_id: str, run_id: str, *, raise_error: bool = True) -> Any:
+        """Wait for an existing run to end; its output (a failed run raises)."""
+        resp = await self._call(
+            self._c.runs_stub.WaitForRun,
+            runs_pb2.WaitForRunRequest(thread_id=thread_id, run_id=run_id),
+        )
+        return _outcome(resp, raise_error)
+
+    def join_stream(
         self,
         thread_id: str,
         run_id: str,
         *,
-        last_event_id: int = 0,
-        stream_mode: Sequence[str] = (),
+        last_event_id: int | str = 0,
+        stream_mode: str | Sequence[str] = (),
     ) -> AsyncIterator[StreamPart]:
-        call = self._c.runs_stub.JoinRun(
+        modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+        return self._stream(
+            self._c.runs_stub.JoinRun,
             runs_pb2.JoinRunRequest(
                 thread_id=thread_id,
                 run_id=run_id,
-                after_seq=last_event_id,
-                stream_modes=[_MODES[m] for m in stream_mode],
+                after_seq=int(last_event_id or 0),
+                stream_modes=[names.value_of(names.STREAM_MODE, m, "stream_mode") for m in modes],
             ),
-            metadata=self._md,
         )
-        async for resp in call:
-            yield _part(resp.event)
 
 
-class AssistantsClient(_Base):
-    async def search(self) -> list[dict[str, Any]]:
-        resp = await self._c.assistants_stub.ListAssistants(
-            assistants_pb2.ListAssistantsRequest(), metadata=self._md
-        )
-        return [_msg_dict(a) for a in resp.assistants]
+class AssistantsClient(_Resource):
+    """langgraph_sdk's ``client.assistants``."""
 
-    async def get(self, assistant_id: str) -> dict[str, Any]:
-        resp = await self._c.assistants_stub.GetAssistant(
-            assistants_pb2.GetAssistantRequest(assistant_id=assistant_id), metadata=self._md
+    async def get(self, assistant_id: str, *, with_schemas: bool = False) -> dict[str, Any]:
+        resp = await self._call(
+            self._c.assistants_stub.GetAssistant,
+            assistants_pb2.GetAssistantRequest(
+                assistant_id=assistant_id, with_schemas=with_schemas
+            ),
         )
-        return _msg_dict(resp.assistant)
+        return assistant_dict(resp.assistant)
+
+    async def create(
+        self,
+        graph_id: str,
+        config: dict[str, Any] | None = None,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        assistant_id: str | None = None,
+        if_exists: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        resp = await self._call(
+            self._c.assistants_stub.CreateAssistant,
+            assistants_pb2.CreateAssistantRequest(
+                graph_id=graph_id,
+                config=to_struct(config),
+                context=to_struct(context),
+                metadata=to_struct(metadata),
+                assistant_id=assistant_id or "",
+                if_exists_return=if_exists == "do_nothing",
+                name=name or "",
+                description=description or "",
+            ),
+        )
+        return assistant_dict(resp.assistant)
+
+    async def update(
+        self,
+        assistant_id: str,
+        *,
+        graph_id: str | None = None,
+        config: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        req = assistants_pb2.UpdateAssistantRequest(
+            assistant_id=assistant_id,
+            graph_id=graph_id or "",
+            name=name or "",
+            description=description or "",
+        )
+        for field, value in (("config", config), ("context", context), ("metadata", metadata)):
+            if value is not None:
+                getattr(req, field).CopyFrom(to_struct(value))
+        resp = await self._call(self._c.assistants_stub.UpdateAssistant, req)
+        return assistant_dict(resp.assistant)
+
+    async def delete(self, assistant_id: str) -> None:
+        await self._call(
+            self._c.assistants_stub.DeleteAssistant,
+            assistants_pb2.DeleteAssistantRequest(assistant_id=assistant_id),
+        )
+
+    async def search(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        graph_id: str | None = None,
+        name: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        resp = await self._call(
+            self._c.assistants_stub.SearchAssistants,
+            assistants_pb2.SearchAssistantsRequest(
+                metadata=to_struct(metadata),
+                graph_id=graph_id or "",
+                name=name or "",
+                limit=limit,
+                offset=offset,
+            ),
+        )
+        return [assistant_dict(a) for a in resp.assistants]
+
+    async def count(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        graph_id: str | None = None,
+        name: str | None = None,
+    ) -> int:
+        resp = await self._call(
+            self._c.assistants_stub.CountAssistants,
+            assistants_pb2.CountAssistantsRequest(
+                metadata=to_struct(metadata), graph_id=graph_id or "", name=name or ""
+            ),
+        )
+        return resp.count
+
+    async def get_versions(
+        self,
+        assistant_id: str,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        resp = await self._call(
+            self._c.assistants_stub.ListAssistantVersions,
+            assistants_pb2.ListAssistantVersionsRequest(
+                assistant_id=assistant_id, metadata=to_struct(metadata), limit=limit, offset=offset
+            ),
+        )
+        return [assistant_dict(a) for a in resp.versions]
+
+    async def set_latest(self, assistant_id: str, version: int) -> dict[str, Any]:
+        resp = await self._call(
+            self._c.assistants_stub.SetLatestAssistantVersion,
+            assistants_pb2.SetLatestAssistantVersionRequest(
+                assistant_id=assistant_id, version=version
+            ),
+        )
+        return assistant_dict(resp.assistant)
+
+    async def get_graph(self, assistant_id: str, *, xray: int | bool = False) -> dict[str, Any]:
+        depth = -1 if xray is True else int(xray)
+        resp = await self._call(
+            self._c.assistants_stub.GetAssistantGraph,
+            assistants_pb2.GetAssistantGraphRequest(assistant_id=assistant_id, xray=depth),
+        )
+        return from_struct(resp.graph)
+
+    async def get_schemas(self, assistant_id: str) -> dict[str, Any]:
+        resp = await self._call(
+            self._c.assistants_stub.GetAssistantSchemas,
+            assistants_pb2.GetAssistantSchemasRequest(assistant_id=assistant_id),
+        )
+        return from_struct(resp.schemas)
+
+    async def get_subgraphs(
+        self, assistant_id: str, namespace: str | None = None, recurse: bool = False
+    ) -> dict[str, Any]:
+        resp = await self._call(
+            self._c.assistants_stub.GetAssistantSubgraphs,
+            assistants_pb2.GetAssistantSubgraphsRequest(
+                assistant_id=assistant_id, namespace=namespace or "", recurse=recurse
+            ),
+        )
+        return from_struct(resp.subgraphs)
 
 
 def _grpc_target(url: str) -> tuple[str, bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -86,6 +87,12 @@ class InfraSettings:
         )
 
     def etcd_host_port(self) -> tuple[str, int]:
-        url = self.etcd_url.split("://", 1)[-1].rstrip("/")
-        host, _, port = url.partition(":")
-        return host or "127.0.0.1", int(port or 2379)
+        u = urlparse(self.etcd_url if "://" in self.etcd_url else f"http://{self.etcd_url}")
+        return u.hostname or "127.0.0.1", u.port or 2379
+
+    def etcd_credentials(self) -> tuple[str | None, str | None]:
+        """(user, password) from ``etcd_url`` (``http://user:pass@host:port``), or Nones."""
+        u = urlparse(self.etcd_url if "://" in self.etcd_url else f"http://{self.etcd_url}")
+        if u.username is None:
+            return None, None
+        return unquote(u.username), unquote(u.password or "")

@@ -27,6 +27,7 @@ __all__ = [
     "MeshError",
     "NotFoundError",
     "PermissionDeniedError",
+    "QuotaExceededError",
     "ResourceExhaustedError",
     "SessionLostError",
     "StaleOwnerError",
@@ -145,6 +146,57 @@ class ResourceExhaustedError(MeshError):
             packed = any_pb2.Any()
             packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
             out.append(packed)
+        return out
+
+
+class QuotaExceededError(ResourceExhaustedError):
+    """A tenant went past one of its limits (see :mod:`mesh_core.limits`).
+
+    Carries ``QuotaFailure`` (subject ``tenant:<id>``, the limit and its value) and,
+    when waiting helps (rates, concurrency), ``RetryInfo``. ``retryable`` is False when
+    the request itself is too big (a recursion limit, a state size): retrying the same
+    request cannot succeed.
+    """
+
+    reason = "QUOTA_EXCEEDED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tenant: str,
+        limit: str,
+        value: float | int,
+        retry_after: float | None = None,
+        **kw: object,
+    ) -> None:
+        meta = dict(kw.pop("metadata", None) or {})  # type: ignore[call-overload]
+        meta.setdefault("limit", limit)
+        meta.setdefault("value", str(value))
+        super().__init__(message, retry_after=retry_after, metadata=meta, **kw)
+        self.tenant = tenant
+        self.limit = limit
+        self.value = value
+        self.retryable = retry_after is not None
+
+    def details(self) -> list[any_pb2.Any]:
+        out = super().details()
+        qf = error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=f"tenant:{self.tenant}",
+                    description=self.message,
+                    api_service=DOMAIN,
+                    quota_metric=f"{DOMAIN}/{self.limit}",
+                    quota_id=self.limit,
+                    quota_dimensions={"tenant": self.tenant},
+                    quota_value=int(self.value),
+                )
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(qf)
+        out.append(packed)
         return out
 
 

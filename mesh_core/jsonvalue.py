@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -16,10 +17,14 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
+from mesh_core.errors import FieldViolation, InvalidArgumentError
+
 __all__ = [
     "LARGE_MESSAGE_BYTES",
+    "MAX_JSON_DEPTH",
     "from_struct",
     "from_value",
+    "parse_json",
     "to_jsonable",
     "to_struct",
     "to_value",
@@ -101,14 +106,35 @@ def _fill(value: struct_pb2.Value, obj: Any) -> None:
             _fill(values.add(), v)
 
 
+class _NonFinite(Exception):
+    def __init__(self) -> None:
+        self.path: list[str] = []
+
+
 def _read(value: struct_pb2.Value) -> Any:
     kind = value.WhichOneof("kind")
     if kind == "struct_value":
-        return {k: _read(v) for k, v in value.struct_value.fields.items()}
+        out = {}
+        for k, v in value.struct_value.fields.items():
+            try:
+                out[k] = _read(v)
+            except _NonFinite as exc:
+                exc.path.append(f".{k}")
+                raise
+        return out
     if kind == "list_value":
-        return [_read(v) for v in value.list_value.values]
+        items = []
+        for i, v in enumerate(value.list_value.values):
+            try:
+                items.append(_read(v))
+            except _NonFinite as exc:
+                exc.path.append(f"[{i}]")
+                raise
+        return items
     if kind == "number_value":
         n = value.number_value
+        if not math.isfinite(n):
+            raise _NonFinite  # JSON has no NaN or Infinity
         # JSON numbers travel as doubles; integral ones come back as int (as json.loads)
         return int(n) if n.is_integer() and abs(n) < _MAX_SAFE_INT else n
     if kind == "string_value":
@@ -138,13 +164,72 @@ def to_struct(obj: Mapping[str, Any] | None) -> struct_pb2.Struct:
     return s
 
 
-def from_value(value: struct_pb2.Value | None) -> Any:
+def _non_finite(field: str, exc: _NonFinite) -> InvalidArgumentError:
+    where = field + "".join(reversed(exc.path))
+    return InvalidArgumentError(
+        f"{where} is NaN or Infinity, which JSON cannot carry",
+        [FieldViolation(where, "numbers must be finite")],
+        reason="NON_FINITE_NUMBER",
+    )
+
+
+def from_value(value: struct_pb2.Value | None, field: str = "value") -> Any:
+    """The JSON value in ``value``; INVALID_ARGUMENT (naming ``field`` and the path
+    inside it) for NaN or Infinity."""
     if value is None or value.WhichOneof("kind") is None:
         return None
-    return _read(value)
+    try:
+        return _read(value)
+    except _NonFinite as exc:
+        raise _non_finite(field, exc) from None
 
 
-def from_struct(s: struct_pb2.Struct | None) -> dict[str, Any]:
+def from_struct(s: struct_pb2.Struct | None, field: str = "struct") -> dict[str, Any]:
     if s is None:
         return {}
-    return {k: _read(v) for k, v in s.fields.items()}
+    out = {}
+    for k, v in s.fields.items():
+        try:
+            out[k] = _read(v)
+        except _NonFinite as exc:
+            exc.path.append(f".{k}")
+            raise _non_finite(field, exc) from None
+    return out
+
+
+#: Deepest nesting accepted in JSON a client sends (protobuf's own limit for Structs).
+MAX_JSON_DEPTH = 100
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict | list):
+            if depth > limit:
+                return True
+            items = v.values() if isinstance(v, dict) else v
+            stack.extend((x, depth + 1) for x in items if isinstance(x, dict | list))
+    return False
+
+
+def parse_json(text: str | bytes, field: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON from a client: strict (no NaN or Infinity), nested at most ``max_depth``
+    deep; anything else is INVALID_ARGUMENT naming ``field``."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        value, problem = None, f"nested deeper than {max_depth} levels"
+    except ValueError as exc:
+        value, problem = None, f"not valid JSON: {exc}"
+    else:
+        problem = f"nested deeper than {max_depth} levels" if _too_deep(value, max_depth) else ""
+    if problem:
+        raise InvalidArgumentError(
+            f"{field} is {problem}"[:300], [FieldViolation(field, problem[:200])]
+        )
+    return value

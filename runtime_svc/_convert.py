@@ -2,59 +2,35 @@
 
 from __future__ import annotations
 
+import ast
+import re
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 from lgmesh.api.v1 import types_pb2
 
+from mesh_core import api_names as names
 from mesh_core.errors import FieldViolation, InvalidArgumentError
-from mesh_core.jsonvalue import from_struct, from_value, to_struct, to_value
+from mesh_core.jsonvalue import from_struct, from_value, to_jsonable, to_struct, to_value
 from mesh_core.validation import validate_config
 from runtime_svc.graphs import GraphEntry
 from runtime_svc.runs import Event, RunRequest
 from runtime_svc.visibility import public_metadata
 
-MODE_NAMES = {
-    types_pb2.STREAM_MODE_VALUES: "values",
-    types_pb2.STREAM_MODE_UPDATES: "updates",
-    types_pb2.STREAM_MODE_CUSTOM: "custom",
-    types_pb2.STREAM_MODE_MESSAGES: "messages",
-    types_pb2.STREAM_MODE_DEBUG: "debug",
-}
-STRATEGY_NAMES = {
-    types_pb2.MULTITASK_STRATEGY_UNSPECIFIED: "reject",
-    types_pb2.MULTITASK_STRATEGY_REJECT: "reject",
-    types_pb2.MULTITASK_STRATEGY_ENQUEUE: "enqueue",
-    types_pb2.MULTITASK_STRATEGY_INTERRUPT: "interrupt",
-    types_pb2.MULTITASK_STRATEGY_ROLLBACK: "rollback",
-}
-STATUS_VALUES = {
-    "pending": types_pb2.RUN_STATUS_PENDING,
-    "running": types_pb2.RUN_STATUS_RUNNING,
-    "success": types_pb2.RUN_STATUS_SUCCESS,
-    "error": types_pb2.RUN_STATUS_ERROR,
-    "interrupted": types_pb2.RUN_STATUS_INTERRUPTED,
-    "cancelled": types_pb2.RUN_STATUS_CANCELLED,
-}
-LIFECYCLE_VALUES = {
-    "started": types_pb2.LIFECYCLE_KIND_STARTED,
-    "resumed": types_pb2.LIFECYCLE_KIND_RESUMED,
-    "ended": types_pb2.LIFECYCLE_KIND_ENDED,
-    "queued": types_pb2.LIFECYCLE_KIND_QUEUED,
-}
+_TASK_ERROR = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.DOTALL)
 
 
 def command_from_pb(cmd: types_pb2.Command) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     if cmd.HasField("resume"):
-        out["resume"] = from_value(cmd.resume)
+        out["resume"] = from_value(cmd.resume, "run.command.resume")
         if cmd.resume_map and not isinstance(out["resume"], dict):
             raise InvalidArgumentError(
                 "command.resume must be an object of interrupt id -> value when resume_map is set",
                 [FieldViolation("run.command.resume", "expected a JSON object")],
             )
     if cmd.HasField("update"):
-        out["update"] = from_value(cmd.update)
+        out["update"] = from_value(cmd.update, "run.command.update")
     if cmd.goto:
         out["goto"] = list(cmd.goto)
     return out or None
@@ -67,31 +43,46 @@ def request_from_pb(
     *,
     resume: bool = False,
     after_seq: int = 0,
+    graph_id: str = "",
 ) -> RunRequest:
-    config = from_struct(spec.config) if spec.HasField("config") else {}
+    config = from_struct(spec.config, "run.config") if spec.HasField("config") else {}
     validate_config(config)
     if list(spec.stream_modes) == [types_pb2.STREAM_MODE_UNSPECIFIED]:
         modes: tuple[str, ...] = ()  # lifecycle events only (WaitRun: the end carries the output)
     else:
-        modes = tuple(MODE_NAMES[m] for m in spec.stream_modes if m in MODE_NAMES) or ("values",)
+        named = (names.name_of(names.STREAM_MODE, m) for m in spec.stream_modes)
+        modes = tuple(dict.fromkeys(n for n in named if n)) or ("values",)
     return RunRequest(
         tenant_id=tenant_id,
         run_id=run_id,
         thread_id=spec.thread_id,
         assistant_id=spec.assistant_id,
-        input=from_value(spec.input) if spec.HasField("input") else None,
+        input=from_value(spec.input, "run.input") if spec.HasField("input") else None,
         command=command_from_pb(spec.command) if spec.HasField("command") else None,
         config=config,
-        context=from_struct(spec.context) if spec.HasField("context") else {},
-        metadata=from_struct(spec.metadata) if spec.HasField("metadata") else {},
+        context=from_struct(spec.context, "run.context") if spec.HasField("context") else {},
+        metadata=from_struct(spec.metadata, "run.metadata") if spec.HasField("metadata") else {},
         stream_modes=modes,
-        multitask_strategy=STRATEGY_NAMES.get(spec.multitask_strategy, "reject"),
+        multitask_strategy=names.name_of(
+            names.MULTITASK_STRATEGY, spec.multitask_strategy, "reject"
+        ),
         interrupt_before=tuple(spec.interrupt_before),
         interrupt_after=tuple(spec.interrupt_after),
         stream_subgraphs=spec.stream_subgraphs,
         resume=resume,
         after_seq=after_seq,
+        graph=graph_id,
+        checkpoint_id=spec.checkpoint_id,
+        durability=names.name_of(names.DURABILITY, spec.durability, "sync"),
+        # the gateway sets "delete" on a stateless run (it made the thread for it)
+        on_completion=names.name_of(names.ON_COMPLETION, spec.on_completion),
+        webhook=spec.webhook,
     )
+
+
+def request_from_bytes(tenant_id: str, run_id: str, spec: bytes, graph_id: str) -> RunRequest:
+    """A delayed run's request, from the RunSpec the gateway put on the schedule."""
+    return request_from_pb(tenant_id, run_id, types_pb2.RunSpec.FromString(spec), graph_id=graph_id)
 
 
 def timestamp(t: float) -> timestamp_pb2.Timestamp:
@@ -121,12 +112,8 @@ def event_to_pb(ev: Event) -> types_pb2.RunEvent:
         pb.data.CopyFrom(to_value(ev.data))
     if ev.lifecycle is not None:
         lc = ev.lifecycle
-        pb.lifecycle.kind = LIFECYCLE_VALUES.get(
-            lc.get("kind", ""), types_pb2.LIFECYCLE_KIND_UNSPECIFIED
-        )
-        pb.lifecycle.status = STATUS_VALUES.get(
-            lc.get("status", ""), types_pb2.RUN_STATUS_UNSPECIFIED
-        )
+        pb.lifecycle.kind = names.LIFECYCLE_KIND.get(lc.get("kind", ""), 0)
+        pb.lifecycle.status = names.RUN_STATUS.get(lc.get("status", ""), 0)
         pb.lifecycle.runtime_id = str(lc.get("runtime_id", ""))
         pb.lifecycle.interrupts.extend(interrupt_to_pb(i) for i in lc.get("interrupts") or [])
         err = error_to_pb(lc.get("error"))
@@ -135,15 +122,38 @@ def event_to_pb(ev: Event) -> types_pb2.RunEvent:
     return pb
 
 
+def task_error(error: Any) -> types_pb2.RunError:
+    """A task's error as LangGraph keeps it: an exception, or after a checkpoint round
+    trip its repr (``"ValueError('boom')"``): the type is the exception's class name."""
+    if isinstance(error, BaseException):
+        return types_pb2.RunError(type=type(error).__name__, message=str(error))
+    text = str(error)
+    m = _TASK_ERROR.match(text)
+    if m is None:
+        return types_pb2.RunError(type="Exception", message=text)
+    args: tuple[Any, ...]
+    try:
+        args = tuple(ast.literal_eval(f"({m.group(2)},)")) if m.group(2) else ()
+    except (ValueError, SyntaxError):
+        args = (m.group(2),)
+    message = str(args[0]) if len(args) == 1 else ", ".join(map(str, args))
+    return types_pb2.RunError(type=m.group(1).rsplit(".", 1)[-1], message=message)
+
+
+def _checkpoint_of(config: Any) -> dict[str, Any]:
+    return (config or {}).get("configurable", {}) if config else {}
+
+
 def state_to_pb(state: Any) -> types_pb2.ThreadState:
-    cfg = state.config.get("configurable", {}) if state.config else {}
-    parent = (state.parent_config or {}).get("configurable", {}) if state.parent_config else {}
+    cfg = _checkpoint_of(state.config)
+    parent = _checkpoint_of(state.parent_config)
     pb = types_pb2.ThreadState(
-        values=to_value(state.values),
+        values=to_value(to_jsonable(state.values)),
         next=list(state.next),
         checkpoint_id=str(cfg.get("checkpoint_id", "")),
         parent_checkpoint_id=str(parent.get("checkpoint_id", "")),
-        metadata=to_struct(public_metadata(state.metadata or {})),
+        metadata=to_struct(to_jsonable(public_metadata(state.metadata or {}))),
+        checkpoint_ns=str(cfg.get("checkpoint_ns", "")),
     )
     if state.created_at:
         from datetime import datetime
@@ -153,9 +163,13 @@ def state_to_pb(state: Any) -> types_pb2.ThreadState:
         task = types_pb2.ThreadTask(id=t.id, name=t.name)
         task.interrupts.extend(interrupt_to_pb(i) for i in t.interrupts)
         if t.error:
-            task.error.CopyFrom(
-                types_pb2.RunError(type=type(t.error).__name__, message=str(t.error))
-            )
+            task.error.CopyFrom(task_error(t.error))
+        sub = getattr(t, "state", None)
+        if sub is not None and not isinstance(sub, dict):  # a snapshot, not a config
+            task.state.CopyFrom(state_to_pb(sub))
+        result = getattr(t, "result", None)
+        if result is not None:
+            task.result.CopyFrom(to_value(to_jsonable(result)))
         pb.tasks.append(task)
     pb.interrupts.extend(interrupt_to_pb(i) for i in state.interrupts)
     return pb

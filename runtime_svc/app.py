@@ -45,6 +45,7 @@ from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.adapters.redis.client import connect_redis
 from mesh_core.adapters.redis.records import RecordStore
+from mesh_core.adapters.redis.schedule import DELAYED_RUNS, THREAD_TTL, WEBHOOKS, Schedule
 from mesh_core.config import InfraSettings
 from mesh_core.errors import MeshError
 from mesh_core.lifecycle import (
@@ -62,6 +63,7 @@ from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.manager import RunManager, RunManagerSettings
 from runtime_svc.runs import Event
+from runtime_svc.scheduler import Scheduler
 from runtime_svc.servicer import SERVICE_NAME, RuntimeServicer
 from runtime_svc.sweeper import Sweeper
 
@@ -96,6 +98,9 @@ class RuntimeSettings:
             worker gets it (a dead worker's task is redelivered after this).
         task_max_deliveries: deliveries a remote task may run; the next dead-letters it
             and fails the run with the task's error (a task that kills its worker).
+        webhook_allow_hosts: hosts a run's webhook may name (checked again before POST).
+        schedule_visibility: seconds a claimed delayed run or webhook stays invisible to
+            other runtimes (a runtime killed mid-job leaves it to them after this long).
         lease_idle: seconds a thread's lease is kept after its last run (hot threads).
         checkpoint_keep: checkpoints kept per thread namespace (None: all of them).
         thread_ttl: seconds a thread's checkpoints live after its last write (None: forever).
@@ -128,6 +133,9 @@ class RuntimeSettings:
     handover_after: float = 3.0
     task_ack_wait: float = 5.0
     task_max_deliveries: int = 3
+    # Hosts run webhooks may be POSTed to (a leading dot allows subdomains; empty: none).
+    webhook_allow_hosts: tuple[str, ...] = ()
+    schedule_visibility: float = 30.0
     lease_idle: float = 2.0
     checkpoint_keep: int | None = 100
     thread_ttl: float | None = None
@@ -166,6 +174,7 @@ class Runtime(Service):
         self._server: MeshServer | None = None
         self.manager: RunManager | None = None
         self.sweeper: Sweeper | None = None
+        self.scheduler: Scheduler | None = None
         self.registry: RuntimeRegistry | None = None
         self.health: HealthSupervisor | None = None
         self._closers: list[Any] = []
@@ -237,6 +246,8 @@ class Runtime(Service):
             t.cancel()
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self.manager is not None and self.registry is not None:
             with contextlib.suppress(Exception):
                 await self.registry.deregister()
@@ -247,6 +258,8 @@ class Runtime(Service):
             t.cancel()
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         if self._server is not None:
             await self._server.stop(grace=1.0)
         for close in reversed(self._closers):
@@ -302,6 +315,7 @@ class Runtime(Service):
             remote=remote,
             remote_mode=s.remote,
             not_accepting=self._not_accepting,
+            on_ended=self._run_ended,
         )
         servicer = RuntimeServicer(self.manager, self.graphs, self.checkpointer)
         self._server.add(
@@ -328,6 +342,22 @@ class Runtime(Service):
             active=lambda: self._not_accepting() is None,
         )
         self.sweeper.start()
+        self.scheduler = Scheduler(
+            self.manager,
+            self.records,
+            Schedule(self.redis, infra.prefix, DELAYED_RUNS, retry=self.records.retry),
+            Schedule(self.redis, infra.prefix, WEBHOOKS, retry=self.records.retry),
+            self.eventlog,
+            Schedule(self.redis, infra.prefix, THREAD_TTL, retry=self.records.retry),
+            allow_hosts=s.webhook_allow_hosts,
+            visibility=s.schedule_visibility,
+            active=lambda: self._not_accepting() is None,
+        )
+        self.scheduler.start()
+
+    async def _run_ended(self, handle: Any) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.run_ended(handle)
 
     async def _start_remote(self) -> Any:
         """The owner side of Send fan-out: sends remote-eligible tasks to the worker queue."""

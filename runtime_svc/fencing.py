@@ -142,7 +142,13 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         self.lease.check()
-        await self.base.adelete_thread(thread_id)
+        await self.base.adelete_thread_fenced(thread_id, token=self.lease.token)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy the source's checkpoints onto the target (this lease's thread)."""
+        self.lease.check()
+        await self.base.abump_fence(target_thread_id, self.lease.token)
+        await self.base.acopy_thread(source_thread_id, target_thread_id)
 
     async def adelete_run_checkpoints(self, thread_id: str, run_ids: Sequence[str]) -> None:
         self.lease.check()

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,6 +52,7 @@ from runtime_svc.fencing import FencedCheckpointer
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.langgraph_api import CONFIG_KEY_CHECKPOINTER
 from runtime_svc.runs import Event, EventLogPort, RunHandle, RunLostError, RunRequest, wait_any
+from runtime_svc.threads import require_checkpoint
 from runtime_svc.visibility import SCRUBBED_MODES, public_payload
 
 __all__ = ["RUN_ID_KEY", "RunManager", "RunManagerSettings"]
@@ -126,10 +127,12 @@ class RunManager:
         remote: Any = None,
         remote_mode: str = "send",
         not_accepting: Callable[[], str | None] = lambda: None,
+        on_ended: Callable[[RunHandle], Awaitable[None]] | None = None,
     ) -> None:
         """``remote``: a RemoteExecutor (runtime_svc.remote) that sends remote-eligible
         tasks (``remote_mode``: "send" = Send tasks, "all" = every task) to workers.
-        ``not_accepting()`` says why this runtime takes no runs now (None: it does)."""
+        ``not_accepting()`` says why this runtime takes no runs now (None: it does).
+        ``on_ended(handle)`` is awaited once a run ended here (its webhook is due)."""
         self.settings = settings
         self.graphs = graphs
         self.checkpointer = checkpointer
@@ -139,6 +142,7 @@ class RunManager:
         self.remote = remote
         self.remote_mode = remote_mode
         self._not_accepting = not_accepting
+        self._on_ended = on_ended
         self.runs: dict[str, RunHandle] = {}
         self._held: dict[str, _HeldLease] = {}
         self._lease_locks: dict[str, asyncio.Lock] = {}
@@ -165,7 +169,7 @@ class RunManager:
             raise UnavailableError(f"runtime takes no runs now: {why}", reason=Reason.NOT_SERVING)
         if self.running >= self.settings.capacity:
             raise UnavailableError("runtime is at capacity", reason=Reason.AT_CAPACITY)
-        graph = self.graphs.get_graph(req.assistant_id)
+        graph = self.graphs.get_graph(req.graph_id)
         try:
             lease = await self._lease_for(req.scoped_thread, wait=wait_for_lease)
         except (StaleOwnerError, SessionLostError, BackendUnavailableError) as exc:
@@ -184,6 +188,8 @@ class RunManager:
 
     async def _start_fresh(self, req: RunRequest, graph: Pregel, lease: Any) -> RunHandle:
         lease.check()
+        if req.checkpoint_id:
+            await require_checkpoint(self.checkpointer, req.scoped_thread, req.checkpoint_id)
         record = RunRecord(
             run_id=req.run_id,
             tenant_id=req.tenant_id,
@@ -419,6 +425,7 @@ class RunManager:
             await self._lifecycle(handle, "resumed" if req.resume else "started", "running")
             await self._execute(handle, graph, lease)
             await self._retain(handle)
+            await self._ended_here(handle)
         except asyncio.CancelledError:
             if handle.handover:
                 lost = RunLostError("run handed over: this runtime stopped driving it")
@@ -524,13 +531,16 @@ class RunManager:
         conf["fencing_token"] = lease.token
         return {**user, "configurable": conf, "metadata": metadata}
 
-    async def _graph_input(self, req: RunRequest) -> Any:
-        if req.resume:
-            latest = await self.checkpointer.aget_tuple(
-                {"configurable": {"thread_id": req.scoped_thread, "checkpoint_ns": ""}}
-            )
-            if latest is not None and latest.metadata.get(RUN_ID_KEY) == req.run_id:
-                return None  # continue from this run's last checkpoint
+    async def _continues(self, req: RunRequest) -> bool:
+        """Whether a resumed run continues from a checkpoint it wrote itself."""
+        if not req.resume:
+            return False
+        latest = await self.checkpointer.aget_tuple(
+            {"configurable": {"thread_id": req.scoped_thread, "checkpoint_ns": ""}}
+        )
+        return latest is not None and latest.metadata.get(RUN_ID_KEY) == req.run_id
+
+    def _graph_input(self, req: RunRequest) -> Any:
         if req.command:
             cmd = req.command
             kwargs: dict[str, Any] = {}
@@ -546,12 +556,15 @@ class RunManager:
     async def _execute(self, handle: RunHandle, graph: Pregel, lease: ThreadLeaseLike) -> None:
         req = handle.req
         config = self._config(req, lease)
-        graph_input = await self._graph_input(req)
+        continuing = await self._continues(req)
+        graph_input = None if continuing else self._graph_input(req)
+        if req.checkpoint_id and not continuing:  # time travel / fork from that checkpoint
+            config["configurable"]["checkpoint_id"] = req.checkpoint_id
         if self.remote is None or self.remote_mode == "off":
             await self._stream(handle, graph, lease, config, graph_input)
             return
         async with self.remote.run(
-            config, graph_id=req.assistant_id, run_id=req.run_id, remote=self.remote_mode
+            config, graph_id=req.graph_id, run_id=req.run_id, remote=self.remote_mode
         ) as remote_config:
             await self._stream(handle, graph, lease, remote_config, graph_input)
 
@@ -574,7 +587,7 @@ class RunManager:
             config,
             stream_mode=modes,
             subgraphs=req.stream_subgraphs,
-            durability="sync",
+            durability=req.durability or "sync",
             context=req.context or None,
             interrupt_before=list(req.interrupt_before) or None,
             interrupt_after=list(req.interrupt_after) or None,
@@ -676,6 +689,7 @@ class RunManager:
         lc: dict[str, Any] = {"interrupts": interrupts or []}
         if error is not None:
             lc["error"] = error
+        handle.output = values
         ev: Event = handle.next_event(
             "lifecycle",
             values,
@@ -688,6 +702,38 @@ class RunManager:
         )
         await handle.emit(ev)
         await handle.flush()
+
+    # -- writes outside a run ------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def holding(self, scoped: str) -> AsyncIterator[Any]:
+        """The thread's lease (shared with this runtime's runs on it) for a write outside
+        a run: update_state, delete, copy, prune go through its fence like a run's."""
+        if self.draining:
+            raise UnavailableError("runtime is draining", reason=Reason.DRAINING)
+        why = self._not_accepting()
+        if why:
+            raise UnavailableError(f"runtime takes no writes now: {why}", reason=Reason.NOT_SERVING)
+        try:
+            lease = await self._lease_for(scoped, wait=True)
+        except (StaleOwnerError, SessionLostError, BackendUnavailableError) as exc:
+            raise UnavailableError(
+                f"thread not writable here: {_describe(exc)}",
+                reason=Reason.THREAD_OWNED_ELSEWHERE,
+            ) from exc
+        try:
+            yield lease
+        finally:
+            await self._lease_done(scoped)
+            self._wake(scoped)
+
+    async def _ended_here(self, handle: RunHandle) -> None:
+        """After a run ended here (a stateless run's thread goes, its webhook is due)."""
+        if self._on_ended is None:
+            return
+        try:
+            await self._on_ended(handle)
+        except Exception as exc:  # the run has ended: the sweepers finish what is left
+            log.warning("run %s: after its end: %s", handle.run_id, _describe(exc))
 
     # -- shutdown ----------------------------------------------------------------------
     async def drain(self, timeout: float | None = None) -> None:

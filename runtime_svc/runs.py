@@ -48,10 +48,24 @@ class RunRequest:
     stream_subgraphs: bool = False
     resume: bool = False
     after_seq: int = 0
+    #: the graph to run (an assistant's graph); empty: the assistant id names the graph
+    graph: str = ""
+    #: start from this checkpoint (time travel / fork)
+    checkpoint_id: str = ""
+    #: LangGraph durability: sync (the default), async or exit
+    durability: str = "sync"
+    #: "delete": the thread goes once the run ends (a stateless run), else ""
+    on_completion: str = ""
+    #: POSTed the run when it ends (its delivery job is on the webhook schedule)
+    webhook: str = ""
 
     @property
     def scoped_thread(self) -> str:
         return scoped_thread_id(self.tenant_id, self.thread_id)
+
+    @property
+    def graph_id(self) -> str:
+        return self.graph or self.assistant_id
 
     def to_spec(self) -> dict[str, Any]:
         return {
@@ -63,6 +77,11 @@ class RunRequest:
             "interrupt_before": list(self.interrupt_before),
             "interrupt_after": list(self.interrupt_after),
             "stream_subgraphs": self.stream_subgraphs,
+            "graph_id": self.graph_id,
+            "checkpoint_id": self.checkpoint_id,
+            "durability": self.durability,
+            "on_completion": self.on_completion,
+            "webhook": self.webhook,
         }
 
     @classmethod
@@ -85,6 +104,11 @@ class RunRequest:
             stream_subgraphs=bool(spec.get("stream_subgraphs")),
             resume=resume,
             after_seq=after_seq,
+            graph=str(spec.get("graph_id") or ""),
+            checkpoint_id=str(spec.get("checkpoint_id") or ""),
+            durability=str(spec.get("durability") or "sync"),
+            on_completion=str(spec.get("on_completion") or ""),
+            webhook=str(spec.get("webhook") or ""),
         )
 
 
@@ -160,6 +184,8 @@ class RunHandle:
         self.lease: Any = None
         self.done = asyncio.Event()
         self.started = False
+        #: the run's output (the data of its final event), once it ended here
+        self.output: Any = None
 
     def stop(self, *, cancel: str | None = None, handover: bool = False) -> bool:
         """Ask the run to stop: cancelled (``cancel``: interrupt or rollback) or handed

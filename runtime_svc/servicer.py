@@ -11,16 +11,13 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from lgmesh.api.v1 import types_pb2
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
-from mesh_core.adapters.redis.records import scoped_thread_id
-from mesh_core.errors import FieldViolation, InvalidArgumentError, NotFoundError
-from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES
+from mesh_core.errors import FieldViolation, InvalidArgumentError
+from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value, to_struct
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
-from runtime_svc.langgraph_api import (
-    CONFIG_KEY_CHECKPOINTER,
-)
 from runtime_svc.manager import RunManager
 from runtime_svc.runs import RunRequest
+from runtime_svc.threads import ThreadStore, graph_json, graph_schemas, subgraph_schemas
 
 SERVICE_NAME = runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"].full_name
 
@@ -39,6 +36,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         self.manager = manager
         self.graphs = graphs
         self.checkpointer = checkpointer
+        self.threads = ThreadStore(checkpointer, manager.records, manager)
 
     async def ExecuteRun(
         self, request: runtime_pb2.ExecuteRunRequest, context: grpc.aio.ServicerContext
@@ -55,6 +53,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
                 request.spec,
                 resume=request.resume,
                 after_seq=request.after_seq,
+                graph_id=request.graph_id,
             )
 
         # A large input is decoded off the event loop (other runs keep streaming).
@@ -77,18 +76,102 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         _require(request.tenant_id, "tenant_id")
         _require(request.thread_id, "thread_id")
         _require(request.assistant_id, "assistant_id")
-        graph = self.graphs.get_graph(request.assistant_id)
-        conf: dict[str, Any] = {
-            "thread_id": scoped_thread_id(request.tenant_id, request.thread_id),
-            "checkpoint_ns": "",
-            CONFIG_KEY_CHECKPOINTER: self.checkpointer,
-        }
-        if request.checkpoint_id:
-            conf["checkpoint_id"] = request.checkpoint_id
-        state = await graph.aget_state({"configurable": conf}, subgraphs=request.subgraphs)
-        if request.checkpoint_id and not state.config:
-            raise NotFoundError(f"checkpoint {request.checkpoint_id!r} not found")
+        state = await self.threads.state(
+            self.graphs.get_graph(request.assistant_id),
+            request.tenant_id,
+            request.thread_id,
+            checkpoint_id=request.checkpoint_id,
+            checkpoint_ns=request.checkpoint_ns,
+            subgraphs=request.subgraphs,
+        )
         return runtime_pb2.GetThreadStateResponse(state=_convert.state_to_pb(state))
+
+    async def GetThreadHistory(
+        self, request: runtime_pb2.GetThreadHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.GetThreadHistoryResponse:
+        _require(request.tenant_id, "tenant_id")
+        _require(request.thread_id, "thread_id")
+        _require(request.graph_id, "graph_id")
+        states = await self.threads.history(
+            self.graphs.get_graph(request.graph_id),
+            request.tenant_id,
+            request.thread_id,
+            limit=request.limit or 10,
+            before=request.before,
+            metadata=from_struct(request.metadata),
+            checkpoint_ns=request.checkpoint_ns,
+            checkpoint_id=request.checkpoint_id,
+        )
+        return runtime_pb2.GetThreadHistoryResponse(
+            states=[_convert.state_to_pb(s) for s in states]
+        )
+
+    async def UpdateThreadState(
+        self, request: runtime_pb2.UpdateThreadStateRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.UpdateThreadStateResponse:
+        _require(request.tenant_id, "tenant_id")
+        _require(request.thread_id, "thread_id")
+        _require(request.graph_id, "graph_id")
+        cid, ns = await self.threads.update_state(
+            self.graphs.get_graph(request.graph_id),
+            request.tenant_id,
+            request.thread_id,
+            from_value(request.values) if request.HasField("values") else None,
+            as_node=request.as_node,
+            checkpoint_id=request.checkpoint_id,
+            checkpoint_ns=request.checkpoint_ns,
+        )
+        return runtime_pb2.UpdateThreadStateResponse(checkpoint_id=cid, checkpoint_ns=ns)
+
+    async def DeleteThread(
+        self, request: runtime_pb2.DeleteThreadRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.DeleteThreadResponse:
+        _require(request.tenant_id, "tenant_id")
+        _require(request.thread_id, "thread_id")
+        await self.threads.delete(
+            request.tenant_id, request.thread_id, checkpoints_only=request.checkpoints_only
+        )
+        return runtime_pb2.DeleteThreadResponse()
+
+    async def CopyThread(
+        self, request: runtime_pb2.CopyThreadRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.CopyThreadResponse:
+        _require(request.tenant_id, "tenant_id")
+        _require(request.source_thread_id, "source_thread_id")
+        _require(request.target_thread_id, "target_thread_id")
+        await self.threads.copy(
+            request.tenant_id, request.source_thread_id, request.target_thread_id
+        )
+        return runtime_pb2.CopyThreadResponse()
+
+    async def PruneThread(
+        self, request: runtime_pb2.PruneThreadRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.PruneThreadResponse:
+        _require(request.tenant_id, "tenant_id")
+        _require(request.thread_id, "thread_id")
+        await self.threads.prune(request.tenant_id, request.thread_id)
+        return runtime_pb2.PruneThreadResponse()
+
+    async def GetGraph(
+        self, request: runtime_pb2.GetGraphRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.GetGraphResponse:
+        graph = self.graphs.get_graph(request.graph_id)
+        return runtime_pb2.GetGraphResponse(graph=to_struct(graph_json(graph, request.xray)))
+
+    async def GetGraphSchemas(
+        self, request: runtime_pb2.GetGraphSchemasRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.GetGraphSchemasResponse:
+        graph = self.graphs.get_graph(request.graph_id)
+        return runtime_pb2.GetGraphSchemasResponse(
+            schemas=to_struct(graph_schemas(request.graph_id, graph))
+        )
+
+    async def GetSubgraphs(
+        self, request: runtime_pb2.GetSubgraphsRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.GetSubgraphsResponse:
+        graph = self.graphs.get_graph(request.graph_id)
+        subs = subgraph_schemas(request.graph_id, graph, request.namespace, request.recurse)
+        return runtime_pb2.GetSubgraphsResponse(subgraphs=to_struct(subs))
 
     async def ListGraphs(
         self, request: runtime_pb2.ListGraphsRequest, context: grpc.aio.ServicerContext

@@ -10,7 +10,14 @@ A tool call ends in one of three ways:
   cap full (RESOURCE_EXHAUSTED), Redis down (UNAVAILABLE) -- the retryable ones are
   infrastructure errors.
 
-Synchronous tools run in a bounded thread pool, async tools on the event loop. A sync
+Each tool's concurrency is shared fairly between tenants: a tenant holds at most its
+``tool_share`` of a tool's slots (:mod:`mesh_core.limits`), and free slots go to waiting
+tenants in turn. Past its share a tenant's call waits up to ``max_queue_wait`` and then
+gets RESOURCE_EXHAUSTED with QuotaFailure and RetryInfo.
+
+Synchronous tools run in a thread pool of their own (as many threads as the tool has
+slots, at most ``thread_pool_size``), so one tool's blocked calls never take another
+tool's threads; async tools run on the event loop. A sync
 tool that overruns its timeout cannot be stopped: the caller gets DEADLINE_EXCEEDED, its
 slot stays taken until the thread returns, and a keyed call records the late result, so
 a retry with the same key gets it instead of running the tool a second time.
@@ -38,9 +45,13 @@ from mesh_core.errors import (
     FieldViolation,
     InvalidArgumentError,
     MeshError,
+    QuotaExceededError,
     ResourceExhaustedError,
     UnavailableError,
 )
+from mesh_core.fairshare import FairSlots, share_cap
+from mesh_core.jsonvalue import parse_json
+from mesh_core.limits import LimitsTable
 from tool_svc._idempotency import IdempotencyLock, IdempotencyStore
 from tool_svc._metrics import (
     TOOL_ERRORS,
@@ -168,13 +179,7 @@ def _from_output(tool: RegisteredTool, out: Any, duration: float) -> ToolResult:
 
 
 def _parse_arguments(raw: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidArgumentError(
-            "arguments_json is not valid JSON",
-            [FieldViolation("arguments_json", f"not valid JSON: {exc.msg} at {exc.pos}")],
-        ) from None
+    value = parse_json(raw, "arguments_json") if raw.strip() else {}
     if not isinstance(value, dict):
         raise InvalidArgumentError(
             "arguments_json must be a JSON object",
@@ -212,12 +217,21 @@ class ToolEngine:
         *,
         idempotency: IdempotencyStore | None = None,
         thread_pool_size: int = 32,
+        limits: LimitsTable | None = None,
     ) -> None:
         self.registry = registry
         self.idempotency = idempotency
-        self._pool = ThreadPoolExecutor(thread_pool_size, thread_name_prefix="tool")
+        self.limits = limits or LimitsTable()
         self._slots = {
-            name: asyncio.Semaphore(registry.get(name).max_concurrency) for name in registry.names()
+            name: FairSlots(registry.get(name).max_concurrency) for name in registry.names()
+        }
+        self._pools = {
+            name: ThreadPoolExecutor(
+                min(registry.get(name).max_concurrency, thread_pool_size),
+                thread_name_prefix=f"tool-{name}"[:15],
+            )
+            for name in registry.names()
+            if not registry.get(name).is_async
         }
         self._background: set[asyncio.Future[Any]] = set()
 
@@ -240,7 +254,7 @@ class ToolEngine:
             if inv.idempotency_key and self.idempotency is not None:
                 result = await self._invoke_once(tool, arguments, deadline, inv)
             else:
-                task = await self._start(tool, arguments, inv.tool_call_id, deadline)
+                task = await self._start(tool, arguments, inv, deadline)
                 result = await self._await(tool, task, deadline)
             outcome = "replayed" if result.replayed else result.status
             if result.status == "tool_error":
@@ -268,18 +282,27 @@ class ToolEngine:
         return budget
 
     async def _start(
-        self, tool: RegisteredTool, arguments: dict[str, Any], call_id: str, deadline: float
+        self, tool: RegisteredTool, arguments: dict[str, Any], inv: Invocation, deadline: float
     ) -> asyncio.Future[ToolResult]:
         """Take a concurrency slot (waiting at most max_queue_wait) and start the tool."""
         slots = self._slots[tool.name]
+        tenant = inv.tenant_id
+        cap = share_cap(tool.max_concurrency, self.limits.for_tenant(tenant).tool_share)
         wait = max(0.0, min(tool.max_queue_wait, deadline - time.monotonic()))
         TOOL_QUEUED.labels(tool.name).inc()
         try:
-            if slots.locked() and wait == 0:
-                raise TimeoutError
-            async with asyncio.timeout(wait):
-                await slots.acquire()
+            await slots.acquire(tenant, cap, wait)
         except TimeoutError:
+            if slots.held(tenant) >= cap and slots.in_use < slots.capacity:
+                raise QuotaExceededError(
+                    f"tenant holds its share of tool {tool.name!r} ({cap} of "
+                    f"{tool.max_concurrency} concurrent calls); retry",
+                    tenant=tenant,
+                    limit="tool_share",
+                    value=cap,
+                    retry_after=BUSY_RETRY_AFTER,
+                    metadata={"tool": tool.name},
+                ) from None
             raise ResourceExhaustedError(
                 f"tool {tool.name!r} is at its concurrency limit ({tool.max_concurrency}); retry",
                 retry_after=BUSY_RETRY_AFTER,
@@ -293,16 +316,16 @@ class ToolEngine:
             "type": "tool_call",
             "name": tool.name,
             "args": arguments,
-            "id": call_id or f"lgmesh-{uuid.uuid4().hex}",
+            "id": inv.tool_call_id or f"lgmesh-{uuid.uuid4().hex}",
         }
         if tool.is_async:
             task: asyncio.Future[ToolResult] = asyncio.create_task(self._call_async(tool, call))
         else:
             loop = asyncio.get_running_loop()
-            task = loop.run_in_executor(self._pool, self._call_sync, tool, call)
+            task = loop.run_in_executor(self._pools[tool.name], self._call_sync, tool, call)
 
         def done(_: Any) -> None:
-            slots.release()
+            slots.release(tenant)
             TOOL_INFLIGHT.labels(tool.name).dec()
             self._background.discard(task)
 
@@ -358,7 +381,7 @@ class ToolEngine:
                 return self._replay(raw, fingerprint, tool)
             if lock is not None:
                 try:
-                    task = await self._start(tool, arguments, inv.tool_call_id, deadline)
+                    task = await self._start(tool, arguments, inv, deadline)
                 except BaseException:
                     await self._release_quietly(lock)
                     raise
@@ -423,4 +446,5 @@ class ToolEngine:
             _, still = await asyncio.wait(pending, timeout=timeout)
             for task in still:
                 task.cancel()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)

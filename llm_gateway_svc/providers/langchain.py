@@ -63,6 +63,8 @@ from llm_gateway_svc.providers._families import (
     wants_http_client,
 )
 from llm_gateway_svc.providers.base import ProviderError
+from mesh_core.errors import InvalidArgumentError
+from mesh_core.jsonvalue import parse_json
 
 __all__ = ["LangChainProvider", "finish_reason", "to_langchain_messages"]
 
@@ -106,8 +108,10 @@ def to_langchain_messages(request: ChatRequest) -> list[BaseMessage]:
             calls = []
             for j, c in enumerate(m.tool_calls):
                 try:
-                    args = json.loads(c.arguments_json or "{}")
-                except ValueError:
+                    args = parse_json(
+                        c.arguments_json or "{}", f"messages[{i}].tool_calls[{j}].arguments_json"
+                    )
+                except InvalidArgumentError:
                     args = None
                 if not isinstance(args, dict):
                     raise ProviderError(

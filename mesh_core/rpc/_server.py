@@ -39,9 +39,13 @@ class MeshServer:
         *,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
+        """``credentials``: TLS (internal services require a client certificate); None
+        serves plaintext (the gateway's public port without TLS)."""
         self.name = name
         self.address = address
+        self.credentials = credentials
         self.max_message_bytes = max_message_bytes
         self.server = grpc.aio.server(
             interceptors=[
@@ -78,7 +82,10 @@ class MeshServer:
         ]
         servicer = reflection.aio.ReflectionServicer(names)
         reflection_pb2_grpc_add(servicer, self.server)
-        self.port = self.server.add_insecure_port(self.address)
+        if self.credentials is not None:
+            self.port = self.server.add_secure_port(self.address, self.credentials)
+        else:
+            self.port = self.server.add_insecure_port(self.address)
         if self.port == 0:
             raise RuntimeError(f"{self.name}: cannot bind {self.address}")
         await self.server.start()

@@ -138,3 +138,31 @@ def _fan_builder() -> StateGraph:
 
 
 fan = _fan_builder().compile()
+
+
+class BoomState(TypedDict, total=False):
+    item: str
+    seen: Annotated[list[str], operator.add]
+
+
+def _boom_builder() -> StateGraph:
+    """``prep`` then ``explode``, which raises ValueError unless the item is "ok"."""
+
+    def prep(state: BoomState) -> dict[str, Any]:
+        return {"seen": [f"prep:{state.get('item', '')}"]}
+
+    def explode(state: BoomState) -> dict[str, Any]:
+        if state.get("item") != "ok":
+            raise ValueError(f"cannot handle {state.get('item')!r}")
+        return {"seen": ["explode"]}
+
+    b = StateGraph(BoomState)
+    b.add_node("prep", prep)
+    b.add_node("explode", explode)
+    b.add_edge(START, "prep")
+    b.add_edge("prep", "explode")
+    b.add_edge("explode", END)
+    return b
+
+
+boom = _boom_builder().compile()

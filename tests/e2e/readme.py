@@ -51,9 +51,10 @@ def bash_blocks(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def readme_block(heading: str) -> str:
-    (body,) = [b for h, b in bash_blocks(README.read_text()) if h == heading]
-    return body
+def readme_commands() -> list[str]:
+    """Every shell command of the README after its first block (the install commands),
+    in order."""
+    return [c for _, body in bash_blocks(README.read_text())[1:] for c in shell_commands(body)]
 
 
 def first_command() -> str:

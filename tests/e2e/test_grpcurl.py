@@ -125,3 +125,98 @@ async def test_reflection_answers_under_v1_and_v1alpha(mesh: MeshCluster) -> Non
             ]
             names = {s.name for s in replies[0].list_services_response.service}
             assert "lgmesh.api.v1.RunService" in names, service
+
+
+def _ok(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[type-arg]
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+async def test_grpcurl_history_update_state_fork_and_errors(mesh: MeshCluster) -> None:
+    addr = mesh.gateways[0].address
+    threads, runs = "lgmesh.api.v1.ThreadService", "lgmesh.api.v1.RunService"
+    tid = _ok(run(addr, f"{threads}/CreateThread", data={}))["thread"]["thread_id"]
+    spec = {"threadId": tid, "assistantId": "steps", "config": {"configurable": {"steps": 3}}}
+    waited = _ok(run(addr, f"{runs}/WaitRun", data={"run": {**spec, "input": {"step": 0}}}))
+    assert waited["run"]["status"] == "RUN_STATUS_SUCCESS" and waited["values"]["step"] == 3
+
+    history = _ok(run(addr, f"{threads}/GetThreadHistory", data={"threadId": tid, "limit": 10}))
+    states = history["states"]
+    assert [s["metadata"]["step"] for s in states] == [3, 2, 1, 0, -1]
+    assert states[1]["parent_checkpoint_id"] == states[2]["checkpoint_id"]
+    assert states[1]["next"] == ["work"]
+
+    updated = _ok(
+        run(
+            addr,
+            f"{threads}/UpdateThreadState",
+            data={"threadId": tid, "values": {"step": 7}, "asNode": "work"},
+        )
+    )
+    state = _ok(run(addr, f"{threads}/GetThreadState", data={"threadId": tid}))["state"]
+    assert state["checkpoint_id"] == updated["checkpoint_id"] and state["values"]["step"] == 7
+
+    step1 = next(s for s in states if s["metadata"]["step"] == 1)["checkpoint_id"]
+    forked = _ok(
+        run(
+            addr,
+            f"{runs}/WaitRun",
+            data={"run": {**spec, "input": {"step": 50}, "checkpointId": step1}},
+        )
+    )
+    assert forked["values"]["step"] == 51
+
+    missing = run(
+        addr, f"{threads}/GetThreadState", data={"threadId": tid, "checkpointId": "1f0-nope"}
+    )
+    assert missing.returncode != 0 and "NotFound" in missing.stderr
+    bad_node = run(
+        addr,
+        f"{threads}/UpdateThreadState",
+        data={"threadId": tid, "values": {"step": 1}, "asNode": "nope"},
+    )
+    assert bad_node.returncode != 0 and "InvalidArgument" in bad_node.stderr
+    other = run(addr, f"{threads}/GetThreadHistory", data={"threadId": tid}, key="beta-key")
+    assert other.returncode != 0 and "NotFound" in other.stderr
+
+    # a failed run: the response says so (status, error) and prints (values is null)
+    failed = _ok(
+        run(
+            addr,
+            f"{runs}/WaitRun",
+            data={"run": {"assistantId": "boom", "input": {"item": "x"}}},
+        )
+    )
+    assert failed["run"]["status"] == "RUN_STATUS_ERROR"
+    assert failed["run"]["error"]["type"] == "ValueError"
+    assert failed["values"] is None
+
+
+async def test_grpcurl_assistants(mesh: MeshCluster) -> None:
+    addr = mesh.gateways[0].address
+    svc = "lgmesh.api.v1.AssistantService"
+    listed = run(addr, f"{svc}/ListAssistants", data={})
+    assert listed.returncode == 0 and len(listed.stdout) < 20_000  # compact: no schemas
+    created = _ok(
+        run(
+            addr,
+            f"{svc}/CreateAssistant",
+            data={"graphId": "steps", "config": {"configurable": {"steps": 2}}, "name": "two"},
+        )
+    )["assistant"]
+    graph = _ok(
+        run(addr, f"{svc}/GetAssistantGraph", data={"assistantId": created["assistant_id"]})
+    )
+    assert any(n["id"] == "work" for n in graph["graph"]["nodes"])
+    schemas = _ok(
+        run(addr, f"{svc}/GetAssistantSchemas", data={"assistantId": created["assistant_id"]})
+    )
+    assert schemas["schemas"]["graph_id"] == "steps"
+    waited = _ok(
+        run(
+            addr,
+            "lgmesh.api.v1.RunService/WaitRun",
+            data={"run": {"assistantId": created["assistant_id"], "input": {"step": 0}}},
+        )
+    )
+    assert waited["values"]["step"] == 2

@@ -25,8 +25,7 @@ from tests.e2e.readme import (
     for_port,
     lgmesh_dev,
     netns_available,
-    readme_block,
-    shell_commands,
+    readme_commands,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -110,8 +109,7 @@ def _check_health(out: str, seen: dict[str, Any]) -> None:
 def _check_assistants(out: str, seen: dict[str, Any]) -> None:
     assistants = {a["assistant_id"]: a for a in json.loads(out)["assistants"]}
     assert {"demo", "agent", "fanout"} <= set(assistants)
-    props = assistants["demo"]["input_schema"]["properties"]
-    assert {"question", "review"} <= set(props)
+    assert assistants["demo"]["graph_id"] == "demo"
 
 
 def _check_create_thread(out: str, seen: dict[str, Any]) -> None:
@@ -151,6 +149,25 @@ def _check_state(out: str, seen: dict[str, Any]) -> None:
     assert "127.0.0.1" not in json.dumps(meta), meta
 
 
+def _check_history(out: str, seen: dict[str, Any]) -> None:
+    states = json.loads(out)["states"]
+    assert 1 <= len(states) <= 5 and all(s["checkpoint_id"] for s in states)
+    assert "End of report." in states[0]["values"]["report"]  # newest first
+    for state in states:
+        assert not [k for k in state["metadata"] if k.startswith("lgmesh_")], state["metadata"]
+    seen["<an id from the history>"] = states[-1]["checkpoint_id"]
+
+
+def _check_update_state(out: str, seen: dict[str, Any]) -> None:
+    assert json.loads(out)["checkpoint_id"]
+
+
+def _check_fork(out: str, seen: dict[str, Any]) -> None:
+    done = json.loads(out)
+    assert done["run"]["status"] in ("RUN_STATUS_INTERRUPTED", "RUN_STATUS_SUCCESS"), done["run"]
+    assert done["values"]["question"] == "and then?"
+
+
 def _check_join(out: str, seen: dict[str, Any]) -> None:
     events = _events(out)
     after = seen["after_seq"]
@@ -172,11 +189,14 @@ _CHECKS: list[tuple[str, Callable[[str, dict[str, Any]], None]]] = [
     ("RunService/StreamRun", _check_stream),
     ("ThreadService/GetThreadState", _check_state),
     ("RunService/JoinRun", _check_join),
+    ("ThreadService/GetThreadHistory", _check_history),
+    ("ThreadService/UpdateThreadState", _check_update_state),
+    ("RunService/WaitRun", _check_fork),
 ]
 
 
 def test_every_grpcurl_command_of_the_readme(dev: DevProcess) -> None:
-    commands = shell_commands(readme_block("Using the gateway with grpcurl"))
+    commands = [c for c in readme_commands() if "grpcurl" in c or c.startswith("KEY=")]
     prelude = [c for c in commands if c.startswith("KEY=")]
     assert len(prelude) == 1
     # As after `source .venv/bin/activate`: the venv's grpcurl is on PATH.
@@ -189,8 +209,10 @@ def test_every_grpcurl_command_of_the_readme(dev: DevProcess) -> None:
         check = next((fn for key, fn in _CHECKS if key in command), None)
         assert check is not None, f"no check for the README command {command!r}"
         if "<run id>" in command:  # the README asks for the run id printed above
-            command = command.replace("<run id>", seen["run_id"])
+            seen["<run id>"] = seen["run_id"]
             seen["after_seq"] = int(re.search(r'"after_seq": (\d+)', command)[1])  # type: ignore[index]
+        for placeholder in re.findall(r"<[a-z ]+>", command):  # what the reader fills in
+            command = command.replace(placeholder, seen[placeholder])
         script = "\n".join([*prelude, command if dev.ns else for_port(command, dev.port)])
         result = dev.exec(
             ["env", f"PATH={env_path}", "bash", "-c", script], timeout=60, cwd=str(ROOT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,9 +33,11 @@ from mesh_core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    QuotaExceededError,
     ResourceExhaustedError,
     UnavailableError,
 )
+from mesh_core.limits import LimitsTable, TenantLimits
 from tests.helpers import assert_eventually
 from tests.support.llm_memory_store import MemoryLlmStore
 
@@ -483,13 +486,52 @@ async def test_concurrent_upstream_calls_are_capped_per_provider() -> None:
     a = Gauge()
     router = Router(s, {"a": a})
     calls = [
-        asyncio.ensure_future(router.generate(_req(), Deadline.after(5), Attempts()))
-        for _ in range(5)
+        asyncio.ensure_future(
+            router.generate(_req(), Deadline.after(5), Attempts(), tenant=f"t{i % 3}")
+        )
+        for i in range(5)
     ]
     await assert_eventually(lambda: a.now == 2)
     a.gate.set()  # without the cap all five would be inside generate() by now
     await asyncio.gather(*calls)
     assert a.peak == 2 and a.calls == 5
+
+
+async def test_a_tenant_holds_at_most_its_share_of_a_provider() -> None:
+    """One tenant's burst takes its llm_share of the slots; another tenant still gets in."""
+    gate = asyncio.Event()
+
+    class Held(FlakyProvider):
+        async def generate(self, request: ChatRequest, model: str, timeout: float) -> ChatResult:
+            await gate.wait()
+            return await super().generate(request, model, timeout)
+
+    s = LlmGatewaySettings.from_mapping(
+        {
+            "providers": {
+                "a": {"type": "scripted", "rules": [{"reply": "a"}], "max_concurrency": 4}
+            },
+            "routes": {"m": ["a/x"]},
+        },
+        env={},
+    )
+    s = dataclasses.replace(s, tenant_limits=LimitsTable(TenantLimits(llm_share=0.5)))
+    router = Router(s, {"a": Held("a", [])})
+    burst = [
+        asyncio.ensure_future(router.generate(_req(), Deadline.after(5), Attempts(), tenant="a"))
+        for _ in range(2)
+    ]
+    await asyncio.sleep(0.01)
+    with pytest.raises(QuotaExceededError) as exc:
+        await router.generate(_req(), Deadline.after(0.1), Attempts(), tenant="a")
+    assert exc.value.limit == "llm_share" and exc.value.value == 2
+    other = asyncio.ensure_future(
+        router.generate(_req(), Deadline.after(5), Attempts(), tenant="b")
+    )
+    await asyncio.sleep(0.01)
+    assert not other.done()  # inside the provider, not refused
+    gate.set()
+    await asyncio.gather(*burst, other)
 
 
 async def test_tokens_per_minute_limit_uses_actual_usage() -> None:

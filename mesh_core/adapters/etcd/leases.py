@@ -14,11 +14,13 @@ the owner, or deleted by etcd when the owner's lease expired), not polling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
 
 import aetcd
+import aetcd.exceptions
 
 from mesh_core.adapters.etcd.keys import EtcdKeys
 from mesh_core.adapters.etcd.session import EtcdSession, Generation, translate_etcd_errors
@@ -138,7 +140,7 @@ async def read_thread_owner(
     client: aetcd.Client, keys: EtcdKeys, thread_id: str
 ) -> ThreadOwner | None:
     """The current owner of a thread, or None (for readers without a session, e.g. the gateway)."""
-    with translate_etcd_errors("thread owner lookup"):
+    with translate_etcd_errors("thread owner lookup", client):
         got = await client.get(keys.thread_owner(thread_id).encode())
     return None if got is None else decode_thread_owner(thread_id, got)
 
@@ -222,22 +224,23 @@ class ThreadLeases:
         """Wait for ``key`` to be deleted at or after ``start_revision``.
 
         True on a deletion; False if the watch ended without one (compaction, client
-        shutdown): the caller re-reads the key.
+        shutdown, a watch stream broken by an etcd restart): the caller re-reads the key.
         """
-        with translate_etcd_errors("thread lease watch"):
+        with translate_etcd_errors("thread lease watch", self.client):
             try:
                 watch = await self.client.watch(
                     key, start_revision=start_revision, kind=aetcd.EventKind.DELETE
                 )
-            except aetcd.RevisionCompactedError:
+            except (aetcd.RevisionCompactedError, aetcd.exceptions.InternalError):
                 return False
             try:
                 async for _event in watch:
                     return True
-            except aetcd.RevisionCompactedError:
+            except (aetcd.RevisionCompactedError, aetcd.exceptions.InternalError):
                 return False
             finally:
-                await watch.cancel()
+                with contextlib.suppress(Exception):
+                    await watch.cancel()
         return False
 
     async def acquire(self, thread_id: str, timeout: float | None = None) -> ThreadLease:
@@ -298,7 +301,7 @@ class ThreadLeases:
         t = self.client.transactions
 
         async def attempt() -> bool:
-            with translate_etcd_errors("thread lease release"):
+            with translate_etcd_errors("thread lease release", self.client):
                 ok, _ = await self.client.transaction(
                     compare=[t.create(key) == lease.token], success=[t.delete(key)], failure=[]
                 )
@@ -321,7 +324,7 @@ class ThreadLeases:
             async with asyncio.timeout(timeout):
                 while True:
                     try:
-                        with translate_etcd_errors("thread owner lookup"):
+                        with translate_etcd_errors("thread owner lookup", self.client):
                             got = await self.client.get(key)
                         if got is None:
                             return True

@@ -80,7 +80,7 @@ async def list_runtimes(client: aetcd.Client, keys: EtcdKeys) -> list[RuntimeInf
 
     Entries that do not parse are logged and left out.
     """
-    with translate_etcd_errors("runtime registry list"):
+    with translate_etcd_errors("runtime registry list", client):
         found = await client.get_prefix(keys.runtimes_prefix.encode())
     out: list[RuntimeInfo] = []
     for kv in found:
@@ -134,6 +134,6 @@ class RuntimeRegistry:
         """Remove this runtime's entry (e.g. while draining). No-op if not registered."""
         if self._info is None:
             return
-        with translate_etcd_errors("runtime registry delete"):
+        with translate_etcd_errors("runtime registry delete", self.session.client):
             await self.session.client.delete(self.keys.runtime(self._info.runtime_id).encode())
         self._info = None

@@ -34,7 +34,9 @@ from types import TracebackType
 from typing import Any
 
 import aetcd
+import aetcd.exceptions
 
+from mesh_core.adapters.etcd._client import MeshEtcdClient
 from mesh_core.config import InfraSettings
 from mesh_core.errors import InternalError, SessionLostError, UnavailableError
 from mesh_core.reasons import Reason
@@ -74,10 +76,20 @@ _CHANNEL_OPTIONS: dict[str, Any] = {
 
 
 @contextlib.contextmanager
-def translate_etcd_errors(action: str) -> Iterator[None]:
-    """Map aetcd errors onto the mesh's exception tree (the cause stays chained)."""
+def translate_etcd_errors(action: str, client: Any = None) -> Iterator[None]:
+    """Map aetcd errors onto the mesh's exception tree (the cause stays chained).
+
+    ``client``: told when etcd rejected its token, so it authenticates again at once.
+    """
     try:
         yield
+    except aetcd.exceptions.UnauthenticatedError as exc:
+        rejected = getattr(client, "token_rejected", None)
+        if rejected is not None:
+            rejected()
+        raise UnavailableError(
+            f"etcd refused the credentials during {action}", reason=Reason.ETCD_UNAVAILABLE
+        ) from exc
     except (
         aetcd.ConnectionFailedError,
         aetcd.ConnectionTimeoutError,
@@ -93,15 +105,25 @@ def translate_etcd_errors(action: str) -> Iterator[None]:
 
 def new_etcd_client(
     settings: InfraSettings, *, request_timeout: float = DEFAULT_REQUEST_TIMEOUT
-) -> aetcd.Client:
-    """An (unconnected) aetcd client for ``settings.etcd_url`` with short reconnect backoff."""
+) -> MeshEtcdClient:
+    """An (unconnected) etcd client for ``settings.etcd_url`` (``http://[user:pass@]host:port``)
+    with short reconnect backoff; with credentials it keeps itself authenticated."""
     host, port = settings.etcd_host_port()
-    return aetcd.Client(
+    user, password = settings.etcd_credentials()
+    return MeshEtcdClient(
         host=host,
         port=port,
+        username=user,
+        password=password,
         timeout=request_timeout,  # grpc takes float seconds
         options=dict(_CHANNEL_OPTIONS),
     )
+
+
+def _token_rejected(client: Any) -> None:
+    rejected = getattr(client, "token_rejected", None)
+    if rejected is not None:
+        rejected()
 
 
 @dataclass
@@ -327,7 +349,7 @@ class EtcdSession:
         is lost and SessionLostError is raised.
         """
         try:
-            with translate_etcd_errors(action):
+            with translate_etcd_errors(action, self.client):
                 yield
         except InternalError as exc:
             if _LEASE_NOT_FOUND not in str(exc.__cause__):
@@ -435,7 +457,7 @@ class EtcdSession:
                         failures += 1
                 await self._nap(min(wait, gen.deadline - self._clock()))
             gen = self._gen
-            if gen is not None and not gen.lost and not gen.revoked:
+            if gen is not None and not gen.revoked:  # lost or not: its keys go now
                 await self._revoke(client, gen)
         finally:
             with contextlib.suppress(Exception):
@@ -447,6 +469,8 @@ class EtcdSession:
             async with asyncio.timeout(self.request_timeout):
                 lease = await client.lease(self.ttl)
         except (aetcd.ClientError, TimeoutError, OSError) as exc:
+            if isinstance(exc, aetcd.exceptions.UnauthenticatedError):
+                _token_rejected(client)
             self._grant_failures += 1
             if self._grant_failures in (1, 10) or self._grant_failures % 100 == 0:
                 log.warning(
@@ -500,6 +524,8 @@ class EtcdSession:
             log.warning("etcd keepalive for lease %x timed out", gen.lease_id)
             return False
         except (aetcd.ClientError, OSError) as exc:
+            if isinstance(exc, aetcd.exceptions.UnauthenticatedError):
+                _token_rejected(client)
             log.warning("etcd keepalive for lease %x failed: %s", gen.lease_id, type(exc).__name__)
             return False
         if reply is None:

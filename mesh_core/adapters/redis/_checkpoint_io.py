@@ -39,6 +39,7 @@ class Scripts:
     delete_for_runs: Any
     prune: Any
     prune_keep_last: Any
+    delete_fenced: Any
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
@@ -52,6 +53,7 @@ class Scripts:
             delete_for_runs=client.register_script(lua.DELETE_FOR_RUNS),
             prune=client.register_script(lua.PRUNE_KEEP_LATEST),
             prune_keep_last=client.register_script(lua.PRUNE_KEEP_LAST),
+            delete_fenced=client.register_script(lua.DELETE_THREAD_FENCED),
         )
 
     def all(self) -> list[Any]:
@@ -65,6 +67,7 @@ class Scripts:
             self.delete_for_runs,
             self.prune,
             self.prune_keep_last,
+            self.delete_fenced,
         ]
 
 

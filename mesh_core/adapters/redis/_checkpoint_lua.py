@@ -21,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "BUMP_FENCE",
     "DELETE_FOR_RUNS",
+    "DELETE_THREAD_FENCED",
     "FIX_LATEST",
     "GET_TUPLE",
     "PRUNE_KEEP_LAST",
@@ -307,6 +308,20 @@ end
 for _, f in ipairs(redis.call("HKEYS", KEYS[6])) do
   if not keep_blobs[f] then redis.call("HDEL", KEYS[6], f) end
 end
+return "OK"
+"""
+)
+
+# ARGV: fencing token. Deletes every key of the thread but its fence, so an owner that
+# lost the thread can never write into it again: the fence outlives the checkpoints by a
+# day (far beyond any lease; such an owner also stops itself once its lease ran out).
+DELETE_THREAD_FENCED = (
+    _COMMON
+    + r"""
+local stale = fence(ARGV[1])
+if stale then return redis.error_reply("LGMESH_STALE_OWNER " .. stale) end
+for i = 2, #KEYS do redis.call("DEL", KEYS[i]) end
+redis.call("PEXPIRE", KEYS[1], 86400000)
 return "OK"
 """
 )

@@ -5,13 +5,22 @@ hash and the run index, so admission, turn-taking and ending a run are each one
 atomic step: no lock is held anywhere while a run waits for its turn.
 
 Statuses: ``pending`` (queued), ``running``, then one of ``success``, ``error``,
-``interrupted``, ``cancelled``. A thread's ``active_run`` is the run that has the
+``interrupted``, ``cancelled``. A delayed run is ``scheduled`` (shown as pending) until
+it is due: then it is admitted like any run. A thread's ``active_run`` is the run that has the
 thread now; runs waiting for it are in the thread's queue (a list, FIFO).
 """
 
 from __future__ import annotations
 
-__all__ = ["ADMIT_RUN", "CLAIM_TURN", "CREATE_THREAD", "DELETE_RUN", "FINISH_RUN", "REQUEST_CANCEL"]
+__all__ = [
+    "ADMIT_RUN",
+    "CLAIM_TURN",
+    "CREATE_THREAD",
+    "DELETE_RUN",
+    "FINISH_RUN",
+    "REQUEST_CANCEL",
+    "SCHEDULE_RUN",
+]
 
 # Shared helpers. ``run_key(id)`` derives another run's key of the same thread from
 # KEYS[2] (this run's key) and ARGV[1] (this run's id).
@@ -55,7 +64,7 @@ ADMIT_RUN = (
     _COMMON
     + r"""
 local existing = redis.call('HGET', KEYS[2], 'status')
-if existing then return {'existing', existing, ''} end
+if existing and existing ~= 'scheduled' then return {'existing', existing, ''} end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_thread', '', ''} end
 local active = redis.call('HGET', KEYS[1], 'active_run') or ''
 if not is_active(status_of(active)) then active = '' end
@@ -134,7 +143,7 @@ return {'running', ARGV[1]}
 FINISH_RUN = r"""
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return 0 end
-if st ~= 'pending' and st ~= 'running' then return -1 end
+if st ~= 'pending' and st ~= 'running' and st ~= 'scheduled' then return -1 end
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[1], 'owner') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('HDEL', KEYS[3], ARGV[1])
@@ -152,7 +161,7 @@ return 1
 REQUEST_CANCEL = r"""
 local st = redis.call('HGET', KEYS[1], 'status')
 if not st then return '' end
-if st == 'pending' then
+if st == 'pending' or st == 'scheduled' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[3])
   redis.call('HDEL', KEYS[3], ARGV[1])
   redis.call('LREM', KEYS[4], 0, ARGV[1])
@@ -179,5 +188,21 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 if redis.call('HGET', KEYS[2], 'active_run') == ARGV[1] then
   redis.call('HSET', KEYS[2], 'active_run', '', 'status', 'idle', 'updated_at', ARGV[3])
 end
+return 1
+"""
+
+# Record a delayed run (status ``scheduled``) and put it on the schedule, in one step.
+# KEYS: 1 thread, 2 run, 3 thread_runs, 4 run_index, 5 schedule (zset), 6 schedule data
+# ARGV: 1 run_id, 2 now, 3 scoped thread, 4 due time, 5 job payload, 6.. run hash fields
+# Returns 1, 0 if the thread does not exist, -1 if the run exists already.
+SCHEDULE_RUN = r"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], 'status', 'scheduled')
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('SET', KEYS[4], ARGV[3])
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[5])
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
 return 1
 """

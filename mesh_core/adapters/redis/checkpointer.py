@@ -368,6 +368,16 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             with redis_errors(thread_id):
                 await self._ascripts.prune(keys=self._keys(thread_id).all(), args=[])
 
+    async def adelete_thread_fenced(self, thread_id: str, *, token: int) -> None:
+        """Delete the thread's checkpoints, writes and blobs if ``token`` is not stale; the
+        fence stays, so a former owner cannot write into the deleted thread."""
+        tok = str(check_token(token))
+        with redis_errors(thread_id, tok):
+            await self._call(
+                "thread delete",
+                lambda: self._ascripts.delete_fenced(keys=self._keys(thread_id).all(), args=[tok]),
+            )
+
     async def aprune_keep_last(self, thread_id: str, keep: int, *, token: int | None = None) -> int:
         """Keep the newest ``keep`` checkpoints of each namespace of the thread (with their
         writes and blobs), fenced by ``token``; returns how many were dropped.

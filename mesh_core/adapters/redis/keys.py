@@ -111,6 +111,22 @@ class RedisKeys:
         """Hash run_id -> thread_id of runs recorded as pending/running (the sweeper's worklist)."""
         return f"{self.prefix}:runs:active"
 
+    def schedule(self, kind: str) -> str:
+        """Sorted set job id -> due time (epoch s) of one kind of job (delayed runs, webhooks)."""
+        return f"{self.prefix}:sched:{kind}"
+
+    def schedule_data(self, kind: str) -> str:
+        """Hash job id -> the job's JSON payload (same kind)."""
+        return f"{self.prefix}:sched:{kind}:data"
+
+    def assistants_index(self, tenant_id: str) -> str:
+        """Sorted set of a tenant's assistant ids by update time."""
+        return f"{self.prefix}:tenant:{tenant_id}:assistants"
+
+    def assistant(self, tenant_id: str, assistant_id: str) -> str:
+        """Hash: ``latest`` version number and one field per version (JSON)."""
+        return f"{self.prefix}:tenant:{tenant_id}:assistant:{assistant_id}"
+
     def run_index(self, run_id: str) -> str:
         """run_id -> thread_id, so a run can be found without its thread."""
         return f"{self.prefix}:runindex:{run_id}"

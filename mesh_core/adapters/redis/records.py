@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 ACTIVE_STATUSES = frozenset({"pending", "running"})
+#: a delayed run not yet due (shown to clients as pending)
+SCHEDULED = "scheduled"
 TERMINAL_STATUSES = frozenset({"success", "error", "interrupted", "cancelled"})
 
 
@@ -55,6 +57,10 @@ class ThreadRecord:
     updated_at: float = 0.0
     active_run: str = ""
     assistant_id: str = ""
+    #: the graph its checkpoints belong to (set by its first run)
+    graph_id: str = ""
+    #: seconds after its last update when the thread is deleted (0: never)
+    ttl: float = 0.0
 
     @property
     def scoped_id(self) -> str:
@@ -103,7 +109,7 @@ class FinishOutcome(Enum):
 
 _JSON_FIELDS = {"metadata", "spec", "error", "interrupts"}
 _INT_FIELDS = {"attempts"}
-_FLOAT_FIELDS = {"created_at", "updated_at"}
+_FLOAT_FIELDS = {"created_at", "updated_at", "ttl"}
 
 
 def _encode(obj: Any) -> dict[str, str]:
@@ -154,6 +160,7 @@ class RecordStore:
         self._finish_run = redis.register_script(lua.FINISH_RUN)
         self._request_cancel = redis.register_script(lua.REQUEST_CANCEL)
         self._delete_run = redis.register_script(lua.DELETE_RUN)
+        self._schedule_run = redis.register_script(lua.SCHEDULE_RUN)
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], abort: Abort = None) -> T:
         return await call_redis(self.retry, what, fn, abort=abort)
@@ -167,10 +174,20 @@ class RecordStore:
         *,
         if_exists_return: bool = False,
         assistant_id: str = "",
+        graph_id: str = "",
+        ttl: float = 0.0,
     ) -> ThreadRecord:
         now = time.time()
         rec = ThreadRecord(
-            tenant_id, thread_id, dict(metadata or {}), "idle", now, now, assistant_id=assistant_id
+            tenant_id,
+            thread_id,
+            dict(metadata or {}),
+            "idle",
+            now,
+            now,
+            assistant_id=assistant_id,
+            graph_id=graph_id,
+            ttl=ttl,
         )
         flat = [x for kv in _encode(rec).items() for x in kv]
         created = await self._call(
@@ -187,7 +204,9 @@ class RecordStore:
             if not if_exists_return:
                 raise AlreadyExistsError(f"thread {thread_id!r} already exists")
             if existing is None:  # deleted in between
-                return await self.create_thread(tenant_id, thread_id, metadata)
+                return await self.create_thread(
+                    tenant_id, thread_id, metadata, graph_id=graph_id, ttl=ttl
+                )
             return existing
         return rec
 
@@ -317,6 +336,34 @@ class RecordStore:
         elif outcome == "existing":
             run.status = active
         return Admission(outcome, active, tuple(x for x in superseded.split(",") if x))
+
+    async def schedule_run(
+        self, run: RunRecord, due: float, schedule_key: str, data_key: str, payload: str
+    ) -> int:
+        """Record a delayed run as ``scheduled`` and put it on a schedule (``due``: epoch
+        seconds) in one step: 1, 0 (no such thread) or -1 (the run exists)."""
+        now = time.time()
+        run.created_at = run.created_at or now
+        run.updated_at = now
+        run.status = SCHEDULED
+        scoped = run.scoped_thread
+        flat = [x for kv in _encode(run).items() for x in kv]
+        return int(
+            await self._call(
+                "schedule run",
+                lambda: self._schedule_run(
+                    keys=[
+                        self.keys.thread_record(scoped),
+                        self.keys.run_record(scoped, run.run_id),
+                        self.keys.thread_runs(scoped),
+                        self.keys.run_index(run.run_id),
+                        schedule_key,
+                        data_key,
+                    ],
+                    args=[run.run_id, now, scoped, due, payload, *flat],
+                ),
+            )
+        )
 
     async def claim_turn(
         self, run: RunRecord, *, owner: str, add_attempt: bool = False, abort: Abort = None

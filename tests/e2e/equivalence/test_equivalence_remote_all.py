@@ -15,3 +15,8 @@ from tests.e2e.equivalence.test_equivalence import test_equivalent  # noqa: F401
 @pytest.fixture(scope="module")
 def equivalence_variant() -> ClusterVariant:
     return ClusterVariant("remote-all", runtime_args=("--remote", "all"), runtimes=2, workers=1)
+
+
+from tests.e2e.equivalence.test_thread_equivalence import (  # noqa: E402, F401  (re-run here)
+    test_thread_ops_equivalent,
+)

@@ -22,24 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from lgmesh.api.v1 import types_pb2 as lgmesh_dot_api_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elgmesh/api/v1/assistants.proto\x12\rlgmesh.api.v1\x1a\x19lgmesh/api/v1/types.proto\"\x17\n\x15ListAssistantsRequest\"F\n\x16ListAssistantsResponse\x12,\n\nassistants\x18\x01 \x03(\x0b\x32\x18.lgmesh.api.v1.Assistant\"+\n\x13GetAssistantRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"C\n\x14GetAssistantResponse\x12+\n\tassistant\x18\x01 \x01(\x0b\x32\x18.lgmesh.api.v1.Assistant2\xca\x01\n\x10\x41ssistantService\x12]\n\x0eListAssistants\x12$.lgmesh.api.v1.ListAssistantsRequest\x1a%.lgmesh.api.v1.ListAssistantsResponse\x12W\n\x0cGetAssistant\x12\".lgmesh.api.v1.GetAssistantRequest\x1a#.lgmesh.api.v1.GetAssistantResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1elgmesh/api/v1/assistants.proto\x12\rlgmesh.api.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19lgmesh/api/v1/types.proto\"\x17\n\x15ListAssistantsRequest\"F\n\x16ListAssistantsResponse\x12,\n\nassistants\x18\x01 \x03(\x0b\x32\x18.lgmesh.api.v1.Assistant\"A\n\x13GetAssistantRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x14\n\x0cwith_schemas\x18\x02 \x01(\x08\"C\n\x14GetAssistantResponse\x12+\n\tassistant\x18\x01 \x01(\x0b\x32\x18.lgmesh.api.v1.Assistant\"\xfb\x01\n\x16\x43reateAssistantRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12\'\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0c\x61ssistant_id\x18\x05 \x01(\t\x12\x18\n\x10if_exists_return\x18\x06 \x01(\x08\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"F\n\x17\x43reateAssistantResponse\x12+\n\tassistant\x18\x01 \x01(\x0b\x32\x18.lgmesh.api.v1.Assistant\"\xe1\x01\n\x16UpdateAssistantRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\"F\n\x17UpdateAssistantResponse\x12+\n\tassistant\x18\x01 \x01(\x0b\x32\x18.lgmesh.api.v1.Assistant\".\n\x16\x44\x65leteAssistantRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"\x19\n\x17\x44\x65leteAssistantResponse\"\x83\x01\n\x17SearchAssistantsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x05\"H\n\x18SearchAssistantsResponse\x12,\n\nassistants\x18\x01 \x03(\x0b\x32\x18.lgmesh.api.v1.Assistant\"c\n\x16\x43ountAssistantsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"(\n\x17\x43ountAssistantsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\"~\n\x1cListAssistantVersionsRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"K\n\x1dListAssistantVersionsResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.lgmesh.api.v1.Assistant\"I\n SetLatestAssistantVersionRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"P\n!SetLatestAssistantVersionResponse\x12+\n\tassistant\x18\x01 \x01(\x0b\x32\x18.lgmesh.api.v1.Assistant\">\n\x18GetAssistantGraphRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x0c\n\x04xray\x18\x02 \x01(\x05\"C\n\x19GetAssistantGraphResponse\x12&\n\x05graph\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"2\n\x1aGetAssistantSchemasRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"G\n\x1bGetAssistantSchemasResponse\x12(\n\x07schemas\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"X\n\x1cGetAssistantSubgraphsRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0f\n\x07recurse\x18\x03 \x01(\x08\"K\n\x1dGetAssistantSubgraphsResponse\x12*\n\tsubgraphs\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct2\xf5\t\n\x10\x41ssistantService\x12]\n\x0eListAssistants\x12$.lgmesh.api.v1.ListAssistantsRequest\x1a%.lgmesh.api.v1.ListAssistantsResponse\x12W\n\x0cGetAssistant\x12\".lgmesh.api.v1.GetAssistantRequest\x1a#.lgmesh.api.v1.GetAssistantResponse\x12`\n\x0f\x43reateAssistant\x12%.lgmesh.api.v1.CreateAssistantRequest\x1a&.lgmesh.api.v1.CreateAssistantResponse\x12`\n\x0fUpdateAssistant\x12%.lgmesh.api.v1.UpdateAssistantRequest\x1a&.lgmesh.api.v1.UpdateAssistantResponse\x12`\n\x0f\x44\x65leteAssistant\x12%.lgmesh.api.v1.DeleteAssistantRequest\x1a&.lgmesh.api.v1.DeleteAssistantResponse\x12\x63\n\x10SearchAssistants\x12&.lgmesh.api.v1.SearchAssistantsRequest\x1a\'.lgmesh.api.v1.SearchAssistantsResponse\x12`\n\x0f\x43ountAssistants\x12%.lgmesh.api.v1.CountAssistantsRequest\x1a&.lgmesh.api.v1.CountAssistantsResponse\x12r\n\x15ListAssistantVersions\x12+.lgmesh.api.v1.ListAssistantVersionsRequest\x1a,.lgmesh.api.v1.ListAssistantVersionsResponse\x12~\n\x19SetLatestAssistantVersion\x12/.lgmesh.api.v1.SetLatestAssistantVersionRequest\x1a\x30.lgmesh.api.v1.SetLatestAssistantVersionResponse\x12\x66\n\x11GetAssistantGraph\x12\'.lgmesh.api.v1.GetAssistantGraphRequest\x1a(.lgmesh.api.v1.GetAssistantGraphResponse\x12l\n\x13GetAssistantSchemas\x12).lgmesh.api.v1.GetAssistantSchemasRequest\x1a*.lgmesh.api.v1.GetAssistantSchemasResponse\x12r\n\x15GetAssistantSubgraphs\x12+.lgmesh.api.v1.GetAssistantSubgraphsRequest\x1a,.lgmesh.api.v1.GetAssistantSubgraphsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lgmesh.api.v1.assistants_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTASSISTANTSREQUEST']._serialized_start=76
-  _globals['_LISTASSISTANTSREQUEST']._serialized_end=99
-  _globals['_LISTASSISTANTSRESPONSE']._serialized_start=101
-  _globals['_LISTASSISTANTSRESPONSE']._serialized_end=171
-  _globals['_GETASSISTANTREQUEST']._serialized_start=173
-  _globals['_GETASSISTANTREQUEST']._serialized_end=216
-  _globals['_GETASSISTANTRESPONSE']._serialized_start=218
-  _globals['_GETASSISTANTRESPONSE']._serialized_end=285
-  _globals['_ASSISTANTSERVICE']._serialized_start=288
-  _globals['_ASSISTANTSERVICE']._serialized_end=490
+  _globals['_LISTASSISTANTSREQUEST']._serialized_start=106
+  _globals['_LISTASSISTANTSREQUEST']._serialized_end=129
+  _globals['_LISTASSISTANTSRESPONSE']._serialized_start=131
+  _globals['_LISTASSISTANTSRESPONSE']._serialized_end=201
+  _globals['_GETASSISTANTREQUEST']._serialized_start=203
+  _globals['_GETASSISTANTREQUEST']._serialized_end=268
+  _globals['_GETASSISTANTRESPONSE']._serialized_start=270
+  _globals['_GETASSISTANTRESPONSE']._serialized_end=337
+  _globals['_CREATEASSISTANTREQUEST']._serialized_start=340
+  _globals['_CREATEASSISTANTREQUEST']._serialized_end=591
+  _globals['_CREATEASSISTANTRESPONSE']._serialized_start=593
+  _globals['_CREATEASSISTANTRESPONSE']._serialized_end=663
+  _globals['_UPDATEASSISTANTREQUEST']._serialized_start=666
+  _globals['_UPDATEASSISTANTREQUEST']._serialized_end=891
+  _globals['_UPDATEASSISTANTRESPONSE']._serialized_start=893
+  _globals['_UPDATEASSISTANTRESPONSE']._serialized_end=963
+  _globals['_DELETEASSISTANTREQUEST']._serialized_start=965
+  _globals['_DELETEASSISTANTREQUEST']._serialized_end=1011
+  _globals['_DELETEASSISTANTRESPONSE']._serialized_start=1013
+  _globals['_DELETEASSISTANTRESPONSE']._serialized_end=1038
+  _globals['_SEARCHASSISTANTSREQUEST']._serialized_start=1041
+  _globals['_SEARCHASSISTANTSREQUEST']._serialized_end=1172
+  _globals['_SEARCHASSISTANTSRESPONSE']._serialized_start=1174
+  _globals['_SEARCHASSISTANTSRESPONSE']._serialized_end=1246
+  _globals['_COUNTASSISTANTSREQUEST']._serialized_start=1248
+  _globals['_COUNTASSISTANTSREQUEST']._serialized_end=1347
+  _globals['_COUNTASSISTANTSRESPONSE']._serialized_start=1349
+  _globals['_COUNTASSISTANTSRESPONSE']._serialized_end=1389
+  _globals['_LISTASSISTANTVERSIONSREQUEST']._serialized_start=1391
+  _globals['_LISTASSISTANTVERSIONSREQUEST']._serialized_end=1517
+  _globals['_LISTASSISTANTVERSIONSRESPONSE']._serialized_start=1519
+  _globals['_LISTASSISTANTVERSIONSRESPONSE']._serialized_end=1594
+  _globals['_SETLATESTASSISTANTVERSIONREQUEST']._serialized_start=1596
+  _globals['_SETLATESTASSISTANTVERSIONREQUEST']._serialized_end=1669
+  _globals['_SETLATESTASSISTANTVERSIONRESPONSE']._serialized_start=1671
+  _globals['_SETLATESTASSISTANTVERSIONRESPONSE']._serialized_end=1751
+  _globals['_GETASSISTANTGRAPHREQUEST']._serialized_start=1753
+  _globals['_GETASSISTANTGRAPHREQUEST']._serialized_end=1815
+  _globals['_GETASSISTANTGRAPHRESPONSE']._serialized_start=1817
+  _globals['_GETASSISTANTGRAPHRESPONSE']._serialized_end=1884
+  _globals['_GETASSISTANTSCHEMASREQUEST']._serialized_start=1886
+  _globals['_GETASSISTANTSCHEMASREQUEST']._serialized_end=1936
+  _globals['_GETASSISTANTSCHEMASRESPONSE']._serialized_start=1938
+  _globals['_GETASSISTANTSCHEMASRESPONSE']._serialized_end=2009
+  _globals['_GETASSISTANTSUBGRAPHSREQUEST']._serialized_start=2011
+  _globals['_GETASSISTANTSUBGRAPHSREQUEST']._serialized_end=2099
+  _globals['_GETASSISTANTSUBGRAPHSRESPONSE']._serialized_start=2101
+  _globals['_GETASSISTANTSUBGRAPHSRESPONSE']._serialized_end=2176
+  _globals['_ASSISTANTSERVICE']._serialized_start=2179
+  _globals['_ASSISTANTSERVICE']._serialized_end=3448
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class AssistantServiceStub:
-    """Assistants: the graphs this mesh can run.
+    """Assistants: a graph with a config, context and metadata of its own, versioned.
+    Every graph of the mesh is also an assistant whose id is the graph id.
     """
 
     def __init__(self, channel):
@@ -45,19 +46,133 @@ class AssistantServiceStub:
                 request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantResponse.FromString,
                 _registered_method=True)
+        self.CreateAssistant = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/CreateAssistant',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.CreateAssistantRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.CreateAssistantResponse.FromString,
+                _registered_method=True)
+        self.UpdateAssistant = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/UpdateAssistant',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.UpdateAssistantRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.UpdateAssistantResponse.FromString,
+                _registered_method=True)
+        self.DeleteAssistant = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/DeleteAssistant',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.DeleteAssistantRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.DeleteAssistantResponse.FromString,
+                _registered_method=True)
+        self.SearchAssistants = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/SearchAssistants',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.SearchAssistantsRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.SearchAssistantsResponse.FromString,
+                _registered_method=True)
+        self.CountAssistants = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/CountAssistants',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.CountAssistantsRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.CountAssistantsResponse.FromString,
+                _registered_method=True)
+        self.ListAssistantVersions = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/ListAssistantVersions',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.ListAssistantVersionsRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.ListAssistantVersionsResponse.FromString,
+                _registered_method=True)
+        self.SetLatestAssistantVersion = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/SetLatestAssistantVersion',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionResponse.FromString,
+                _registered_method=True)
+        self.GetAssistantGraph = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/GetAssistantGraph',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantGraphRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantGraphResponse.FromString,
+                _registered_method=True)
+        self.GetAssistantSchemas = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/GetAssistantSchemas',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSchemasRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSchemasResponse.FromString,
+                _registered_method=True)
+        self.GetAssistantSubgraphs = channel.unary_unary(
+                '/lgmesh.api.v1.AssistantService/GetAssistantSubgraphs',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsResponse.FromString,
+                _registered_method=True)
 
 
 class AssistantServiceServicer:
-    """Assistants: the graphs this mesh can run.
+    """Assistants: a graph with a config, context and metadata of its own, versioned.
+    Every graph of the mesh is also an assistant whose id is the graph id.
     """
 
     def ListAssistants(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Compact records of every assistant (no schemas).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAssistant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAssistant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAssistant(self, request, context):
+        """A new version of the assistant, which becomes its latest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAssistant(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchAssistants(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountAssistants(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAssistantVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLatestAssistantVersion(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssistantGraph(self, request, context):
+        """The graph's nodes and edges (LangGraph's drawable graph as JSON).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssistantSchemas(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAssistantSubgraphs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -76,6 +191,56 @@ def add_AssistantServiceServicer_to_server(servicer, server):
                     request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantRequest.FromString,
                     response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantResponse.SerializeToString,
             ),
+            'CreateAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAssistant,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.CreateAssistantRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.CreateAssistantResponse.SerializeToString,
+            ),
+            'UpdateAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAssistant,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.UpdateAssistantRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.UpdateAssistantResponse.SerializeToString,
+            ),
+            'DeleteAssistant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAssistant,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.DeleteAssistantRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.DeleteAssistantResponse.SerializeToString,
+            ),
+            'SearchAssistants': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchAssistants,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.SearchAssistantsRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.SearchAssistantsResponse.SerializeToString,
+            ),
+            'CountAssistants': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountAssistants,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.CountAssistantsRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.CountAssistantsResponse.SerializeToString,
+            ),
+            'ListAssistantVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAssistantVersions,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.ListAssistantVersionsRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.ListAssistantVersionsResponse.SerializeToString,
+            ),
+            'SetLatestAssistantVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLatestAssistantVersion,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionResponse.SerializeToString,
+            ),
+            'GetAssistantGraph': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssistantGraph,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantGraphRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantGraphResponse.SerializeToString,
+            ),
+            'GetAssistantSchemas': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssistantSchemas,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSchemasRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSchemasResponse.SerializeToString,
+            ),
+            'GetAssistantSubgraphs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAssistantSubgraphs,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'lgmesh.api.v1.AssistantService', rpc_method_handlers)
@@ -85,7 +250,8 @@ def add_AssistantServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AssistantService:
-    """Assistants: the graphs this mesh can run.
+    """Assistants: a graph with a config, context and metadata of its own, versioned.
+    Every graph of the mesh is also an assistant whose id is the graph id.
     """
 
     @staticmethod
@@ -132,6 +298,276 @@ class AssistantService:
             '/lgmesh.api.v1.AssistantService/GetAssistant',
             lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantRequest.SerializeToString,
             lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/CreateAssistant',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.CreateAssistantRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.CreateAssistantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/UpdateAssistant',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.UpdateAssistantRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.UpdateAssistantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAssistant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/DeleteAssistant',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.DeleteAssistantRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.DeleteAssistantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchAssistants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/SearchAssistants',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.SearchAssistantsRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.SearchAssistantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountAssistants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/CountAssistants',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.CountAssistantsRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.CountAssistantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAssistantVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/ListAssistantVersions',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.ListAssistantVersionsRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.ListAssistantVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLatestAssistantVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/SetLatestAssistantVersion',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.SetLatestAssistantVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssistantGraph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/GetAssistantGraph',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantGraphRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantGraphResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssistantSchemas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/GetAssistantSchemas',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSchemasRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSchemasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAssistantSubgraphs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.AssistantService/GetAssistantSubgraphs',
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_assistants__pb2.GetAssistantSubgraphsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,12 +1,24 @@
 from google.protobuf import struct_pb2 as _struct_pb2
 from lgmesh.api.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class CancelRunsStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCEL_RUNS_STATUS_UNSPECIFIED: _ClassVar[CancelRunsStatus]
+    CANCEL_RUNS_STATUS_PENDING: _ClassVar[CancelRunsStatus]
+    CANCEL_RUNS_STATUS_RUNNING: _ClassVar[CancelRunsStatus]
+    CANCEL_RUNS_STATUS_ALL: _ClassVar[CancelRunsStatus]
+CANCEL_RUNS_STATUS_UNSPECIFIED: CancelRunsStatus
+CANCEL_RUNS_STATUS_PENDING: CancelRunsStatus
+CANCEL_RUNS_STATUS_RUNNING: CancelRunsStatus
+CANCEL_RUNS_STATUS_ALL: CancelRunsStatus
 
 class StreamRunRequest(_message.Message):
     __slots__ = ("run",)
@@ -113,3 +125,49 @@ class JoinRunResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: _types_pb2.RunEvent
     def __init__(self, event: _Optional[_Union[_types_pb2.RunEvent, _Mapping]] = ...) -> None: ...
+
+class WaitForRunRequest(_message.Message):
+    __slots__ = ("thread_id", "run_id")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    run_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class WaitForRunResponse(_message.Message):
+    __slots__ = ("run", "values")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    run: _types_pb2.Run
+    values: _struct_pb2.Value
+    def __init__(self, run: _Optional[_Union[_types_pb2.Run, _Mapping]] = ..., values: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
+class DeleteRunRequest(_message.Message):
+    __slots__ = ("thread_id", "run_id")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    run_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class DeleteRunResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CancelRunsRequest(_message.Message):
+    __slots__ = ("thread_id", "run_ids", "status", "action")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    run_ids: _containers.RepeatedScalarFieldContainer[str]
+    status: CancelRunsStatus
+    action: _types_pb2.CancelAction
+    def __init__(self, thread_id: _Optional[str] = ..., run_ids: _Optional[_Iterable[str]] = ..., status: _Optional[_Union[CancelRunsStatus, str]] = ..., action: _Optional[_Union[_types_pb2.CancelAction, str]] = ...) -> None: ...
+
+class CancelRunsResponse(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[_types_pb2.Run]
+    def __init__(self, runs: _Optional[_Iterable[_Union[_types_pb2.Run, _Mapping]]] = ...) -> None: ...

@@ -70,6 +70,21 @@ class RunServiceStub:
                 request_serializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.JoinRunRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.JoinRunResponse.FromString,
                 _registered_method=True)
+        self.WaitForRun = channel.unary_unary(
+                '/lgmesh.api.v1.RunService/WaitForRun',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.WaitForRunRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.WaitForRunResponse.FromString,
+                _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/lgmesh.api.v1.RunService/DeleteRun',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.DeleteRunResponse.FromString,
+                _registered_method=True)
+        self.CancelRuns = channel.unary_unary(
+                '/lgmesh.api.v1.RunService/CancelRuns',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.CancelRunsRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.CancelRunsResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -122,6 +137,27 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitForRun(self, request, context):
+        """Wait for an existing run to end and return it with the thread's values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRun(self, request, context):
+        """Forget a run that has ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelRuns(self, request, context):
+        """Cancel several runs: the given ids, or a thread's runs with a status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +195,21 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.JoinRun,
                     request_deserializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.JoinRunRequest.FromString,
                     response_serializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.JoinRunResponse.SerializeToString,
+            ),
+            'WaitForRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitForRun,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.WaitForRunRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.WaitForRunResponse.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.DeleteRunRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.DeleteRunResponse.SerializeToString,
+            ),
+            'CancelRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRuns,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.CancelRunsRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_runs__pb2.CancelRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -351,6 +402,87 @@ class RunService:
             '/lgmesh.api.v1.RunService/JoinRun',
             lgmesh_dot_api_dot_v1_dot_runs__pb2.JoinRunRequest.SerializeToString,
             lgmesh_dot_api_dot_v1_dot_runs__pb2.JoinRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitForRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.RunService/WaitForRun',
+            lgmesh_dot_api_dot_v1_dot_runs__pb2.WaitForRunRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_runs__pb2.WaitForRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.RunService/DeleteRun',
+            lgmesh_dot_api_dot_v1_dot_runs__pb2.DeleteRunRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_runs__pb2.DeleteRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.RunService/CancelRuns',
+            lgmesh_dot_api_dot_v1_dot_runs__pb2.CancelRunsRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_runs__pb2.CancelRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,33 +26,59 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from lgmesh.api.v1 import types_pb2 as lgmesh_dot_api_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blgmesh/api/v1/threads.proto\x12\rlgmesh.api.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19lgmesh/api/v1/types.proto\"m\n\x13\x43reateThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10if_exists_return\x18\x03 \x01(\x08\"=\n\x14\x43reateThreadResponse\x12%\n\x06thread\x18\x01 \x01(\x0b\x32\x15.lgmesh.api.v1.Thread\"%\n\x10GetThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\":\n\x11GetThreadResponse\x12%\n\x06thread\x18\x01 \x01(\x0b\x32\x15.lgmesh.api.v1.Thread\"T\n\x15GetThreadStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x11\n\tsubgraphs\x18\x03 \x01(\x08\"C\n\x16GetThreadStateResponse\x12)\n\x05state\x18\x01 \x01(\x0b\x32\x1a.lgmesh.api.v1.ThreadState\"(\n\x13\x44\x65leteThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteThreadResponse\"\x8d\x01\n\x14SearchThreadsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.lgmesh.api.v1.ThreadStatus\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"?\n\x15SearchThreadsResponse\x12&\n\x07threads\x18\x01 \x03(\x0b\x32\x15.lgmesh.api.v1.Thread2\xcc\x03\n\rThreadService\x12W\n\x0c\x43reateThread\x12\".lgmesh.api.v1.CreateThreadRequest\x1a#.lgmesh.api.v1.CreateThreadResponse\x12N\n\tGetThread\x12\x1f.lgmesh.api.v1.GetThreadRequest\x1a .lgmesh.api.v1.GetThreadResponse\x12]\n\x0eGetThreadState\x12$.lgmesh.api.v1.GetThreadStateRequest\x1a%.lgmesh.api.v1.GetThreadStateResponse\x12W\n\x0c\x44\x65leteThread\x12\".lgmesh.api.v1.DeleteThreadRequest\x1a#.lgmesh.api.v1.DeleteThreadResponse\x12Z\n\rSearchThreads\x12#.lgmesh.api.v1.SearchThreadsRequest\x1a$.lgmesh.api.v1.SearchThreadsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1blgmesh/api/v1/threads.proto\x12\rlgmesh.api.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19lgmesh/api/v1/types.proto\"\x94\x01\n\x13\x43reateThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10if_exists_return\x18\x03 \x01(\x08\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x01\x12\x10\n\x08graph_id\x18\x05 \x01(\t\"=\n\x14\x43reateThreadResponse\x12%\n\x06thread\x18\x01 \x01(\x0b\x32\x15.lgmesh.api.v1.Thread\"%\n\x10GetThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\":\n\x11GetThreadResponse\x12%\n\x06thread\x18\x01 \x01(\x0b\x32\x15.lgmesh.api.v1.Thread\"h\n\x13UpdateThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x01\"=\n\x14UpdateThreadResponse\x12%\n\x06thread\x18\x01 \x01(\x0b\x32\x15.lgmesh.api.v1.Thread\"k\n\x15GetThreadStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x11\n\tsubgraphs\x18\x03 \x01(\x08\x12\x15\n\rcheckpoint_ns\x18\x04 \x01(\t\"C\n\x16GetThreadStateResponse\x12)\n\x05state\x18\x01 \x01(\x0b\x32\x1a.lgmesh.api.v1.ThreadState\"\xa4\x01\n\x17GetThreadHistoryRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06\x62\x65\x66ore\x18\x03 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rcheckpoint_ns\x18\x05 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x06 \x01(\t\"F\n\x18GetThreadHistoryResponse\x12*\n\x06states\x18\x01 \x03(\x0b\x32\x1a.lgmesh.api.v1.ThreadState\"\x94\x01\n\x18UpdateThreadStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12&\n\x06values\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61s_node\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x05 \x01(\t\"I\n\x19UpdateThreadStateResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x02 \x01(\t\"(\n\x13\x44\x65leteThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteThreadResponse\"&\n\x11\x43opyThreadRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\";\n\x12\x43opyThreadResponse\x12%\n\x06thread\x18\x01 \x01(\x0b\x32\x15.lgmesh.api.v1.Thread\"Y\n\x13PruneThreadsRequest\x12\x12\n\nthread_ids\x18\x01 \x03(\t\x12.\n\x08strategy\x18\x02 \x01(\x0e\x32\x1c.lgmesh.api.v1.PruneStrategy\",\n\x14PruneThreadsResponse\x12\x14\n\x0cpruned_count\x18\x01 \x01(\x05\"\x9a\x01\n\x14SearchThreadsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.lgmesh.api.v1.ThreadStatus\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\x0b\n\x03ids\x18\x05 \x03(\t\"?\n\x15SearchThreadsResponse\x12&\n\x07threads\x18\x01 \x03(\x0b\x32\x15.lgmesh.api.v1.Thread\"m\n\x13\x43ountThreadsRequest\x12)\n\x08metadata\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.lgmesh.api.v1.ThreadStatus\"%\n\x14\x43ountThreadsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05*j\n\rPruneStrategy\x12\x1e\n\x1aPRUNE_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPRUNE_STRATEGY_KEEP_LATEST\x10\x01\x12\x19\n\x15PRUNE_STRATEGY_DELETE\x10\x02\x32\xf7\x07\n\rThreadService\x12W\n\x0c\x43reateThread\x12\".lgmesh.api.v1.CreateThreadRequest\x1a#.lgmesh.api.v1.CreateThreadResponse\x12N\n\tGetThread\x12\x1f.lgmesh.api.v1.GetThreadRequest\x1a .lgmesh.api.v1.GetThreadResponse\x12W\n\x0cUpdateThread\x12\".lgmesh.api.v1.UpdateThreadRequest\x1a#.lgmesh.api.v1.UpdateThreadResponse\x12]\n\x0eGetThreadState\x12$.lgmesh.api.v1.GetThreadStateRequest\x1a%.lgmesh.api.v1.GetThreadStateResponse\x12\x63\n\x10GetThreadHistory\x12&.lgmesh.api.v1.GetThreadHistoryRequest\x1a\'.lgmesh.api.v1.GetThreadHistoryResponse\x12\x66\n\x11UpdateThreadState\x12\'.lgmesh.api.v1.UpdateThreadStateRequest\x1a(.lgmesh.api.v1.UpdateThreadStateResponse\x12W\n\x0c\x44\x65leteThread\x12\".lgmesh.api.v1.DeleteThreadRequest\x1a#.lgmesh.api.v1.DeleteThreadResponse\x12Q\n\nCopyThread\x12 .lgmesh.api.v1.CopyThreadRequest\x1a!.lgmesh.api.v1.CopyThreadResponse\x12W\n\x0cPruneThreads\x12\".lgmesh.api.v1.PruneThreadsRequest\x1a#.lgmesh.api.v1.PruneThreadsResponse\x12Z\n\rSearchThreads\x12#.lgmesh.api.v1.SearchThreadsRequest\x1a$.lgmesh.api.v1.SearchThreadsResponse\x12W\n\x0c\x43ountThreads\x12\".lgmesh.api.v1.CountThreadsRequest\x1a#.lgmesh.api.v1.CountThreadsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lgmesh.api.v1.threads_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATETHREADREQUEST']._serialized_start=103
-  _globals['_CREATETHREADREQUEST']._serialized_end=212
-  _globals['_CREATETHREADRESPONSE']._serialized_start=214
-  _globals['_CREATETHREADRESPONSE']._serialized_end=275
-  _globals['_GETTHREADREQUEST']._serialized_start=277
-  _globals['_GETTHREADREQUEST']._serialized_end=314
-  _globals['_GETTHREADRESPONSE']._serialized_start=316
-  _globals['_GETTHREADRESPONSE']._serialized_end=374
-  _globals['_GETTHREADSTATEREQUEST']._serialized_start=376
-  _globals['_GETTHREADSTATEREQUEST']._serialized_end=460
-  _globals['_GETTHREADSTATERESPONSE']._serialized_start=462
-  _globals['_GETTHREADSTATERESPONSE']._serialized_end=529
-  _globals['_DELETETHREADREQUEST']._serialized_start=531
-  _globals['_DELETETHREADREQUEST']._serialized_end=571
-  _globals['_DELETETHREADRESPONSE']._serialized_start=573
-  _globals['_DELETETHREADRESPONSE']._serialized_end=595
-  _globals['_SEARCHTHREADSREQUEST']._serialized_start=598
-  _globals['_SEARCHTHREADSREQUEST']._serialized_end=739
-  _globals['_SEARCHTHREADSRESPONSE']._serialized_start=741
-  _globals['_SEARCHTHREADSRESPONSE']._serialized_end=804
-  _globals['_THREADSERVICE']._serialized_start=807
-  _globals['_THREADSERVICE']._serialized_end=1267
+  _globals['_PRUNESTRATEGY']._serialized_start=1904
+  _globals['_PRUNESTRATEGY']._serialized_end=2010
+  _globals['_CREATETHREADREQUEST']._serialized_start=104
+  _globals['_CREATETHREADREQUEST']._serialized_end=252
+  _globals['_CREATETHREADRESPONSE']._serialized_start=254
+  _globals['_CREATETHREADRESPONSE']._serialized_end=315
+  _globals['_GETTHREADREQUEST']._serialized_start=317
+  _globals['_GETTHREADREQUEST']._serialized_end=354
+  _globals['_GETTHREADRESPONSE']._serialized_start=356
+  _globals['_GETTHREADRESPONSE']._serialized_end=414
+  _globals['_UPDATETHREADREQUEST']._serialized_start=416
+  _globals['_UPDATETHREADREQUEST']._serialized_end=520
+  _globals['_UPDATETHREADRESPONSE']._serialized_start=522
+  _globals['_UPDATETHREADRESPONSE']._serialized_end=583
+  _globals['_GETTHREADSTATEREQUEST']._serialized_start=585
+  _globals['_GETTHREADSTATEREQUEST']._serialized_end=692
+  _globals['_GETTHREADSTATERESPONSE']._serialized_start=694
+  _globals['_GETTHREADSTATERESPONSE']._serialized_end=761
+  _globals['_GETTHREADHISTORYREQUEST']._serialized_start=764
+  _globals['_GETTHREADHISTORYREQUEST']._serialized_end=928
+  _globals['_GETTHREADHISTORYRESPONSE']._serialized_start=930
+  _globals['_GETTHREADHISTORYRESPONSE']._serialized_end=1000
+  _globals['_UPDATETHREADSTATEREQUEST']._serialized_start=1003
+  _globals['_UPDATETHREADSTATEREQUEST']._serialized_end=1151
+  _globals['_UPDATETHREADSTATERESPONSE']._serialized_start=1153
+  _globals['_UPDATETHREADSTATERESPONSE']._serialized_end=1226
+  _globals['_DELETETHREADREQUEST']._serialized_start=1228
+  _globals['_DELETETHREADREQUEST']._serialized_end=1268
+  _globals['_DELETETHREADRESPONSE']._serialized_start=1270
+  _globals['_DELETETHREADRESPONSE']._serialized_end=1292
+  _globals['_COPYTHREADREQUEST']._serialized_start=1294
+  _globals['_COPYTHREADREQUEST']._serialized_end=1332
+  _globals['_COPYTHREADRESPONSE']._serialized_start=1334
+  _globals['_COPYTHREADRESPONSE']._serialized_end=1393
+  _globals['_PRUNETHREADSREQUEST']._serialized_start=1395
+  _globals['_PRUNETHREADSREQUEST']._serialized_end=1484
+  _globals['_PRUNETHREADSRESPONSE']._serialized_start=1486
+  _globals['_PRUNETHREADSRESPONSE']._serialized_end=1530
+  _globals['_SEARCHTHREADSREQUEST']._serialized_start=1533
+  _globals['_SEARCHTHREADSREQUEST']._serialized_end=1687
+  _globals['_SEARCHTHREADSRESPONSE']._serialized_start=1689
+  _globals['_SEARCHTHREADSRESPONSE']._serialized_end=1752
+  _globals['_COUNTTHREADSREQUEST']._serialized_start=1754
+  _globals['_COUNTTHREADSREQUEST']._serialized_end=1863
+  _globals['_COUNTTHREADSRESPONSE']._serialized_start=1865
+  _globals['_COUNTTHREADSRESPONSE']._serialized_end=1902
+  _globals['_THREADSERVICE']._serialized_start=2013
+  _globals['_THREADSERVICE']._serialized_end=3028
 # @@protoc_insertion_point(module_scope)

@@ -45,20 +45,50 @@ class ThreadServiceStub:
                 request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadResponse.FromString,
                 _registered_method=True)
+        self.UpdateThread = channel.unary_unary(
+                '/lgmesh.api.v1.ThreadService/UpdateThread',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadResponse.FromString,
+                _registered_method=True)
         self.GetThreadState = channel.unary_unary(
                 '/lgmesh.api.v1.ThreadService/GetThreadState',
                 request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadStateRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadStateResponse.FromString,
+                _registered_method=True)
+        self.GetThreadHistory = channel.unary_unary(
+                '/lgmesh.api.v1.ThreadService/GetThreadHistory',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadHistoryRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadHistoryResponse.FromString,
+                _registered_method=True)
+        self.UpdateThreadState = channel.unary_unary(
+                '/lgmesh.api.v1.ThreadService/UpdateThreadState',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadStateRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadStateResponse.FromString,
                 _registered_method=True)
         self.DeleteThread = channel.unary_unary(
                 '/lgmesh.api.v1.ThreadService/DeleteThread',
                 request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.DeleteThreadRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.DeleteThreadResponse.FromString,
                 _registered_method=True)
+        self.CopyThread = channel.unary_unary(
+                '/lgmesh.api.v1.ThreadService/CopyThread',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.CopyThreadRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.CopyThreadResponse.FromString,
+                _registered_method=True)
+        self.PruneThreads = channel.unary_unary(
+                '/lgmesh.api.v1.ThreadService/PruneThreads',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.PruneThreadsRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.PruneThreadsResponse.FromString,
+                _registered_method=True)
         self.SearchThreads = channel.unary_unary(
                 '/lgmesh.api.v1.ThreadService/SearchThreads',
                 request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.SearchThreadsRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.SearchThreadsResponse.FromString,
+                _registered_method=True)
+        self.CountThreads = channel.unary_unary(
+                '/lgmesh.api.v1.ThreadService/CountThreads',
+                request_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.CountThreadsRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.CountThreadsResponse.FromString,
                 _registered_method=True)
 
 
@@ -78,8 +108,29 @@ class ThreadServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateThread(self, request, context):
+        """Merge metadata into a thread's (and set its TTL).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetThreadState(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetThreadHistory(self, request, context):
+        """The thread's checkpoints, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateThreadState(self, request, context):
+        """Write values to the thread's state as if a node (as_node) had returned them.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -90,9 +141,29 @@ class ThreadServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CopyThread(self, request, context):
+        """A new thread with the same checkpoints and metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneThreads(self, request, context):
+        """Keep each thread's latest checkpoint only, or delete the threads.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SearchThreads(self, request, context):
         """Threads of the caller's tenant whose metadata contains every given pair.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountThreads(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -110,20 +181,50 @@ def add_ThreadServiceServicer_to_server(servicer, server):
                     request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadRequest.FromString,
                     response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadResponse.SerializeToString,
             ),
+            'UpdateThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateThread,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadResponse.SerializeToString,
+            ),
             'GetThreadState': grpc.unary_unary_rpc_method_handler(
                     servicer.GetThreadState,
                     request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadStateRequest.FromString,
                     response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadStateResponse.SerializeToString,
+            ),
+            'GetThreadHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThreadHistory,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadHistoryRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadHistoryResponse.SerializeToString,
+            ),
+            'UpdateThreadState': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateThreadState,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadStateRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadStateResponse.SerializeToString,
             ),
             'DeleteThread': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteThread,
                     request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.DeleteThreadRequest.FromString,
                     response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.DeleteThreadResponse.SerializeToString,
             ),
+            'CopyThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyThread,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.CopyThreadRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.CopyThreadResponse.SerializeToString,
+            ),
+            'PruneThreads': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneThreads,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.PruneThreadsRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.PruneThreadsResponse.SerializeToString,
+            ),
             'SearchThreads': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchThreads,
                     request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.SearchThreadsRequest.FromString,
                     response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.SearchThreadsResponse.SerializeToString,
+            ),
+            'CountThreads': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountThreads,
+                    request_deserializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.CountThreadsRequest.FromString,
+                    response_serializer=lgmesh_dot_api_dot_v1_dot_threads__pb2.CountThreadsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -192,6 +293,33 @@ class ThreadService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.ThreadService/UpdateThread',
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetThreadState(request,
             target,
             options=(),
@@ -208,6 +336,60 @@ class ThreadService:
             '/lgmesh.api.v1.ThreadService/GetThreadState',
             lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadStateRequest.SerializeToString,
             lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThreadHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.ThreadService/GetThreadHistory',
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadHistoryRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.GetThreadHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateThreadState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.ThreadService/UpdateThreadState',
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadStateRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.UpdateThreadStateResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -246,6 +428,60 @@ class ThreadService:
             _registered_method=True)
 
     @staticmethod
+    def CopyThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.ThreadService/CopyThread',
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.CopyThreadRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.CopyThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneThreads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.ThreadService/PruneThreads',
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.PruneThreadsRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.PruneThreadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def SearchThreads(request,
             target,
             options=(),
@@ -262,6 +498,33 @@ class ThreadService:
             '/lgmesh.api.v1.ThreadService/SearchThreads',
             lgmesh_dot_api_dot_v1_dot_threads__pb2.SearchThreadsRequest.SerializeToString,
             lgmesh_dot_api_dot_v1_dot_threads__pb2.SearchThreadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountThreads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.api.v1.ThreadService/CountThreads',
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.CountThreadsRequest.SerializeToString,
+            lgmesh_dot_api_dot_v1_dot_threads__pb2.CountThreadsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,6 +19,21 @@ class StreamMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STREAM_MODE_CUSTOM: _ClassVar[StreamMode]
     STREAM_MODE_MESSAGES: _ClassVar[StreamMode]
     STREAM_MODE_DEBUG: _ClassVar[StreamMode]
+    STREAM_MODE_TASKS: _ClassVar[StreamMode]
+    STREAM_MODE_CHECKPOINTS: _ClassVar[StreamMode]
+
+class Durability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DURABILITY_UNSPECIFIED: _ClassVar[Durability]
+    DURABILITY_SYNC: _ClassVar[Durability]
+    DURABILITY_ASYNC: _ClassVar[Durability]
+    DURABILITY_EXIT: _ClassVar[Durability]
+
+class OnCompletion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ON_COMPLETION_UNSPECIFIED: _ClassVar[OnCompletion]
+    ON_COMPLETION_DELETE: _ClassVar[OnCompletion]
+    ON_COMPLETION_KEEP: _ClassVar[OnCompletion]
 
 class MultitaskStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -65,6 +80,15 @@ STREAM_MODE_UPDATES: StreamMode
 STREAM_MODE_CUSTOM: StreamMode
 STREAM_MODE_MESSAGES: StreamMode
 STREAM_MODE_DEBUG: StreamMode
+STREAM_MODE_TASKS: StreamMode
+STREAM_MODE_CHECKPOINTS: StreamMode
+DURABILITY_UNSPECIFIED: Durability
+DURABILITY_SYNC: Durability
+DURABILITY_ASYNC: Durability
+DURABILITY_EXIT: Durability
+ON_COMPLETION_UNSPECIFIED: OnCompletion
+ON_COMPLETION_DELETE: OnCompletion
+ON_COMPLETION_KEEP: OnCompletion
 MULTITASK_STRATEGY_UNSPECIFIED: MultitaskStrategy
 MULTITASK_STRATEGY_REJECT: MultitaskStrategy
 MULTITASK_STRATEGY_ENQUEUE: MultitaskStrategy
@@ -104,7 +128,7 @@ class Command(_message.Message):
     def __init__(self, resume: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., resume_map: _Optional[bool] = ..., update: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., goto: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RunSpec(_message.Message):
-    __slots__ = ("thread_id", "assistant_id", "input", "command", "config", "context", "metadata", "stream_modes", "multitask_strategy", "interrupt_before", "interrupt_after", "stream_subgraphs", "if_not_exists_create")
+    __slots__ = ("thread_id", "assistant_id", "input", "command", "config", "context", "metadata", "stream_modes", "multitask_strategy", "interrupt_before", "interrupt_after", "stream_subgraphs", "if_not_exists_create", "checkpoint_id", "durability", "after_seconds", "webhook", "on_completion")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
@@ -118,6 +142,11 @@ class RunSpec(_message.Message):
     INTERRUPT_AFTER_FIELD_NUMBER: _ClassVar[int]
     STREAM_SUBGRAPHS_FIELD_NUMBER: _ClassVar[int]
     IF_NOT_EXISTS_CREATE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    DURABILITY_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     assistant_id: str
     input: _struct_pb2.Value
@@ -131,7 +160,12 @@ class RunSpec(_message.Message):
     interrupt_after: _containers.RepeatedScalarFieldContainer[str]
     stream_subgraphs: bool
     if_not_exists_create: bool
-    def __init__(self, thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stream_modes: _Optional[_Iterable[_Union[StreamMode, str]]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., interrupt_before: _Optional[_Iterable[str]] = ..., interrupt_after: _Optional[_Iterable[str]] = ..., stream_subgraphs: _Optional[bool] = ..., if_not_exists_create: _Optional[bool] = ...) -> None: ...
+    checkpoint_id: str
+    durability: Durability
+    after_seconds: float
+    webhook: str
+    on_completion: OnCompletion
+    def __init__(self, thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., stream_modes: _Optional[_Iterable[_Union[StreamMode, str]]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., interrupt_before: _Optional[_Iterable[str]] = ..., interrupt_after: _Optional[_Iterable[str]] = ..., stream_subgraphs: _Optional[bool] = ..., if_not_exists_create: _Optional[bool] = ..., checkpoint_id: _Optional[str] = ..., durability: _Optional[_Union[Durability, str]] = ..., after_seconds: _Optional[float] = ..., webhook: _Optional[str] = ..., on_completion: _Optional[_Union[OnCompletion, str]] = ...) -> None: ...
 
 class Interrupt(_message.Message):
     __slots__ = ("id", "value")
@@ -208,33 +242,41 @@ class RunEvent(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., seq: _Optional[int] = ..., mode: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., namespace: _Optional[_Iterable[str]] = ..., lifecycle: _Optional[_Union[Lifecycle, _Mapping]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Thread(_message.Message):
-    __slots__ = ("thread_id", "metadata", "created_at", "updated_at", "status")
+    __slots__ = ("thread_id", "metadata", "created_at", "updated_at", "status", "ttl_seconds", "graph_id")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     metadata: _struct_pb2.Struct
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     status: ThreadStatus
-    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ThreadStatus, str]] = ...) -> None: ...
+    ttl_seconds: float
+    graph_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ThreadStatus, str]] = ..., ttl_seconds: _Optional[float] = ..., graph_id: _Optional[str] = ...) -> None: ...
 
 class ThreadTask(_message.Message):
-    __slots__ = ("id", "name", "interrupts", "error")
+    __slots__ = ("id", "name", "interrupts", "error", "state", "result")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     interrupts: _containers.RepeatedCompositeFieldContainer[Interrupt]
     error: RunError
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ...) -> None: ...
+    state: ThreadState
+    result: _struct_pb2.Value
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., state: _Optional[_Union[ThreadState, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class ThreadState(_message.Message):
-    __slots__ = ("values", "next", "checkpoint_id", "parent_checkpoint_id", "metadata", "created_at", "tasks", "interrupts")
+    __slots__ = ("values", "next", "checkpoint_id", "parent_checkpoint_id", "metadata", "created_at", "tasks", "interrupts", "checkpoint_ns")
     VALUES_FIELD_NUMBER: _ClassVar[int]
     NEXT_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +285,7 @@ class ThreadState(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
     values: _struct_pb2.Value
     next: _containers.RepeatedScalarFieldContainer[str]
     checkpoint_id: str
@@ -251,10 +294,11 @@ class ThreadState(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     tasks: _containers.RepeatedCompositeFieldContainer[ThreadTask]
     interrupts: _containers.RepeatedCompositeFieldContainer[Interrupt]
-    def __init__(self, values: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., next: _Optional[_Iterable[str]] = ..., checkpoint_id: _Optional[str] = ..., parent_checkpoint_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[ThreadTask, _Mapping]]] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ...) -> None: ...
+    checkpoint_ns: str
+    def __init__(self, values: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., next: _Optional[_Iterable[str]] = ..., checkpoint_id: _Optional[str] = ..., parent_checkpoint_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[ThreadTask, _Mapping]]] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ..., checkpoint_ns: _Optional[str] = ...) -> None: ...
 
 class Assistant(_message.Message):
-    __slots__ = ("assistant_id", "graph_id", "description", "input_schema", "output_schema", "context_schema", "nodes")
+    __slots__ = ("assistant_id", "graph_id", "description", "input_schema", "output_schema", "context_schema", "nodes", "config", "context", "metadata", "version", "name", "created_at", "updated_at")
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
     GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -262,6 +306,13 @@ class Assistant(_message.Message):
     OUTPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     assistant_id: str
     graph_id: str
     description: str
@@ -269,4 +320,11 @@ class Assistant(_message.Message):
     output_schema: _struct_pb2.Struct
     context_schema: _struct_pb2.Struct
     nodes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, assistant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+    config: _struct_pb2.Struct
+    context: _struct_pb2.Struct
+    metadata: _struct_pb2.Struct
+    version: int
+    name: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, assistant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., nodes: _Optional[_Iterable[str]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., version: _Optional[int] = ..., name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -22,32 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from lgmesh.api.v1 import types_pb2 as lgmesh_dot_api_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1flgmesh/runtime/v1/runtime.proto\x12\x11lgmesh.runtime.v1\x1a\x19lgmesh/api/v1/types.proto\"\x7f\n\x11\x45xecuteRunRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.lgmesh.api.v1.RunSpec\x12\x0e\n\x06resume\x18\x04 \x01(\x08\x12\x11\n\tafter_seq\x18\x05 \x01(\x04\"<\n\x12\x45xecuteRunResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.lgmesh.api.v1.RunEvent\"u\n\x10\x43\x61ncelRunRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12+\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x1b.lgmesh.api.v1.CancelAction\"\"\n\x11\x43\x61ncelRunResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"}\n\x15GetThreadStateRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\x12\x11\n\tsubgraphs\x18\x05 \x01(\x08\"C\n\x16GetThreadStateResponse\x12)\n\x05state\x18\x01 \x01(\x0b\x32\x1a.lgmesh.api.v1.ThreadState\"\x13\n\x11ListGraphsRequest\">\n\x12ListGraphsResponse\x12(\n\x06graphs\x18\x01 \x03(\x0b\x32\x18.lgmesh.api.v1.Assistant2\x87\x03\n\x0eRuntimeService\x12[\n\nExecuteRun\x12$.lgmesh.runtime.v1.ExecuteRunRequest\x1a%.lgmesh.runtime.v1.ExecuteRunResponse0\x01\x12V\n\tCancelRun\x12#.lgmesh.runtime.v1.CancelRunRequest\x1a$.lgmesh.runtime.v1.CancelRunResponse\x12\x65\n\x0eGetThreadState\x12(.lgmesh.runtime.v1.GetThreadStateRequest\x1a).lgmesh.runtime.v1.GetThreadStateResponse\x12Y\n\nListGraphs\x12$.lgmesh.runtime.v1.ListGraphsRequest\x1a%.lgmesh.runtime.v1.ListGraphsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1flgmesh/runtime/v1/runtime.proto\x12\x11lgmesh.runtime.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x19lgmesh/api/v1/types.proto\"\x91\x01\n\x11\x45xecuteRunRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12$\n\x04spec\x18\x03 \x01(\x0b\x32\x16.lgmesh.api.v1.RunSpec\x12\x0e\n\x06resume\x18\x04 \x01(\x08\x12\x11\n\tafter_seq\x18\x05 \x01(\x04\x12\x10\n\x08graph_id\x18\x06 \x01(\t\"<\n\x12\x45xecuteRunResponse\x12&\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x17.lgmesh.api.v1.RunEvent\"u\n\x10\x43\x61ncelRunRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12+\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x1b.lgmesh.api.v1.CancelAction\"\"\n\x11\x43\x61ncelRunResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"\x94\x01\n\x15GetThreadStateRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\x12\x11\n\tsubgraphs\x18\x05 \x01(\x08\x12\x15\n\rcheckpoint_ns\x18\x06 \x01(\t\"C\n\x16GetThreadStateResponse\x12)\n\x05state\x18\x01 \x01(\x0b\x32\x1a.lgmesh.api.v1.ThreadState\"\xc9\x01\n\x17GetThreadHistoryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x10\n\x08graph_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x0e\n\x06\x62\x65\x66ore\x18\x05 \x01(\t\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rcheckpoint_ns\x18\x07 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x08 \x01(\t\"F\n\x18GetThreadHistoryResponse\x12*\n\x06states\x18\x01 \x03(\x0b\x32\x1a.lgmesh.api.v1.ThreadState\"\xb9\x01\n\x18UpdateThreadStateRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x10\n\x08graph_id\x18\x03 \x01(\t\x12&\n\x06values\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61s_node\x18\x05 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x06 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x07 \x01(\t\"I\n\x19UpdateThreadStateResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x02 \x01(\t\"U\n\x13\x44\x65leteThreadRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x18\n\x10\x63heckpoints_only\x18\x03 \x01(\x08\"\x16\n\x14\x44\x65leteThreadResponse\"Z\n\x11\x43opyThreadRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x18\n\x10source_thread_id\x18\x02 \x01(\t\x12\x18\n\x10target_thread_id\x18\x03 \x01(\t\"\x14\n\x12\x43opyThreadResponse\":\n\x12PruneThreadRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\"\x15\n\x13PruneThreadResponse\"\x13\n\x11ListGraphsRequest\">\n\x12ListGraphsResponse\x12(\n\x06graphs\x18\x01 \x03(\x0b\x32\x18.lgmesh.api.v1.Assistant\"1\n\x0fGetGraphRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12\x0c\n\x04xray\x18\x02 \x01(\x05\":\n\x10GetGraphResponse\x12&\n\x05graph\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"*\n\x16GetGraphSchemasRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\"C\n\x17GetGraphSchemasResponse\x12(\n\x07schemas\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"K\n\x13GetSubgraphsRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0f\n\x07recurse\x18\x03 \x01(\x08\"B\n\x14GetSubgraphsResponse\x12*\n\tsubgraphs\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct2\x9e\t\n\x0eRuntimeService\x12[\n\nExecuteRun\x12$.lgmesh.runtime.v1.ExecuteRunRequest\x1a%.lgmesh.runtime.v1.ExecuteRunResponse0\x01\x12V\n\tCancelRun\x12#.lgmesh.runtime.v1.CancelRunRequest\x1a$.lgmesh.runtime.v1.CancelRunResponse\x12\x65\n\x0eGetThreadState\x12(.lgmesh.runtime.v1.GetThreadStateRequest\x1a).lgmesh.runtime.v1.GetThreadStateResponse\x12k\n\x10GetThreadHistory\x12*.lgmesh.runtime.v1.GetThreadHistoryRequest\x1a+.lgmesh.runtime.v1.GetThreadHistoryResponse\x12n\n\x11UpdateThreadState\x12+.lgmesh.runtime.v1.UpdateThreadStateRequest\x1a,.lgmesh.runtime.v1.UpdateThreadStateResponse\x12_\n\x0c\x44\x65leteThread\x12&.lgmesh.runtime.v1.DeleteThreadRequest\x1a\'.lgmesh.runtime.v1.DeleteThreadResponse\x12Y\n\nCopyThread\x12$.lgmesh.runtime.v1.CopyThreadRequest\x1a%.lgmesh.runtime.v1.CopyThreadResponse\x12\\\n\x0bPruneThread\x12%.lgmesh.runtime.v1.PruneThreadRequest\x1a&.lgmesh.runtime.v1.PruneThreadResponse\x12Y\n\nListGraphs\x12$.lgmesh.runtime.v1.ListGraphsRequest\x1a%.lgmesh.runtime.v1.ListGraphsResponse\x12S\n\x08GetGraph\x12\".lgmesh.runtime.v1.GetGraphRequest\x1a#.lgmesh.runtime.v1.GetGraphResponse\x12h\n\x0fGetGraphSchemas\x12).lgmesh.runtime.v1.GetGraphSchemasRequest\x1a*.lgmesh.runtime.v1.GetGraphSchemasResponse\x12_\n\x0cGetSubgraphs\x12&.lgmesh.runtime.v1.GetSubgraphsRequest\x1a\'.lgmesh.runtime.v1.GetSubgraphsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lgmesh.runtime.v1.runtime_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EXECUTERUNREQUEST']._serialized_start=81
-  _globals['_EXECUTERUNREQUEST']._serialized_end=208
-  _globals['_EXECUTERUNRESPONSE']._serialized_start=210
-  _globals['_EXECUTERUNRESPONSE']._serialized_end=270
-  _globals['_CANCELRUNREQUEST']._serialized_start=272
-  _globals['_CANCELRUNREQUEST']._serialized_end=389
-  _globals['_CANCELRUNRESPONSE']._serialized_start=391
-  _globals['_CANCELRUNRESPONSE']._serialized_end=425
-  _globals['_GETTHREADSTATEREQUEST']._serialized_start=427
-  _globals['_GETTHREADSTATEREQUEST']._serialized_end=552
-  _globals['_GETTHREADSTATERESPONSE']._serialized_start=554
-  _globals['_GETTHREADSTATERESPONSE']._serialized_end=621
-  _globals['_LISTGRAPHSREQUEST']._serialized_start=623
-  _globals['_LISTGRAPHSREQUEST']._serialized_end=642
-  _globals['_LISTGRAPHSRESPONSE']._serialized_start=644
-  _globals['_LISTGRAPHSRESPONSE']._serialized_end=706
-  _globals['_RUNTIMESERVICE']._serialized_start=709
-  _globals['_RUNTIMESERVICE']._serialized_end=1100
+  _globals['_EXECUTERUNREQUEST']._serialized_start=112
+  _globals['_EXECUTERUNREQUEST']._serialized_end=257
+  _globals['_EXECUTERUNRESPONSE']._serialized_start=259
+  _globals['_EXECUTERUNRESPONSE']._serialized_end=319
+  _globals['_CANCELRUNREQUEST']._serialized_start=321
+  _globals['_CANCELRUNREQUEST']._serialized_end=438
+  _globals['_CANCELRUNRESPONSE']._serialized_start=440
+  _globals['_CANCELRUNRESPONSE']._serialized_end=474
+  _globals['_GETTHREADSTATEREQUEST']._serialized_start=477
+  _globals['_GETTHREADSTATEREQUEST']._serialized_end=625
+  _globals['_GETTHREADSTATERESPONSE']._serialized_start=627
+  _globals['_GETTHREADSTATERESPONSE']._serialized_end=694
+  _globals['_GETTHREADHISTORYREQUEST']._serialized_start=697
+  _globals['_GETTHREADHISTORYREQUEST']._serialized_end=898
+  _globals['_GETTHREADHISTORYRESPONSE']._serialized_start=900
+  _globals['_GETTHREADHISTORYRESPONSE']._serialized_end=970
+  _globals['_UPDATETHREADSTATEREQUEST']._serialized_start=973
+  _globals['_UPDATETHREADSTATEREQUEST']._serialized_end=1158
+  _globals['_UPDATETHREADSTATERESPONSE']._serialized_start=1160
+  _globals['_UPDATETHREADSTATERESPONSE']._serialized_end=1233
+  _globals['_DELETETHREADREQUEST']._serialized_start=1235
+  _globals['_DELETETHREADREQUEST']._serialized_end=1320
+  _globals['_DELETETHREADRESPONSE']._serialized_start=1322
+  _globals['_DELETETHREADRESPONSE']._serialized_end=1344
+  _globals['_COPYTHREADREQUEST']._serialized_start=1346
+  _globals['_COPYTHREADREQUEST']._serialized_end=1436
+  _globals['_COPYTHREADRESPONSE']._serialized_start=1438
+  _globals['_COPYTHREADRESPONSE']._serialized_end=1458
+  _globals['_PRUNETHREADREQUEST']._serialized_start=1460
+  _globals['_PRUNETHREADREQUEST']._serialized_end=1518
+  _globals['_PRUNETHREADRESPONSE']._serialized_start=1520
+  _globals['_PRUNETHREADRESPONSE']._serialized_end=1541
+  _globals['_LISTGRAPHSREQUEST']._serialized_start=1543
+  _globals['_LISTGRAPHSREQUEST']._serialized_end=1562
+  _globals['_LISTGRAPHSRESPONSE']._serialized_start=1564
+  _globals['_LISTGRAPHSRESPONSE']._serialized_end=1626
+  _globals['_GETGRAPHREQUEST']._serialized_start=1628
+  _globals['_GETGRAPHREQUEST']._serialized_end=1677
+  _globals['_GETGRAPHRESPONSE']._serialized_start=1679
+  _globals['_GETGRAPHRESPONSE']._serialized_end=1737
+  _globals['_GETGRAPHSCHEMASREQUEST']._serialized_start=1739
+  _globals['_GETGRAPHSCHEMASREQUEST']._serialized_end=1781
+  _globals['_GETGRAPHSCHEMASRESPONSE']._serialized_start=1783
+  _globals['_GETGRAPHSCHEMASRESPONSE']._serialized_end=1850
+  _globals['_GETSUBGRAPHSREQUEST']._serialized_start=1852
+  _globals['_GETSUBGRAPHSREQUEST']._serialized_end=1927
+  _globals['_GETSUBGRAPHSRESPONSE']._serialized_start=1929
+  _globals['_GETSUBGRAPHSRESPONSE']._serialized_end=1995
+  _globals['_RUNTIMESERVICE']._serialized_start=1998
+  _globals['_RUNTIMESERVICE']._serialized_end=3180
 # @@protoc_insertion_point(module_scope)

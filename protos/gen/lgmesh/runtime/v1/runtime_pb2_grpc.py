@@ -50,10 +50,50 @@ class RuntimeServiceStub:
                 request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadStateRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadStateResponse.FromString,
                 _registered_method=True)
+        self.GetThreadHistory = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/GetThreadHistory',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryResponse.FromString,
+                _registered_method=True)
+        self.UpdateThreadState = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/UpdateThreadState',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.UpdateThreadStateRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.UpdateThreadStateResponse.FromString,
+                _registered_method=True)
+        self.DeleteThread = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/DeleteThread',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.DeleteThreadRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.DeleteThreadResponse.FromString,
+                _registered_method=True)
+        self.CopyThread = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/CopyThread',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.CopyThreadRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.CopyThreadResponse.FromString,
+                _registered_method=True)
+        self.PruneThread = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/PruneThread',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.PruneThreadRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.PruneThreadResponse.FromString,
+                _registered_method=True)
         self.ListGraphs = channel.unary_unary(
                 '/lgmesh.runtime.v1.RuntimeService/ListGraphs',
                 request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.ListGraphsRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.ListGraphsResponse.FromString,
+                _registered_method=True)
+        self.GetGraph = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/GetGraph',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphResponse.FromString,
+                _registered_method=True)
+        self.GetGraphSchemas = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/GetGraphSchemas',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphSchemasRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphSchemasResponse.FromString,
+                _registered_method=True)
+        self.GetSubgraphs = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/GetSubgraphs',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetSubgraphsRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetSubgraphsResponse.FromString,
                 _registered_method=True)
 
 
@@ -80,7 +120,58 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThreadHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateThreadState(self, request, context):
+        """Writes to a thread's checkpoints: executed by the runtime that holds (or takes) the
+        thread's lease, fenced like a run's writes. A busy thread: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteThread(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyThread(self, request, context):
+        """Copy a thread's checkpoints onto a new thread (called on the target's owner).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneThread(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListGraphs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGraph(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGraphSchemas(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubgraphs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,10 +195,50 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadStateRequest.FromString,
                     response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadStateResponse.SerializeToString,
             ),
+            'GetThreadHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThreadHistory,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryResponse.SerializeToString,
+            ),
+            'UpdateThreadState': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateThreadState,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.UpdateThreadStateRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.UpdateThreadStateResponse.SerializeToString,
+            ),
+            'DeleteThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteThread,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.DeleteThreadRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.DeleteThreadResponse.SerializeToString,
+            ),
+            'CopyThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.CopyThread,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.CopyThreadRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.CopyThreadResponse.SerializeToString,
+            ),
+            'PruneThread': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneThread,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.PruneThreadRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.PruneThreadResponse.SerializeToString,
+            ),
             'ListGraphs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListGraphs,
                     request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.ListGraphsRequest.FromString,
                     response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.ListGraphsResponse.SerializeToString,
+            ),
+            'GetGraph': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGraph,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphResponse.SerializeToString,
+            ),
+            'GetGraphSchemas': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGraphSchemas,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphSchemasRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphSchemasResponse.SerializeToString,
+            ),
+            'GetSubgraphs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubgraphs,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetSubgraphsRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetSubgraphsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -203,6 +334,141 @@ class RuntimeService:
             _registered_method=True)
 
     @staticmethod
+    def GetThreadHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/GetThreadHistory',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateThreadState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/UpdateThreadState',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.UpdateThreadStateRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.UpdateThreadStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/DeleteThread',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.DeleteThreadRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.DeleteThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/CopyThread',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.CopyThreadRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.CopyThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneThread(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/PruneThread',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.PruneThreadRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.PruneThreadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListGraphs(request,
             target,
             options=(),
@@ -219,6 +485,87 @@ class RuntimeService:
             '/lgmesh.runtime.v1.RuntimeService/ListGraphs',
             lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.ListGraphsRequest.SerializeToString,
             lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.ListGraphsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGraph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/GetGraph',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGraphSchemas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/GetGraphSchemas',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphSchemasRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetGraphSchemasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubgraphs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/GetSubgraphs',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetSubgraphsRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetSubgraphsResponse.FromString,
             options,
             channel_credentials,
             insecure,

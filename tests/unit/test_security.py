@@ -1,0 +1,93 @@
+"""Tier certificates, the caller policy over real mTLS, tenant tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mesh_core.errors import UnauthenticatedError
+from mesh_core.rpc import MeshServer
+from mesh_core.security import (
+    CallerPolicy,
+    TenantTokenIssuer,
+    TenantTokenVerifier,
+    TlsIdentity,
+    issue_dev_pki,
+)
+
+
+def test_tokens_verify_and_refuse_forgeries(tmp_path: Path) -> None:
+    files = issue_dev_pki(tmp_path / "pki", tiers=())
+    issuer = TenantTokenIssuer.from_file(files.token_private)
+    verifier = TenantTokenVerifier.from_file(files.token_public)
+    token = issuer.issue("acme", run_id="r1", ttl=60)
+    claims = verifier.verify(token)
+    assert (claims.tenant, claims.run_id) == ("acme", "r1")
+    head, _, sig = token.partition(".")
+    forged_head = head.replace(head[:4], "eyJ0" if head[:4] != "eyJ0" else "eyJy")
+    other = TenantTokenIssuer.from_file(issue_dev_pki(tmp_path / "other", tiers=()).token_private)
+    for bad in ("", "garbage", f"{forged_head}.{sig}", other.issue("acme"), token + "x"):
+        with pytest.raises(UnauthenticatedError):
+            verifier.verify(bad)
+    expired = issuer.issue("acme", ttl=-1)
+    with pytest.raises(UnauthenticatedError, match="expired"):
+        verifier.verify(expired)
+    assert (tmp_path / "pki" / "tenant-token.key").stat().st_mode & 0o077 == 0
+
+
+async def test_caller_policy_over_mutual_tls(tmp_path: Path) -> None:
+    files = issue_dev_pki(tmp_path / "pki")
+    runtime = TlsIdentity.from_pki(files, "runtime")
+    server = MeshServer(
+        "t",
+        "127.0.0.1:0",
+        interceptors=[CallerPolicy({"/probe.Svc/": {"gateway"}})],
+        credentials=runtime.server_credentials(),
+    )
+
+    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return b"ok"
+
+    server.server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "probe.Svc", {"Call": grpc.unary_unary_rpc_method_handler(call)}
+            ),
+        )
+    )
+    port = await server.start()
+
+    async def check(tier: str | None) -> grpc.StatusCode:
+        creds = (
+            TlsIdentity.from_pki(files, tier).channel_credentials()
+            if tier
+            else grpc.ssl_channel_credentials(root_certificates=files.ca.read_bytes())
+        )
+        async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as ch:
+            try:
+                assert await ch.unary_unary("/probe.Svc/Call")(b"", timeout=5) == b"ok"
+            except grpc.aio.AioRpcError as err:
+                return err.code()
+        return grpc.StatusCode.OK
+
+    try:
+        assert await check("gateway") == grpc.StatusCode.OK
+        assert await check("tools") == grpc.StatusCode.PERMISSION_DENIED
+        assert await check("runtime") == grpc.StatusCode.PERMISSION_DENIED
+        async with grpc.aio.secure_channel(
+            f"127.0.0.1:{port}", TlsIdentity.from_pki(files, "tools").channel_credentials()
+        ) as ch:
+            ok = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+            assert ok.status == health_pb2.HealthCheckResponse.SERVING  # probes stay open
+        assert await check(None) == grpc.StatusCode.UNAVAILABLE  # no certificate: no handshake
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(), timeout=3
+                )
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # plaintext: refused
+    finally:
+        await server.stop(0)
