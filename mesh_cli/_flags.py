@@ -56,7 +56,7 @@ class Flags:
         elif default_text is not None:
             shown = f"default: {default_text}"
         else:
-            shown = f"default: {'none' if default is None else default}"
+            shown = f"default: {'none' if default in (None, '') else default}"
             if unit and default is not None:
                 shown += f" {unit}"
         self.parser.add_argument(

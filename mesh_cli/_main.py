@@ -387,6 +387,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--webhook-allow-hosts",
         env="LGMESH_WEBHOOK_ALLOW_HOSTS",
         default="",
+        default_text="none (no webhooks)",
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
     _event_log_flags(f)
@@ -467,6 +468,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--webhook-allow-hosts",
         env="LGMESH_WEBHOOK_ALLOW_HOSTS",
         default="",
+        default_text="none (no webhooks)",
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
     f.add(

@@ -81,7 +81,7 @@ def test_every_flag_shows_its_default_and_env_var(
         )
         assert m, f"lgmesh {command} {flag}: no default/env in {entries[flag]!r}"
         shown = m.group(2)
-        if action.default not in (None, False) and shown is not None:
+        if action.default not in (None, False, "") and shown is not None:
             assert shown.split()[0] == str(action.default), (flag, shown, action.default)
         if action.default is False:
             assert shown == "off", (flag, shown)
