@@ -272,17 +272,21 @@ def _tools(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
 def _servers(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
     def run() -> int:
         import signal
+        import threading
 
         from mesh_core.localservers import LocalServers
 
-        stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-        # Blocked first, so that each of them ends the wait below (and the servers stop)
-        # instead of killing this process on the spot.
-        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        # Ctrl-C, SIGTERM and SIGHUP end the wait below (and the servers stop) instead of
+        # killing this process on the spot. Handlers, not a blocked signal mask: children
+        # would inherit the mask and ignore their SIGTERM.
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: stop.set())
         with LocalServers() as servers:
             for k, v in servers.env().items():
                 print(f"export {k}={v}", flush=True)
-            signal.sigwait(stops)
+            while not stop.wait(0.5):
+                pass
         return 0
 
     return run

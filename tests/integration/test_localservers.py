@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mesh_core.localservers import LocalServers
@@ -90,3 +92,42 @@ def test_servers_and_their_dir_go_when_the_launcher_is_sigkilled() -> None:
         for p in locals().get("pids", []):
             if process_alive(int(p)):
                 os.kill(int(p), signal.SIGKILL)
+
+
+def test_lgmesh_servers_stops_its_servers_on_sigterm(tmp_path: Path) -> None:
+    """``lgmesh servers`` prints where its servers listen; SIGTERM (or Ctrl-C, or closing
+    the terminal) stops them at once and removes their temp dir."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mesh_cli", "servers"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        assert proc.stdout is not None
+        exports = [proc.stdout.readline().strip() for _ in range(3)]
+        assert [e.split("=")[0] for e in exports] == [
+            "export LGMESH_ETCD_URL",
+            "export LGMESH_NATS_URL",
+            "export LGMESH_REDIS_URL",
+        ]
+        (base,) = tmp_path.iterdir()
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert time.monotonic() - t0 < 3, "each server stopped on its SIGTERM, none killed"
+        assert not base.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
