@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from mesh_core.localservers import find_free_port
+from mesh_core.localservers import ProcessWatchdog, find_free_port
 from tests.helpers import process_alive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +140,7 @@ class DevProcess:
             cwd=ROOT,
             env={**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1"},
         )
+        ProcessWatchdog.for_this_process().watch(self.proc.pid)  # if this test process dies
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
