@@ -11,8 +11,9 @@ Two workloads, same graph shape (START -> N x Send("work") -> reduce):
   publishing and reading the reply) bounds how fast one run can go, so with many
   slots the owner, not the workers, sets the pace.
 
-Every run uses the mesh's Redis checkpointer with durability "sync"; nats-server and
-Valkey are started here on free loopback ports. Each figure is the median of
+Every run uses the mesh's Redis checkpointer with durability "sync"; etcd, nats-server
+and Valkey are started here on free loopback ports, and the workers are
+``lgmesh runtime --role worker`` processes started by the mesh's launcher. Each figure is the median of
 ``--repeat`` runs after one warm-up run.
 
     python bench/fanout.py [--repeat 3] [--io-concurrency 25 50] [--gc-threshold 100000]
@@ -27,9 +28,7 @@ import math
 import operator
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -43,9 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from mesh_cli.launcher import ServiceProcess, stop_all  # noqa: E402
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer  # noqa: E402
 from mesh_core.config import InfraSettings  # noqa: E402
-from mesh_core.localservers import LocalServer, nats_server, redis_server  # noqa: E402
+from mesh_core.localservers import LocalServers  # noqa: E402
 from runtime_svc.remote import RemoteExecutor, TaskQueueSettings  # noqa: E402
 
 CPU_TASKS = 200
@@ -118,34 +118,19 @@ def calibrate(ms: float) -> int:
         units *= 2
 
 
-def start_worker(settings: InfraSettings, wid: str, concurrency: int) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: InfraSettings, wid: str, concurrency: int, graphs: Path
+) -> ServiceProcess:
+    """``lgmesh runtime --role worker`` serving the ``fanout`` graph of this file."""
     env = {
-        **os.environ,
+        "LGMESH_ETCD_URL": settings.etcd_url,
         "LGMESH_NATS_URL": settings.nats_url,
         "LGMESH_REDIS_URL": settings.redis_url,
         "LGMESH_PREFIX": settings.prefix,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")]),
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runtime_svc.remote.worker_main",
-            "--graphs",
-            "fanout=fanout:build",
-            "--worker-id",
-            wid,
-            "--concurrency",
-            str(concurrency),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    if b"worker ready" not in proc.stdout.readline():
-        raise RuntimeError("worker failed to start")
-    return proc
+    args = ["runtime", "--role", "worker", "--graphs", str(graphs), "--runtime-id", wid]
+    args += ["--worker-concurrency", str(concurrency), "--log-level", "WARNING"]
+    return ServiceProcess(wid, args, env, cwd=str(ROOT)).start()
 
 
 def proc_cpu(pid: int) -> float:
@@ -157,15 +142,12 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        p.wait(timeout=20)
+def stop(procs: list[ServiceProcess]) -> None:
+    stop_all(procs, grace=20)
 
 
 async def timed(
-    coro_factory: Any, repeat: int, procs: list[subprocess.Popen[bytes]] | None = None
+    coro_factory: Any, repeat: int, procs: list[ServiceProcess] | None = None
 ) -> tuple[float, float, list[float]]:
     """Median wall time of ``repeat`` runs after a warm-up, and the CPU seconds per run
     this process and each worker process spent."""
@@ -188,13 +170,17 @@ def cpu_note(own: float, workers: list[float]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    base = Path(tempfile.mkdtemp(prefix="lgmesh-bench-"))
-    servers: list[LocalServer] = [nats_server(base / "nats"), redis_server(base / "redis")]
-    for srv in servers:
-        srv.start()
-    procs: list[subprocess.Popen[bytes]] = []
+    servers = LocalServers().start()  # etcd, nats-server, valkey in a temp dir
+    graphs = servers.base_dir / "graphs.yaml"
+    graphs.write_text(f"graphs:\n  fanout: {Path(__file__).resolve()}:build\n")
+    procs: list[ServiceProcess] = []
     try:
-        settings = InfraSettings(nats_url=servers[0].url, redis_url=servers[1].url, prefix="bench")
+        settings = InfraSettings(
+            etcd_url=servers.etcd_url,
+            nats_url=servers.nats_url,
+            redis_url=servers.redis_url,
+            prefix="bench",
+        )
         pool = aredis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=64)
         client = aredis.Redis(connection_pool=pool)
         cp = MeshCheckpointer(client, prefix=settings.prefix)
@@ -225,13 +211,13 @@ async def main(args: argparse.Namespace) -> None:
         )
         t_local, own, _ = await timed(lambda: local(cpu), args.repeat)
         print(f"  in-process LangGraph      {t_local:7.3f} s   1.00x   {cpu_note(own, [])}")
-        procs.append(start_worker(settings, "w1", args.cpu_concurrency))
+        procs.append(start_worker(settings, "w1", args.cpu_concurrency, graphs))
         t_one, own, wcpu = await timed(lambda: remote(cpu), args.repeat, procs)
         print(
             f"  mesh, 1 worker process    {t_one:7.3f} s   {t_local / t_one:.2f}x   "
             f"{cpu_note(own, wcpu)}"
         )
-        procs.append(start_worker(settings, "w2", args.cpu_concurrency))
+        procs.append(start_worker(settings, "w2", args.cpu_concurrency, graphs))
         t_two, own, wcpu = await timed(lambda: remote(cpu), args.repeat, procs)
         print(
             f"  mesh, 2 worker processes  {t_two:7.3f} s   {t_local / t_two:.2f}x   "
@@ -243,7 +229,7 @@ async def main(args: argparse.Namespace) -> None:
         io = {"n": IO_TASKS, "kind": "io"}
         for per_worker in args.io_concurrency:
             slots = 2 * per_worker
-            procs.extend(start_worker(settings, f"io{i}", per_worker) for i in range(2))
+            procs.extend(start_worker(settings, f"io{i}", per_worker, graphs) for i in range(2))
             ideal = math.ceil(IO_TASKS / slots) * IO_SECONDS
             print(
                 f"I/O: {IO_TASKS} Send tasks x await {IO_SECONDS * 1e3:.0f} ms, "
@@ -267,8 +253,7 @@ async def main(args: argparse.Namespace) -> None:
         await client.aclose()
     finally:
         stop(procs)
-        for s in servers:
-            s.stop()
+        servers.stop()
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc  # noqa: E402
 from mesh_client.llm import MeshChatModel  # noqa: E402
 from mesh_core.localservers import redis_server  # noqa: E402
 from tests.support.llm_processes import (  # noqa: E402
-    ServiceProcess,
+    LlmProcess,
     start_gateway,
     start_openai_stub,
 )
@@ -88,7 +88,7 @@ class _AsyncRunner:
 
 
 def sequential_paths(
-    stub: ServiceProcess, gateway: str, run: _AsyncRunner
+    stub: LlmProcess, gateway: str, run: _AsyncRunner
 ) -> dict[str, Callable[[], Any]]:
     from langchain_openai import ChatOpenAI
 
@@ -193,7 +193,7 @@ def throughput(
 # -- provider layers -------------------------------------------------------------------------
 
 
-async def compare_layers(stub: ServiceProcess, n: int, rounds: int) -> None:
+async def compare_layers(stub: LlmProcess, n: int, rounds: int) -> None:
     import json
 
     import openai

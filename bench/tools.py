@@ -18,8 +18,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -34,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 from lgmesh.tools.v1 import tools_pb2 as pb  # noqa: E402
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc  # noqa: E402
 
+from mesh_cli.launcher import ServiceProcess, start_all, stop_all  # noqa: E402
 from mesh_client.tools import aremote_tools  # noqa: E402
-from mesh_core.localservers import find_free_port, redis_server  # noqa: E402
+from mesh_core.localservers import redis_server  # noqa: E402
 from mesh_demo import tools as demo  # noqa: E402
 from tool_svc._registry import to_base_tools  # noqa: E402
 
@@ -65,27 +65,13 @@ async def timed(fn: Callable[[], Awaitable[object]], n: int) -> list[float]:
     return out
 
 
-def start_tool_svc(
-    redis_url: str, prefix: str, log_dir: Path
-) -> tuple[subprocess.Popen[bytes], int]:
-    port = find_free_port()
-    env = {**os.environ, "LGMESH_REDIS_URL": redis_url, "LGMESH_PREFIX": prefix}
-    env["PYTHONPATH"] = str(ROOT)
-    log = (log_dir / f"tool_svc_{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tool_svc", "--port", str(port), "--log-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    return proc, port
-
-
-async def wait_ready(addresses: list[str]) -> None:
-    for address in addresses:
-        async with grpc.aio.insecure_channel(address) as ch:
-            await asyncio.wait_for(ch.channel_ready(), 60)
+def start_tool_svcs(redis_url: str, prefix: str, n: int) -> list[ServiceProcess]:
+    """``lgmesh tools`` replicas through the mesh's launcher, started together."""
+    env = {"LGMESH_REDIS_URL": redis_url, "LGMESH_PREFIX": prefix}
+    args = ["tools", "--port", "0", "--log-level", "WARNING"]
+    procs = [ServiceProcess(f"tools-{i}", args, env, cwd=str(ROOT)) for i in range(n)]
+    start_all(procs)
+    return procs
 
 
 async def throughput(
@@ -121,14 +107,10 @@ async def main(ns: argparse.Namespace) -> None:
     redis = redis_server(tmp)
     redis.start()
     prefix = f"bench{os.getpid()}"
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[ServiceProcess] = []
     try:
-        addresses = []
-        for _ in range(2):
-            proc, port = start_tool_svc(redis.url, prefix, tmp)
-            procs.append(proc)
-            addresses.append(f"127.0.0.1:{port}")
-        await wait_ready(addresses)
+        procs = start_tool_svcs(redis.url, prefix, 2)
+        addresses = [p.address for p in procs]
 
         print(f"tool call latency, {ns.calls} sequential calls of search({QUERY})")
         local_tool = next(t for t in to_base_tools(demo.TOOLS) if t.name == "search")
@@ -167,14 +149,9 @@ async def main(ns: argparse.Namespace) -> None:
                 )
         print(f"\n(host has {os.cpu_count()} CPUs shared by the client, replicas and Valkey)")
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs, grace=15)
         redis.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Flags that say what they are: every flag's help shows its default and its environment
-variable, and the environment is read here (and in mesh_core.config) only."""
+"""Flags that say what they are: every flag's help ends with its default (or "required")
+and its environment variable, and the environment is read here (and in mesh_core.config)
+only. A test walks every sub-command's help for that."""
 
 from __future__ import annotations
 
@@ -32,36 +33,46 @@ class Flags:
         self,
         flag: str,
         *,
-        env: str | None,
+        env: str,
         default: Any,
         help: str,
         type: Callable[[str], Any] = str,
         choices: Sequence[str] | None = None,
         unit: str = "",
-        show_default: bool = True,
+        default_text: str | None = None,
+        required: bool = False,
     ) -> None:
+        """``default_text`` describes a default that is not a plain value ("the demo
+        graphs"); ``required``: no default, the command refuses to start without it."""
         value = default
-        raw = self.env.get(env) if env else None
+        raw = self.env.get(env)
         if raw not in (None, ""):
             try:
                 value = type(raw)
             except ValueError:
                 self.parser.error(f"{env}={raw!r} is not a valid value for {flag}")
-        notes = []
-        if show_default:
-            shown = "none" if default is None else default
-            notes.append(f"default: {shown}{(' ' + unit) if unit and default is not None else ''}")
-        if env:
-            notes.append(f"env {env}")
-        text = f"{help} ({'; '.join(notes)})" if notes else help
+        if required:
+            shown = "required"
+        elif default_text is not None:
+            shown = f"default: {default_text}"
+        else:
+            shown = f"default: {'none' if default in (None, '') else default}"
+            if unit and default is not None:
+                shown += f" {unit}"
         self.parser.add_argument(
-            flag, type=type, default=value, choices=choices, help=text.replace("%", "%%")
+            flag,
+            type=type,
+            default=value,
+            choices=choices,
+            help=f"{help} ({shown}; env {env})".replace("%", "%%"),
         )
 
-    def switch(self, flag: str, *, env: str | None, help: str) -> None:
-        raw = self.env.get(env) if env else None
+    def switch(self, flag: str, *, env: str, help: str) -> None:
+        raw = self.env.get(env)
         default = _parse_bool(raw) if raw else False
-        note = f" (env {env})" if env else ""
         self.parser.add_argument(
-            flag, action="store_true", default=default, help=(help + note).replace("%", "%%")
+            flag,
+            action="store_true",
+            default=default,
+            help=f"{help} (default: off; env {env}=1)".replace("%", "%%"),
         )

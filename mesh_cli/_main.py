@@ -56,8 +56,8 @@ def _service_flags(p: argparse.ArgumentParser, kind: str, env: Mapping[str, str]
         "--metrics-host",
         env="LGMESH_METRICS_HOST",
         default=None,
-        show_default=False,
-        help="interface /metrics binds (default: the same as --host)",
+        default_text="the same as --host",
+        help="interface /metrics binds",
     )
     f.add(
         "--metrics-port",
@@ -229,6 +229,7 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         retry_budget=ns.retry_budget,
         handover_after=ns.handover_after,
         task_ack_wait=ns.task_ack_wait,
+        task_max_deliveries=ns.task_max_deliveries,
         webhook_allow_hosts=parse_allow_hosts(ns.webhook_allow_hosts),
         schedule_visibility=ns.schedule_visibility,
         lease_idle=ns.lease_idle,
@@ -283,13 +284,21 @@ def _tools(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
 def _servers(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
     def run() -> int:
         import signal
+        import threading
 
         from mesh_core.localservers import LocalServers
 
+        # Ctrl-C, SIGTERM and SIGHUP end the wait below (and the servers stop) instead of
+        # killing this process on the spot. Handlers, not a blocked signal mask: children
+        # would inherit the mask and ignore their SIGTERM.
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: stop.set())
         with LocalServers() as servers:
             for k, v in servers.env().items():
                 print(f"export {k}={v}", flush=True)
-            signal.sigwait({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+            while not stop.wait(0.5):
+                pass
         return 0
 
     return run
@@ -329,13 +338,14 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     d = cmd(
         "dev",
         "the whole mesh on this machine, from one command",
-        "Start etcd, nats-server and valkey (from their PyPI wheels, data in a temp dir "
-        "removed on exit), the LLM gateway (scripted model), the tool service, runtimes and "
-        "a gateway; optionally run the demo. Ctrl-C (or closing the terminal) stops all.",
+        "Start etcd, nats-server and valkey (from their PyPI wheels, data in a temp dir), "
+        "the LLM gateway (scripted model), the tool service, runtimes and a gateway; "
+        "optionally run the demo. Ctrl-C or closing the terminal stops everything and "
+        "removes the temp dir; after kill -9 a watchdog does.",
     )
     f = Flags(d, env)
-    f.switch("--demo", env=None, help="run the demo once the mesh is up, then keep serving")
-    f.switch("--demo-only", env=None, help="run the demo, then stop everything and exit")
+    f.switch("--demo", env="LGMESH_DEV_DEMO", help="run the demo once the mesh is up, then serve")
+    f.switch("--demo-only", env="LGMESH_DEV_DEMO_ONLY", help="run the demo, then stop everything")
     f.add(
         "--runtimes",
         env="LGMESH_DEV_RUNTIMES",
@@ -354,8 +364,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--graphs",
         env="LGMESH_GRAPHS",
         default=None,
-        show_default=False,
-        help="graph config file (default: the demo graphs)",
+        default_text="the demo graphs",
+        help="graph config file",
     )
 
     g = cmd(
@@ -393,6 +403,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--webhook-allow-hosts",
         env="LGMESH_WEBHOOK_ALLOW_HOSTS",
         default="",
+        default_text="none (no webhooks)",
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
     _event_log_flags(f)
@@ -408,8 +419,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--graphs",
         env="LGMESH_GRAPHS",
         default=None,
-        show_default=False,
-        help="graph config file: graph id -> module:attr (required)",
+        required=True,
+        help="graph config file (langgraph.json or YAML): graph id -> module:attr",
     )
     f.add(
         "--role",
@@ -422,15 +433,15 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--runtime-id",
         env="LGMESH_RUNTIME_ID",
         default=None,
-        show_default=False,
-        help="unique name of this process (default: rt-<host>-<pid>-<random>)",
+        default_text="rt-<host>-<pid>-<random>",
+        help="unique name of this process",
     )
     f.add(
         "--advertise-host",
         env="LGMESH_ADVERTISE_HOST",
         default=None,
-        show_default=False,
-        help="host gateways use to reach this runtime (default: --host)",
+        default_text="--host",
+        help="host gateways use to reach this runtime",
     )
     f.add(
         "--capacity",
@@ -473,6 +484,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--webhook-allow-hosts",
         env="LGMESH_WEBHOOK_ALLOW_HOSTS",
         default="",
+        default_text="none (no webhooks)",
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
     f.add(
@@ -490,6 +502,13 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         type=float,
         unit="s",
         help="a remote task with no heartbeat for this long goes to another worker",
+    )
+    f.add(
+        "--task-max-deliveries",
+        env="LGMESH_TASK_MAX_DELIVERIES",
+        default=3,
+        type=int,
+        help="deliveries a remote task may run before it is dead-lettered and fails its run",
     )
     f.add(
         "--handover-after",
@@ -548,8 +567,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--config",
         env="LGMESH_LLM_CONFIG",
         default=None,
-        show_default=False,
-        help="YAML config: providers, routes, limits (default: the scripted demo model)",
+        default_text="the scripted demo model",
+        help="YAML config: providers, routes, limits",
     )
     f.add(
         "--drain-grace",
@@ -570,8 +589,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--config",
         env="LGMESH_TOOLS_CONFIG",
         default=None,
-        show_default=False,
-        help="YAML config: the tools and their limits (default: the demo tools)",
+        default_text="the demo tools",
+        help="YAML config: the tools and their limits",
     )
     f.add(
         "--drain-grace",

@@ -4,7 +4,9 @@ A service announces readiness on a pipe the launcher passes it (``LGMESH_READY_F
 one JSON line with its address, pid and metrics port, so nothing internal appears in
 its log. :class:`ServiceProcess` waits for that line, prefixes the child's log lines
 with its name (in colour on a terminal), and stops it with SIGTERM, then SIGKILL.
-Children die with the launcher (``LGMESH_DIE_WITH_PARENT``), however it ends.
+Children die with the launcher, however it ends: they ask for SIGTERM when their parent
+dies (``LGMESH_DIE_WITH_PARENT``), and the launcher's
+:class:`~mesh_core.localservers.ProcessWatchdog` kills whatever is left.
 """
 
 from __future__ import annotations
@@ -22,16 +24,58 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from mesh_core.localservers import die_with_parent
+from mesh_core.localservers import ProcessWatchdog, die_with_parent
 from mesh_core.localservers import find_free_port as free_port
 
-__all__ = ["ServiceProcess", "die_with_parent", "free_port"]
+__all__ = [
+    "ServiceProcess",
+    "ServiceStartError",
+    "die_with_parent",
+    "free_port",
+    "start_all",
+    "stop_all",
+]
 
 _COLORS = ["36", "35", "33", "32", "34", "91", "96", "95"]
 
 
+class ServiceStartError(RuntimeError):
+    """A service exited, or did not get ready in time, before it served."""
+
+    def __init__(self, name: str, why: str, output: str) -> None:
+        super().__init__(f"{name} did not start ({why}); its last lines:\n{output}")
+        self.name = name
+        self.why = why
+        self.output = output
+
+
+def start_all(procs: Sequence[ServiceProcess], timeout: float = 60.0) -> None:
+    """Start several services at once and wait for all of them (stopping all if one fails)."""
+    try:
+        for p in procs:
+            p.spawn()
+        for p in procs:
+            p.wait_ready(timeout)
+    except BaseException:
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.stop()
+        raise
+
+
+def stop_all(procs: Sequence[ServiceProcess], grace: float = 10.0) -> None:
+    """SIGTERM several services at once, then wait for each (SIGKILL after ``grace``)."""
+    for p in procs:
+        p.signal(signal.SIGCONT)
+        p.signal(signal.SIGTERM)
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.stop(grace)
+
+
 class ServiceProcess:
-    """One service as a child process running ``python -m mesh_cli <args>``."""
+    """One service as a child process running ``python -m mesh_cli <args>`` (``module``:
+    another module that announces readiness the same way, e.g. a test's stub server)."""
 
     _n = 0
 
@@ -46,6 +90,7 @@ class ServiceProcess:
         cwd: str | None = None,
         color: bool = False,
         wrapper: Sequence[str] = (),
+        module: str = "mesh_cli",
     ) -> None:
         """``wrapper``: a command the service runs under (tests: ``ip netns exec NS``)."""
         self.name = name
@@ -61,11 +106,13 @@ class ServiceProcess:
         self.cwd = cwd
         self.color = color
         self.wrapper = list(wrapper)
+        self.module = module
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
         self.ready_info: dict[str, Any] = {}
         self._lines: list[str] = []
         self._reader: threading.Thread | None = None
+        self._ready_r: int | None = None
         ServiceProcess._n += 1
         self._color = _COLORS[ServiceProcess._n % len(_COLORS)]
 
@@ -75,10 +122,16 @@ class ServiceProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
+        """Start the service and wait until it serves (:class:`ServiceStartError` if not)."""
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> ServiceProcess:
+        """Start the process without waiting; :meth:`wait_ready` waits (start several
+        services first, then wait for all: they boot in parallel)."""
         ready_r, ready_w = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [*self.wrapper, sys.executable, "-m", "mesh_cli", *self.args],
+                [*self.wrapper, sys.executable, "-m", self.module, *self.args],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -88,18 +141,33 @@ class ServiceProcess:
                 start_new_session=True,
                 pass_fds=(ready_w,),
             )
+        except BaseException:
+            os.close(ready_r)
+            raise
         finally:
             os.close(ready_w)
+        ProcessWatchdog.for_this_process().watch(self.proc.pid)
+        self._ready_r = ready_r
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> ServiceProcess:
+        assert self.proc is not None and self._ready_r is not None, "spawn() first"
         try:
-            line = self._await_ready(ready_r, timeout)
+            line = self._await_ready(self._ready_r, timeout)
         finally:
-            os.close(ready_r)
+            os.close(self._ready_r)
+            self._ready_r = None
         if line is None:
-            out = "\n".join(self._lines[-40:])
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(1.0)  # it closed the pipe as it died: its exit code
+            code = self.proc.poll()
+            if self._reader is not None:
+                self._reader.join(1.0)  # its last lines
             self.stop()
-            raise RuntimeError(f"{self.name} did not start:\n{out}")
+            why = f"exited with code {code}" if code is not None else f"not ready in {timeout:g}s"
+            raise ServiceStartError(self.name, why, "\n".join(self._lines[-40:]))
         self.ready_info = json.loads(line)
         self.address = str(self.ready_info.get("address") or "")
         return self
@@ -152,6 +220,14 @@ class ServiceProcess:
     def output(self) -> str:
         return "\n".join(self._lines)
 
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+        return None if self.proc is None else self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
@@ -160,19 +236,25 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+            ProcessWatchdog.for_this_process().forget(self.proc.pid)
 
     def stop(self, grace: float = 10.0) -> None:
+        if self._ready_r is not None:
+            os.close(self._ready_r)
+            self._ready_r = None
         proc = self.proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        ProcessWatchdog.for_this_process().forget(proc.pid)
 
     @property
     def alive(self) -> bool:

@@ -545,16 +545,37 @@ class AssistantsClient(_Resource):
         return from_struct(resp.subgraphs)
 
 
+def _grpc_target(url: str) -> tuple[str, bool]:
+    """A gRPC target and whether to use TLS, from ``host:port`` or a URL as
+    ``langgraph_sdk`` takes it (``http://host:port``, ``https://host``, ``grpc://``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url, False
+    scheme = scheme.lower()
+    if scheme not in ("http", "https", "grpc", "grpcs"):
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r}")
+    secure = scheme in ("https", "grpcs")
+    host = rest.split("/", 1)[0]
+    if not host:
+        raise ValueError(f"no host in {url!r}")
+    if ":" not in host.rpartition("]")[2]:  # no port: the scheme's
+        host += ":443" if secure else ":80"
+    return host, secure
+
+
 class MeshClient:
     def __init__(self, url: str, api_key: str, *, channel: grpc.aio.Channel | None = None) -> None:
         self.url = url
         self.metadata = [("authorization", f"Bearer {api_key}")]
-        self.channel = channel or grpc.aio.insecure_channel(
-            url,
-            options=[
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                ("grpc.max_send_message_length", 16 * 1024 * 1024),
-            ],
+        target, secure = _grpc_target(url)
+        options = [
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        ]
+        self.channel = channel or (
+            grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+            if secure
+            else grpc.aio.insecure_channel(target, options=options)
         )
         self.threads_stub = threads_pb2_grpc.ThreadServiceStub(self.channel)
         self.runs_stub = runs_pb2_grpc.RunServiceStub(self.channel)
@@ -574,4 +595,6 @@ class MeshClient:
 
 
 def get_client(*, url: str = "127.0.0.1:50051", api_key: str) -> MeshClient:
+    """A client of the gateway at ``url``: ``host:port`` or ``http://host:port``
+    (plaintext), ``https://host[:port]`` (TLS)."""
     return MeshClient(url, api_key)

@@ -72,10 +72,19 @@ ProbeFn = Callable[[], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Probe:
-    """A backend check: ``check()`` returns when the backend works and raises when not."""
+    """A backend check: ``check()`` returns when the backend works and raises when not.
+    ``where``: the backend's address, named when it cannot be reached (no credentials)."""
 
     backend: str
     check: ProbeFn
+    where: str = ""
+
+
+def _redis_where(client: Any) -> str:
+    kw = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None) or {}
+    if "host" in kw:
+        return f"redis://{kw['host']}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+    return f"unix://{kw['path']}" if "path" in kw else ""
 
 
 def redis_probe(client: Any, timeout: float = 1.0) -> Probe:
@@ -83,7 +92,7 @@ def redis_probe(client: Any, timeout: float = 1.0) -> Probe:
         async with asyncio.timeout(timeout):
             await client.ping()
 
-    return Probe("redis", check)
+    return Probe("redis", check, _redis_where(client))
 
 
 def nats_probe(nc: Any, timeout: float = 1.0, ping_every: float = 5.0) -> Probe:
@@ -99,7 +108,11 @@ def nats_probe(nc: Any, timeout: float = 1.0, ping_every: float = 5.0) -> Probe:
             await nc.flush(timeout=timeout)
             last_ping[0] = now
 
-    return Probe("nats", check)
+    try:  # ParseResults; without user and password
+        where = ", ".join(f"{u.scheme}://{u.hostname}:{u.port}" for u in nc.servers)
+    except Exception:
+        where = ""
+    return Probe("nats", check, where)
 
 
 def etcd_client_probe(client: Any, timeout: float = 1.0) -> Probe:
@@ -107,7 +120,8 @@ def etcd_client_probe(client: Any, timeout: float = 1.0) -> Probe:
         async with asyncio.timeout(timeout):
             await client.status()
 
-    return Probe("etcd", check)
+    host, port = getattr(client, "_host", None), getattr(client, "_port", None)
+    return Probe("etcd", check, f"http://{host}:{port}" if host else "")
 
 
 class HealthSupervisor:
@@ -165,7 +179,10 @@ class HealthSupervisor:
                 log.info("%s reaches %s again (after %.1fs)", self.name, probe.backend, down)
             elif not ok and was:
                 self._down_since[probe.backend] = time.monotonic()
-                log.warning("%s cannot reach %s: %s", self.name, probe.backend, _describe(res))
+                at = f" at {probe.where}" if probe.where else ""
+                log.warning(
+                    "%s cannot reach %s%s: %s", self.name, probe.backend, at, _describe(res)
+                )
         await self._apply(not self.failing, backends_changed=before != self.up)
         return bool(self.serving)
 

@@ -10,6 +10,10 @@ clients (Valkey's default user is off, NATS has an authorization block, etcd has
 enabled). A throwaway admin (``root``) sets things up; :meth:`LocalServers.credentials`
 adds one least-privilege user per tier for a mesh prefix
 (:mod:`mesh_core.security._infra`), and :meth:`LocalServers.env` gives a tier's URLs.
+
+Every server dies with the process that started it, however that process ends (also
+SIGKILL): a :class:`~mesh_core._watchdog.ProcessWatchdog` stops what is left and
+removes the temp dir the servers owned.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mesh_core._watchdog import ProcessWatchdog
 from mesh_core.security._infra import (
     InfraCredentials,
     InfraUser,
@@ -45,6 +50,7 @@ __all__ = [
     "BinaryNotFoundError",
     "LocalServer",
     "LocalServers",
+    "ProcessWatchdog",
     "die_with_parent",
     "find_binary",
     "find_free_port",
@@ -165,6 +171,7 @@ class LocalServer:
             cwd=self.data_dir,
             start_new_session=True,
         )
+        ProcessWatchdog.for_this_process().watch(self.proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -189,6 +196,8 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(grace)
+        if proc is not None:
+            ProcessWatchdog.for_this_process().forget(proc.pid)
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
             self._log = None
@@ -197,6 +206,7 @@ class LocalServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+            ProcessWatchdog.for_this_process().forget(self.proc.pid)
 
     def restart(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
         self.stop()
@@ -439,6 +449,8 @@ class LocalServers:
         self.keep_data = keep_data
         self.admin = InfraUser("root", secrets.token_urlsafe(18)) if secure else None
         self._meshes: dict[str, InfraCredentials] = {}
+        if self._owns_dir and not keep_data:
+            ProcessWatchdog.for_this_process().own_dir(self.base_dir)
         h = hosts or {}
         self.etcd = etcd_server(self.base_dir, host=h.get("etcd", "127.0.0.1"), admin=self.admin)
         self.nats = nats_server(self.base_dir, host=h.get("nats", "127.0.0.1"), admin=self.admin)
@@ -485,6 +497,7 @@ class LocalServers:
             srv.stop()
         if self._owns_dir and not self.keep_data:
             shutil.rmtree(self.base_dir, ignore_errors=True)
+            ProcessWatchdog.for_this_process().disown_dir(self.base_dir)
 
     def __enter__(self) -> LocalServers:
         return self.start()

@@ -3,7 +3,10 @@
 ``demo``: a planner asks the model (LLM gateway, scripted provider) for topics, fans out
 one ``Send`` task per topic to researchers that call the ``search`` tool (tool service)
 and the model, and a writer merges their findings, streaming its tokens. Every node
-reports through the custom stream which process ran it.
+reports through the custom stream which process ran it. With ``"review": true`` in the
+input, the run stops at an ``interrupt()`` after planning and asks for approval: resume
+with ``true`` (research the topics), ``false`` (write without research) or a list of
+topics to research instead.
 
 ``agent``: a model + tools loop (the shape of LangGraph's prebuilt ReAct agent) over
 ``MeshChatModel`` and the tool service's tools.
@@ -27,7 +30,7 @@ from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
-from langgraph.types import Send
+from langgraph.types import Send, interrupt
 from typing_extensions import TypedDict
 
 from mesh_client.llm import MeshChatModel
@@ -86,6 +89,7 @@ async def _model_tool_loop(
 # -- demo: planner -> Send(researcher) x N -> writer -------------------------------------
 class DemoState(TypedDict, total=False):
     question: str
+    review: bool
     topics: list[str]
     findings: Annotated[list[str], operator.add]
     report: str
@@ -112,11 +116,27 @@ async def planner(state: DemoState, config: RunnableConfig) -> dict[str, Any]:
     return {"question": question, "topics": topics}
 
 
-def fan_out(state: DemoState) -> list[Send]:
-    return [
-        Send("researcher", {"question": state["question"], "topic": t})
-        for t in state.get("topics", [])
-    ]
+def fan_out(state: DemoState) -> list[Send] | str:
+    topics = state.get("topics", [])
+    if not topics:
+        return "writer"
+    return [Send("researcher", {"question": state["question"], "topic": t}) for t in topics]
+
+
+def after_planning(state: DemoState) -> list[Send] | str:
+    return "review" if state.get("review") else fan_out(state)
+
+
+def review(state: DemoState) -> dict[str, Any]:
+    """Human in the loop: the run stops here until a client resumes it."""
+    topics = state.get("topics", [])
+    answer = interrupt({"question": "Research these topics?", "topics": topics})
+    if isinstance(answer, list):
+        topics = [str(t) for t in answer]
+    elif not answer:
+        topics = []
+    get_stream_writer()({"node": "review", "ran_on": _who(), "topics": topics})
+    return {"topics": topics}
 
 
 async def researcher(task: ResearchTask, config: RunnableConfig) -> dict[str, Any]:
@@ -148,10 +168,12 @@ async def writer(state: DemoState, config: RunnableConfig) -> dict[str, Any]:
 def _demo() -> Any:
     b = StateGraph(DemoState)
     b.add_node("planner", planner)
+    b.add_node("review", review)
     b.add_node("researcher", researcher)
     b.add_node("writer", writer)
     b.add_edge(START, "planner")
-    b.add_conditional_edges("planner", fan_out, ["researcher"])
+    b.add_conditional_edges("planner", after_planning, ["review", "researcher", "writer"])
+    b.add_conditional_edges("review", fan_out, ["researcher", "writer"])
     b.add_edge("researcher", "writer")
     b.add_edge("writer", END)
     return b.compile()

@@ -13,7 +13,9 @@ from mesh_core import api_names as names
 from mesh_core.errors import FieldViolation, InvalidArgumentError
 from mesh_core.jsonvalue import from_struct, from_value, to_jsonable, to_struct, to_value
 from mesh_core.validation import validate_config
+from runtime_svc.graphs import GraphEntry
 from runtime_svc.runs import Event, RunRequest
+from runtime_svc.visibility import public_metadata
 
 _TASK_ERROR = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.DOTALL)
 
@@ -147,7 +149,7 @@ def state_to_pb(state: Any) -> types_pb2.ThreadState:
         next=list(state.next),
         checkpoint_id=str(cfg.get("checkpoint_id", "")),
         parent_checkpoint_id=str(parent.get("checkpoint_id", "")),
-        metadata=to_struct(to_jsonable(dict(state.metadata or {}))),
+        metadata=to_struct(to_jsonable(public_metadata(state.metadata or {}))),
         checkpoint_ns=str(cfg.get("checkpoint_ns", "")),
     )
     if state.created_at:
@@ -170,19 +172,13 @@ def state_to_pb(state: Any) -> types_pb2.ThreadState:
     return pb
 
 
-def assistant_to_pb(graph_id: str, graph: Any, description: str) -> types_pb2.Assistant:
-    def schema(fn: Any) -> Any:
-        try:
-            return to_struct(fn())
-        except Exception:  # a schema LangGraph cannot render is left empty
-            return to_struct({})
-
+def assistant_to_pb(entry: GraphEntry) -> types_pb2.Assistant:
     return types_pb2.Assistant(
-        assistant_id=graph_id,
-        graph_id=graph_id,
-        description=description,
-        input_schema=schema(lambda: graph.get_input_jsonschema()),
-        output_schema=schema(lambda: graph.get_output_jsonschema()),
-        context_schema=schema(lambda: graph.get_context_jsonschema() or {}),
-        nodes=[n for n in graph.nodes if not n.startswith("__")],
+        assistant_id=entry.graph_id,
+        graph_id=entry.graph_id,
+        description=entry.description,
+        input_schema=to_struct(entry.schemas.input),
+        output_schema=to_struct(entry.schemas.output),
+        context_schema=to_struct(entry.schemas.context),
+        nodes=[n for n in entry.graph.nodes if not n.startswith("__")],
     )

@@ -98,6 +98,8 @@ class RuntimeSettings:
             them) before this runtime gives its threads to others.
         task_ack_wait: seconds a remote task may go without a heartbeat before another
             worker gets it (a dead worker's task is redelivered after this).
+        task_max_deliveries: deliveries a remote task may run; the next dead-letters it
+            and fails the run with the task's error (a task that kills its worker).
         webhook_allow_hosts: hosts a run's webhook may name (checked again before POST).
         schedule_visibility: seconds a claimed delayed run or webhook stays invisible to
             other runtimes (a runtime killed mid-job leaves it to them after this long).
@@ -134,6 +136,7 @@ class RuntimeSettings:
     retry_budget: float = DEFAULT_RETRY_BUDGET
     handover_after: float = 3.0
     task_ack_wait: float = 5.0
+    task_max_deliveries: int = 3
     # Hosts run webhooks may be POSTed to (a leading dot allows subdomains; empty: none).
     webhook_allow_hosts: tuple[str, ...] = ()
     schedule_visibility: float = 30.0
@@ -276,7 +279,7 @@ class Runtime(Service):
 
     # -- roles -----------------------------------------------------------------------------
     async def _start_worker(self, *, create_queue: bool) -> None:
-        from runtime_svc.remote import TaskQueueSettings, TaskWorker  # the worker role
+        from runtime_svc.remote import TaskWorker  # the worker role
 
         self.worker = TaskWorker(
             self.settings.infra,
@@ -285,11 +288,17 @@ class Runtime(Service):
             concurrency=self.settings.worker_concurrency,
             worker_id=self.settings.runtime_id,
             nc=self.nc,
-            queue=TaskQueueSettings(ack_wait=self.settings.task_ack_wait),
+            queue=self._queue_settings(),
             create_queue=create_queue,
         )
         await self.worker.start()
         self._closers.append(self.worker.stop)
+
+    def _queue_settings(self) -> Any:
+        from runtime_svc.remote import TaskQueueSettings
+
+        s = self.settings
+        return TaskQueueSettings(ack_wait=s.task_ack_wait, max_deliveries=s.task_max_deliveries)
 
     async def _start_owner(self) -> None:
         s = self.settings
@@ -364,14 +373,14 @@ class Runtime(Service):
 
     async def _start_remote(self) -> Any:
         """The owner side of Send fan-out: sends remote-eligible tasks to the worker queue."""
-        from runtime_svc.remote import RemoteExecutor, TaskQueueSettings
+        from runtime_svc.remote import RemoteExecutor
 
         remote = RemoteExecutor(
             self.settings.infra,
             self.checkpointer,
             owner_id=self.settings.runtime_id,
             nc=self.nc,
-            queue=TaskQueueSettings(ack_wait=self.settings.task_ack_wait),
+            queue=self._queue_settings(),
         )
         await remote.start()
         self._closers.append(remote.stop)

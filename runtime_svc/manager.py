@@ -55,6 +55,7 @@ from runtime_svc.graphs import GraphRegistry
 from runtime_svc.langgraph_api import CONFIG_KEY_CHECKPOINTER, PUSH
 from runtime_svc.runs import Event, EventLogPort, RunHandle, RunLostError, RunRequest, wait_any
 from runtime_svc.threads import require_checkpoint
+from runtime_svc.visibility import SCRUBBED_MODES, public_payload
 
 __all__ = ["RUN_ID_KEY", "RunManager", "RunManagerSettings"]
 
@@ -636,9 +637,14 @@ class RunManager:
                         continue
                     if mode == "messages":
                         msg, meta = chunk
-                        data: Any = [to_jsonable(msg), to_jsonable(meta)]
+                        meta = public_payload(
+                            to_jsonable(meta), req.thread_id, req.scoped_thread, metadata=True
+                        )
+                        data: Any = [to_jsonable(msg), meta]
                     else:
                         data = to_jsonable(chunk)
+                        if mode in SCRUBBED_MODES:
+                            data = public_payload(data, req.thread_id, req.scoped_thread)
                     await handle.emit(handle.next_event(mode, data, namespace=tuple(ns)))
         except Exception as exc:
             if _is_handover(exc):

@@ -177,8 +177,5 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         self, request: runtime_pb2.ListGraphsRequest, context: grpc.aio.ServicerContext
     ) -> runtime_pb2.ListGraphsResponse:
         return runtime_pb2.ListGraphsResponse(
-            graphs=[
-                _convert.assistant_to_pb(gid, e.graph, e.description)
-                for gid, e in self.graphs.items()
-            ]
+            graphs=[_convert.assistant_to_pb(e) for e in self.graphs.values()]
         )

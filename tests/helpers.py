@@ -64,3 +64,12 @@ def assert_eventually_sync(
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} within {timeout}s") from last
         time.sleep(interval)
+
+
+def process_alive(pid: int) -> bool:
+    """``pid`` runs (exists and is no zombie); Linux /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

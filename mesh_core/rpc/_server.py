@@ -92,7 +92,7 @@ class MeshServer:
         for svc in self._services:
             await self.health.set(svc, health_pb2.HealthCheckResponse.SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        log.info("%s serving on port %d", self.name, self.port)
+        log.debug("%s serving on port %d", self.name, self.port)  # the lifecycle says "ready"
         return self.port
 
     async def set_serving(self, serving: bool) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import nats
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
+from mesh_cli.launcher import ServiceProcess, ServiceStartError
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.config import InfraSettings
@@ -50,16 +50,20 @@ async def owner(
         await client.aclose()
 
 
-async def _start(settings: InfraSettings, markers: Path, wid: str) -> subprocess.Popen[bytes]:
-    return await asyncio.to_thread(
-        support.start_worker,
+def _worker(settings: InfraSettings, markers: Path, wid: str, *, wait: bool) -> ServiceProcess:
+    return support.start_worker(
         settings,
         worker_id=wid,
         concurrency=4,
         ack_wait=ACK_WAIT,
         max_deliveries=2,
         env={"LGMESH_TEST_MARKERS": str(markers), "LGMESH_TEST_SLOW": "1.0"},
+        wait=wait,
     )
+
+
+async def _start(settings: InfraSettings, markers: Path, wid: str) -> ServiceProcess:
+    return await asyncio.to_thread(_worker, settings, markers, wid, wait=True)
 
 
 def _markers(markers: Path, tag: str) -> list[str]:
@@ -78,7 +82,7 @@ async def test_worker_sigkilled_mid_task_is_redelivered(
         .ainvoke({"n": 4}, {"configurable": {"thread_id": "local"}})
     )
     first = await _start(infra_settings, tmp_path, "victim")
-    second: subprocess.Popen[bytes] | None = None
+    second: ServiceProcess | None = None
     graph = support.slow().compile(checkpointer=cp)
     try:
         async with ex.run(
@@ -112,13 +116,17 @@ async def test_poisoned_task_is_dead_lettered_and_fails_the_run(
 ) -> None:
     ex, cp = owner
     names = NatsNames(infra_settings.prefix)
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[ServiceProcess] = []
 
     async def supervise() -> None:
-        # keep one worker alive: the poisoned task kills each one that runs it
+        # keep one worker alive: the poisoned task kills each one that runs it, also
+        # one that takes it while it is still starting
         while True:
             if not procs or procs[-1].poll() is not None:
-                procs.append(await _start(infra_settings, tmp_path, f"w{len(procs)}"))
+                proc = _worker(infra_settings, tmp_path, f"w{len(procs)}", wait=False)
+                procs.append(proc)
+                with contextlib.suppress(ServiceStartError):
+                    await asyncio.to_thread(support.wait_ready, proc)
             await asyncio.sleep(0.05)
 
     supervisor = asyncio.create_task(supervise())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -44,6 +45,45 @@ async def test_stream_modes_and_messages_tokens(mesh: MeshCluster) -> None:
     ]
     assert [p.data["progress"] for p in parts if p.event == "custom"] == [1, 2, 3]
     assert [p.data["step"] for p in parts if p.event == "values"][-1] == 3
+
+
+async def test_clients_see_no_internal_metadata(mesh: MeshCluster) -> None:
+    """LangGraph copies the run's config into message and checkpoint metadata: the
+    runtime's internal keys and the tenant-scoped thread id stay inside."""
+    client = mesh.client()
+    tid = (await client.threads.create())["thread_id"]
+    parts = [
+        p
+        async for p in client.runs.stream(
+            tid,
+            "chat",
+            input={"topic": "nats"},
+            stream_mode=["messages", "debug"],
+            config={"configurable": {"user_key": "kept"}},
+        )
+    ]
+    assert parts[-1].lifecycle["status"] == "success"
+    metas = [p.data[1] for p in parts if p.event == "messages"]
+    assert metas and all(m["thread_id"] == tid for m in metas), metas[:1]
+    state = await client.threads.get_state(tid)
+    assert state["metadata"]["user_key"] == "kept", state["metadata"]
+    keys: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            keys.extend(value)
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk([p.data for p in parts])
+    walk(state)
+    assert "fencing_token" not in keys and not [k for k in keys if k.startswith("lgmesh_")]
+    seen = json.dumps([[p.data for p in parts], state])
+    assert f"acme:{tid}" not in seen, "the tenant-scoped thread id leaked"
+    assert any(p.event == "debug" for p in parts) and tid in seen
 
 
 async def test_interrupt_then_resume(mesh: MeshCluster) -> None:

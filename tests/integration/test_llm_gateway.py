@@ -22,13 +22,13 @@ from llm_gateway_svc import LlmGatewayServer, LlmGatewaySettings
 from llm_gateway_svc.store import RedisLlmStore
 from mesh_core.config import InfraSettings
 from tests.helpers import assert_eventually
-from tests.support.llm_processes import ServiceProcess, start_openai_stub
+from tests.support.llm_processes import LlmProcess, start_openai_stub
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[ServiceProcess]:
+def stub() -> Iterator[LlmProcess]:
     proc = start_openai_stub()
     try:
         yield proc
@@ -42,7 +42,7 @@ def _models() -> tuple[str, str]:
 
 
 def _settings(
-    stub: ServiceProcess, infra: InfraSettings, primary: str, fallback: str, **extra: Any
+    stub: LlmProcess, infra: InfraSettings, primary: str, fallback: str, **extra: Any
 ) -> LlmGatewaySettings:
     retry = extra.pop("retry", {"max_attempts": 3, "base_s": 0.05, "cap_s": 0.2})
     breaker = extra.pop("breaker", {"failure_threshold": 20, "reset_s": 10})
@@ -103,7 +103,7 @@ def _error_info(err: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo,
 
 
 async def test_retries_429_honouring_retry_after_then_500_then_succeeds(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 429, "retry_after": 0.4}, {"status": 500}])
@@ -119,7 +119,7 @@ async def test_retries_429_honouring_retry_after_then_500_then_succeeds(
 
 
 async def test_dropped_connection_is_retried(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"drop": True}])
@@ -129,7 +129,7 @@ async def test_dropped_connection_is_retried(
 
 
 async def test_fallback_model_used_when_primary_keeps_failing(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 500}], repeat=True)
@@ -147,7 +147,7 @@ async def test_fallback_model_used_when_primary_keeps_failing(
 
 
 async def test_gives_up_with_unavailable_and_details(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 503}], repeat=True)
@@ -163,7 +163,7 @@ async def test_gives_up_with_unavailable_and_details(
 
 
 async def test_circuit_breaker_fails_fast_once_open(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 500}], repeat=True)
@@ -191,7 +191,7 @@ async def test_circuit_breaker_fails_fast_once_open(
 
 
 async def test_slow_provider_stops_at_the_callers_deadline(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"delay": 3.0}], repeat=True)
@@ -209,7 +209,7 @@ async def test_slow_provider_stops_at_the_callers_deadline(
 
 
 async def test_backoff_never_sleeps_past_the_deadline(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 500}], repeat=True)
@@ -233,7 +233,7 @@ async def test_backoff_never_sleeps_past_the_deadline(
 
 
 async def test_provider_429_falls_back_then_is_resource_exhausted_with_retry_info(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 429, "retry_after": 30}], repeat=True)
@@ -253,7 +253,7 @@ async def test_provider_429_falls_back_then_is_resource_exhausted_with_retry_inf
 
 
 async def test_429s_do_not_open_the_breaker(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 429}] * 4)
@@ -277,7 +277,7 @@ async def test_429s_do_not_open_the_breaker(
 
 
 async def test_stream_token_chunks_and_retry_before_first_chunk(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"status": 500}])
@@ -294,7 +294,7 @@ async def test_stream_token_chunks_and_retry_before_first_chunk(
 
 
 async def test_stream_broken_after_first_chunk_is_unavailable(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     stub.add_faults(primary, [{"drop_after_chunks": 3}])
@@ -314,7 +314,7 @@ async def test_stream_broken_after_first_chunk_is_unavailable(
 
 
 async def test_idempotency_key_replayed_does_not_reach_provider(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     settings = _settings(stub, infra_settings, primary, fallback)
@@ -344,7 +344,7 @@ async def test_idempotency_key_replayed_does_not_reach_provider(
 
 
 async def test_rate_limit_resource_exhausted_with_retry_info_and_usage(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     settings = _settings(
@@ -380,7 +380,7 @@ async def test_rate_limit_resource_exhausted_with_retry_info_and_usage(
 
 
 async def test_response_cache_answers_identical_requests(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     client = await gateway_factory(
@@ -395,7 +395,7 @@ async def test_response_cache_answers_identical_requests(
 
 
 async def test_bad_requests_get_clear_statuses(
-    stub: ServiceProcess, infra_settings: InfraSettings, gateway_factory: Any
+    stub: LlmProcess, infra_settings: InfraSettings, gateway_factory: Any
 ) -> None:
     primary, fallback = _models()
     client = await gateway_factory(_settings(stub, infra_settings, primary, fallback))

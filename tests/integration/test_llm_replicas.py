@@ -15,7 +15,7 @@ from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc
 
 from mesh_core.config import InfraSettings
 from tests.helpers import assert_eventually
-from tests.support.llm_processes import ServiceProcess, start_gateway, start_openai_stub
+from tests.support.llm_processes import LlmProcess, start_gateway, start_openai_stub
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ CLIENTS = 6
 
 
 @pytest.fixture
-def stub() -> Iterator[ServiceProcess]:
+def stub() -> Iterator[LlmProcess]:
     proc = start_openai_stub()
     try:
         yield proc
@@ -33,7 +33,7 @@ def stub() -> Iterator[ServiceProcess]:
         proc.terminate()
 
 
-def _config(tmp_path: Path, stub: ServiceProcess, model: str) -> Path:
+def _config(tmp_path: Path, stub: LlmProcess, model: str) -> Path:
     doc = {
         "providers": {"stub": {"type": "openai", "base_url": stub.base_url}},
         "routes": {"m": [f"stub/{model}"], "slow": [f"stub/{model}-slow"]},
@@ -45,7 +45,7 @@ def _config(tmp_path: Path, stub: ServiceProcess, model: str) -> Path:
 
 
 async def test_rate_limit_holds_across_two_replicas(
-    tmp_path: Path, stub: ServiceProcess, infra_settings: InfraSettings
+    tmp_path: Path, stub: LlmProcess, infra_settings: InfraSettings
 ) -> None:
     model = f"rl-{uuid.uuid4().hex[:8]}"
     cfg = _config(tmp_path, stub, model)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import operator
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,17 +24,12 @@ from langgraph.config import get_config, get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send, interrupt
 
+from mesh_cli.launcher import ServiceProcess
 from mesh_core.config import InfraSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "tests.integration.test_remote_support"
-GRAPH_REFS = [
-    f"mapreduce={MODULE}:mapreduce",
-    f"slow={MODULE}:slow",
-    f"approve={MODULE}:approve",
-    f"retrying={MODULE}:retrying",
-    f"poison={MODULE}:poison",
-]
+GRAPHS_FILE = Path(__file__).with_name("remote_graphs.yaml")
 
 
 class FanState(TypedDict, total=False):
@@ -174,62 +167,75 @@ def start_worker(
     env: dict[str, str] | None = None,
     log: Path | None = None,
     wait: bool = True,
-) -> subprocess.Popen[bytes]:
-    """A worker process serving every test graph; by default returns once it consumes
-    the queue (``wait=False``: call ``wait_ready`` later, to start several at once)."""
-    full_env = {
-        **os.environ,
-        "LGMESH_NATS_URL": settings.nats_url,
-        "LGMESH_REDIS_URL": settings.redis_url,
-        "LGMESH_ETCD_URL": settings.etcd_url,
-        "LGMESH_PREFIX": settings.prefix,
-        "PYTHONPATH": str(ROOT),
-        **(env or {}),
-    }
-    err = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(
+) -> ServiceProcess:
+    """``lgmesh runtime --role worker`` serving every test graph; by default returns once
+    it consumes the queue (``wait=False``: call ``wait_ready`` later, to start several
+    at once). The task queue is made first, as an owner would (workers may not)."""
+    make_task_queue(settings, ack_wait=ack_wait, max_deliveries=max_deliveries)
+    proc = ServiceProcess(
+        worker_id,
         [
-            sys.executable,
-            "-m",
-            "runtime_svc.remote.worker_main",
+            "runtime",
+            "--role",
+            "worker",
             "--graphs",
-            *GRAPH_REFS,
-            "--worker-id",
+            str(GRAPHS_FILE),
+            "--runtime-id",
             worker_id,
-            "--concurrency",
+            "--worker-concurrency",
             str(concurrency),
-            "--ack-wait",
+            "--task-ack-wait",
             str(ack_wait),
-            "--max-deliveries",
+            "--task-max-deliveries",
             str(max_deliveries),
+            "--log-level",
+            "WARNING",
         ],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=err,
-    )
+        {**settings_env(settings), **(env or {})},
+        log_file=log,
+        cwd=str(ROOT),
+    ).spawn()
     if wait:
         wait_ready(proc)
     return proc
 
 
-def wait_ready(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if b"worker ready" not in line:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"worker process {proc.args!r} failed to start")
-    return proc
+def make_task_queue(settings: InfraSettings, *, ack_wait: float, max_deliveries: int) -> None:
+    """Make the mesh's task streams and consumer (idempotent), as an owner does."""
+    import asyncio
+    import concurrent.futures
 
+    import nats
 
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+    from mesh_core.adapters.nats.subjects import NatsNames
+    from runtime_svc.remote import TaskQueueSettings
+    from runtime_svc.remote._queue import ensure_task_queue
+
+    async def make() -> None:
+        nc = await nats.connect(settings.nats_url)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
+            queue = TaskQueueSettings(ack_wait=ack_wait, max_deliveries=max_deliveries)
+            await ensure_task_queue(nc.jetstream(), NatsNames(settings.prefix), queue)
+        finally:
+            await nc.close()
+
+    # in a thread of its own: callers may be inside an event loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, make()).result()
+
+
+def settings_env(settings: InfraSettings) -> dict[str, str]:
+    return {
+        "LGMESH_NATS_URL": settings.nats_url,
+        "LGMESH_REDIS_URL": settings.redis_url,
+        "LGMESH_ETCD_URL": settings.etcd_url,
+        "LGMESH_PREFIX": settings.prefix,
+    }
+
+
+def wait_ready(proc: ServiceProcess) -> ServiceProcess:
+    return proc.wait_ready(60)
+
+
+def stop_worker(proc: ServiceProcess) -> None:
+    proc.stop(15)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from mesh_cli.launcher import ServiceProcess
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.config import InfraSettings
 from mesh_core.localservers import LocalServers
@@ -40,7 +40,7 @@ def markers(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def workers(
     pool_settings: InfraSettings, markers: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[subprocess.Popen[bytes]]]:
+) -> Iterator[list[ServiceProcess]]:
     logs = tmp_path_factory.mktemp("logs")
     procs = [
         support.start_worker(
@@ -64,7 +64,7 @@ def workers(
 
 @pytest.fixture
 async def owner(
-    pool_settings: InfraSettings, workers: list[subprocess.Popen[bytes]]
+    pool_settings: InfraSettings, workers: list[ServiceProcess]
 ) -> AsyncIterator[tuple[RemoteExecutor, MeshCheckpointer]]:
     client = support.redis_client(pool_settings)
     cp = MeshCheckpointer(client, prefix=pool_settings.prefix)
@@ -87,7 +87,7 @@ def _thread() -> dict[str, Any]:
 
 
 async def test_map_reduce_200_sends_matches_in_process(
-    owner: tuple[RemoteExecutor, MeshCheckpointer], workers: list[subprocess.Popen[bytes]]
+    owner: tuple[RemoteExecutor, MeshCheckpointer], workers: list[ServiceProcess]
 ) -> None:
     ex, cp = owner
     local = (
@@ -117,7 +117,7 @@ async def test_map_reduce_200_sends_matches_in_process(
 
 async def test_interrupt_in_remote_send_pauses_and_resumes(
     owner: tuple[RemoteExecutor, MeshCheckpointer],
-    workers: list[subprocess.Popen[bytes]],
+    workers: list[ServiceProcess],
     markers: Path,
 ) -> None:
     ex, cp = owner
@@ -153,7 +153,7 @@ async def test_interrupt_in_remote_send_pauses_and_resumes(
 
 
 async def test_retry_policy_retries_on_worker_and_errors_keep_their_type(
-    owner: tuple[RemoteExecutor, MeshCheckpointer], workers: list[subprocess.Popen[bytes]]
+    owner: tuple[RemoteExecutor, MeshCheckpointer], workers: list[ServiceProcess]
 ) -> None:
     ex, cp = owner
     graph = support.retrying().compile(checkpointer=cp)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -20,7 +18,6 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -29,10 +26,11 @@ from langgraph.prebuilt import ToolNode
 from lgmesh.tools.v1 import tools_pb2 as pb
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
 
+from mesh_cli.launcher import ServiceProcess, start_all
 from mesh_client.tools import remote_tools
 from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.localservers import LocalServers, find_binary
-from tests.helpers import assert_eventually_sync, find_free_port, unique_prefix
+from tests.helpers import unique_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -53,77 +51,19 @@ tools:
 """
 
 
-class ToolSvcProcess:
-    """``lgmesh tools`` on free loopback ports, ready when its health is SERVING."""
-
-    def __init__(self, config: Path, redis_url: str, prefix: str, log: Path) -> None:
-        self.config, self.redis_url, self.prefix, self.log = config, redis_url, prefix, log
-        self.port = find_free_port()
-        self.metrics_port = find_free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def spawn(self) -> ToolSvcProcess:
-        env = {
-            **os.environ,
-            "LGMESH_REDIS_URL": self.redis_url,
-            "LGMESH_PREFIX": self.prefix,
-            "PYTHONPATH": str(ROOT),
-        }
-        argv = [sys.executable, "-m", "mesh_cli", "tools", "--port", str(self.port)]
-        argv += ["--metrics-port", str(self.metrics_port), "--config", str(self.config)]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out)
-        return self
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        assert_eventually_sync(self.serving, timeout=timeout, message="tool_svc not serving")
-
-    def serving(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"tool_svc exited {self.proc.returncode}: {self.log_tail()}")
-        with grpc.insecure_channel(self.address) as channel:
-            try:
-                resp = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=""), timeout=1
-                )
-            except grpc.RpcError:
-                return False
-        return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-
-
 def start_replicas(
     tmp: Path, redis_url: str, prefix: str, n: int = 2, config: str = TEST_CONFIG
-) -> list[ToolSvcProcess]:
+) -> list[ServiceProcess]:
+    """``lgmesh tools`` replicas on free loopback ports, started together."""
     cfg = tmp / "tools.yaml"
     cfg.write_text(config)
-    procs = [ToolSvcProcess(cfg, redis_url, prefix, tmp / f"tool_svc_{i}.log") for i in range(n)]
-    for p in procs:  # start all, then wait for all (they boot in parallel)
-        p.spawn()
-    try:
-        for p in procs:
-            p.wait_ready()
-    except BaseException:
-        for p in procs:
-            p.stop()
-        raise
+    env = {"LGMESH_REDIS_URL": redis_url, "LGMESH_PREFIX": prefix}
+    args = ["tools", "--port", "0", "--metrics-port", "0", "--config", str(cfg)]
+    procs = [
+        ServiceProcess(f"tools-{i}", args, env, log_file=tmp / f"tool_svc_{i}.log", cwd=str(ROOT))
+        for i in range(n)
+    ]
+    start_all(procs, timeout=30)
     return procs
 
 
@@ -135,7 +75,7 @@ def module_prefix() -> str:
 @pytest.fixture(scope="module")
 def replicas(
     infra: LocalServers, module_prefix: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[ToolSvcProcess]]:
+) -> Iterator[list[ServiceProcess]]:
     procs = start_replicas(tmp_path_factory.mktemp("tool_svc"), infra.redis_url, module_prefix)
     try:
         yield procs
@@ -145,7 +85,7 @@ def replicas(
 
 
 @pytest.fixture
-async def stubs(replicas: list[ToolSvcProcess]) -> AsyncIterator[list[pb_grpc.ToolServiceStub]]:
+async def stubs(replicas: list[ServiceProcess]) -> AsyncIterator[list[pb_grpc.ToolServiceStub]]:
     channels = [grpc.aio.insecure_channel(p.address) for p in replicas]
     try:
         yield [pb_grpc.ToolServiceStub(c) for c in channels]
@@ -190,7 +130,7 @@ async def _payments(client: aioredis.Redis, prefix: str, account: str) -> int:
 
 
 async def test_list_tools_on_both_replicas(
-    stubs: Sequence[pb_grpc.ToolServiceStub], replicas: list[ToolSvcProcess]
+    stubs: Sequence[pb_grpc.ToolServiceStub], replicas: list[ServiceProcess]
 ) -> None:
     for stub in stubs:
         resp = await stub.ListTools(pb.ListToolsRequest(tenant_id="acme"))
@@ -384,7 +324,7 @@ async def test_a_dead_runners_lock_lapses_and_the_call_runs(
 
 
 async def test_metrics_by_tool(
-    stubs: Sequence[pb_grpc.ToolServiceStub], replicas: list[ToolSvcProcess]
+    stubs: Sequence[pb_grpc.ToolServiceStub], replicas: list[ServiceProcess]
 ) -> None:
     await stubs[0].InvokeTool(_call("search", {"query": "metrics"}))
     await stubs[0].InvokeTool(_call("divide", {"a": 1, "b": 0}))
@@ -397,7 +337,7 @@ async def test_metrics_by_tool(
 
 
 async def test_remote_tools_in_a_graph_over_both_replicas(
-    replicas: list[ToolSvcProcess], redis_client: aioredis.Redis, module_prefix: str
+    replicas: list[ServiceProcess], redis_client: aioredis.Redis, module_prefix: str
 ) -> None:
     tools = await asyncio.to_thread(
         remote_tools, [p.address for p in replicas], tenant_id="acme", names=["record_payment"]

@@ -1,45 +1,38 @@
-"""Start the OpenAI stub and gateway replicas as real processes (tests, benchmarks).
+"""Start the OpenAI stub and LLM gateway replicas as real processes (tests, benchmarks),
+with the mesh's one launcher (``mesh_cli.launcher.ServiceProcess``).
 
-Children run from the repository root with it on ``PYTHONPATH``, so test helpers
-(``tests.support.*``) import as modules there without being part of the product.
+Children run from the repository root, so test helpers (``tests.support.*``) import as
+modules there without being part of the product. Their output is kept in memory
+(``log()``), never in files left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import re
-import select
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["ServiceProcess", "gateway_in_thread", "start_gateway", "start_openai_stub"]
+from mesh_cli.launcher import ServiceProcess
+
+__all__ = ["LlmProcess", "gateway_in_thread", "start_gateway", "start_openai_stub"]
 
 ROOT = Path(__file__).resolve().parents[2]
-_READY = re.compile(rb"ready port=(\d+)(?: metrics_port=(-?\d+))?")
 
 
-@dataclass
-class ServiceProcess:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    metrics_port: int = -1
-    _log: Any = field(default=None, repr=False)
+class LlmProcess(ServiceProcess):
+    """The stub or a gateway replica: its port, and the stub's admin endpoints."""
 
     @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+    @property
+    def metrics_port(self) -> int:  # type: ignore[override]
+        port = self.ready_info.get("metrics_port")
+        return int(port) if port else -1
 
     @property
     def base_url(self) -> str:
@@ -66,85 +59,18 @@ class ServiceProcess:
     # -- lifecycle ---------------------------------------------------------------------
     def terminate(self, timeout: float = 10.0) -> int:
         """SIGTERM, wait; SIGKILL if it does not exit. Returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        if self._log is not None:
-            self._log.close()
-        return int(self.proc.returncode)
+        self.stop(timeout)
+        return int(self.poll() or 0)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.output()
 
 
-def _pythonpath() -> str:
-    rest = os.environ.get("PYTHONPATH", "")
-    return str(ROOT) + (os.pathsep + rest if rest else "")
-
-
-def _start(
-    argv: list[str], env: Mapping[str, str] | None, timeout: float, *, ready_fd: bool = False
-) -> ServiceProcess:
-    """Start ``python <argv>``; ready when it prints ``ready port=N`` or, with
-    ``ready_fd``, writes its JSON readiness line on the fd passed as LGMESH_READY_FD."""
-    log_path = Path(tempfile.mkstemp(prefix="lgmesh-llm-", suffix=".log")[1])
-    log = open(log_path, "ab")  # noqa: SIM115 - closed in terminate()
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        [sys.executable, *argv],
-        stdout=log if ready_fd else subprocess.PIPE,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        env={
-            **os.environ,
-            "PYTHONPATH": _pythonpath(),
-            **(env or {}),
-            "LGMESH_READY_FD": str(w),
-        },
-        cwd=ROOT,
-        start_new_session=True,
-        pass_fds=(w,),
+def start_openai_stub(timeout: float = 20.0) -> LlmProcess:
+    proc = LlmProcess(
+        "openai-stub", ["--port", "0"], {}, cwd=str(ROOT), module="tests.support.openai_stub"
     )
-    os.close(w)
-    source = r if ready_fd else proc.stdout.fileno()  # type: ignore[union-attr]
-    deadline = time.monotonic() + timeout
-    buf = b""
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([source], [], [], 0.1)
-            if ready:
-                data = os.read(source, 4096)
-                buf += data
-                if ready_fd and b"\n" in buf:
-                    info = json.loads(buf.split(b"\n", 1)[0])
-                    port = int(str(info["address"]).rpartition(":")[2])
-                    metrics = int(info.get("metrics_port") or -1)
-                    return ServiceProcess(proc, port, log_path, metrics, log)
-                m = None if ready_fd else _READY.search(buf)
-                if m:
-                    metrics = int(m.group(2)) if m.group(2) else -1
-                    return ServiceProcess(proc, int(m.group(1)), log_path, metrics, log)
-                if not data and proc.poll() is not None:
-                    break
-            elif proc.poll() is not None:
-                break
-    finally:
-        os.close(r)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    proc.wait(5)
-    log.close()
-    raise RuntimeError(f"{argv[1]} did not start: {log_path.read_text(errors='replace')[-2000:]}")
-
-
-def start_openai_stub(timeout: float = 20.0) -> ServiceProcess:
-    return _start(["-m", "tests.support.openai_stub", "--port", "0"], None, timeout)
+    return proc.start(timeout)  # type: ignore[return-value]
 
 
 def start_gateway(
@@ -156,13 +82,13 @@ def start_gateway(
     metrics_port: int = -1,
     extra_env: Mapping[str, str] | None = None,
     timeout: float = 30.0,
-) -> ServiceProcess:
+) -> LlmProcess:
     env = {"LGMESH_REDIS_URL": redis_url, "LGMESH_PREFIX": prefix, **(extra_env or {})}
-    argv = ["-m", "mesh_cli", "llm-gateway", "--port", str(port)]
+    argv = ["llm-gateway", "--port", str(port)]
     if metrics_port >= 0:
         argv += ["--metrics-port", str(metrics_port)]
     argv += ["--config", str(config_path), "--drain-grace", "2"]
-    return _start(argv, env, timeout, ready_fd=True)
+    return LlmProcess("llm-gateway", argv, env, cwd=str(ROOT)).start(timeout)  # type: ignore[return-value]
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import socket
 import sys
 import threading
@@ -289,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0)
     ns = p.parse_args(argv)
     server = make_server(ns.host, ns.port)
-    print(f"openai_stub ready port={server.server_address[1]}", flush=True)
+    port = server.server_address[1]
+    print(f"openai_stub ready port={port}", flush=True)
+    fd = os.environ.get("LGMESH_READY_FD")  # the mesh's launcher waits for this line
+    if fd:
+        ready = {"address": f"{ns.host}:{port}", "pid": os.getpid()}
+        os.write(int(fd), (json.dumps(ready) + "\n").encode())
+        os.close(int(fd))
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.1)
     return 0

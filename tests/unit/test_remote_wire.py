@@ -7,7 +7,6 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from runtime_svc.remote import RemoteTaskError, TaskQueueSettings
 from runtime_svc.remote._wire import ErrorInfo, error_from_info, error_info
-from runtime_svc.remote.worker_main import parse_graph_refs
 
 SERDE = JsonPlusSerializer()
 
@@ -58,12 +57,3 @@ def test_queue_settings_validate() -> None:
     with pytest.raises(ValueError):
         TaskQueueSettings(max_deliveries=0)
     assert TaskQueueSettings(ack_wait=3).heartbeat_interval == 1.0
-
-
-def test_graph_refs() -> None:
-    assert parse_graph_refs(["g=pkg.mod:graph", "pkg.other:build"]) == {
-        "g": "pkg.mod:graph",
-        "build": "pkg.other:build",
-    }
-    with pytest.raises(ValueError):
-        parse_graph_refs(["g=a:b", "g=c:d"])

@@ -70,23 +70,27 @@ async def connect_nats(url: str, name: str, *, inbox: str = "_INBOX") -> NatsCli
     """
 
     where = redact_url(url)
+    client: list[NatsClient] = []
 
     async def _err(exc: Exception) -> None:
         _rate_limited.warning(
             f"{name}:{type(exc).__name__}",
-            "%s: NATS at %s: %s",
+            "%s: cannot reach NATS at %s (%s); retrying (is nats-server running there? "
+            "--nats-url / LGMESH_NATS_URL)",
             name,
             where,
             type(exc).__name__,
         )
 
     async def _disconnected() -> None:
+        if client and client[0].is_closed:  # our own close(), at shutdown
+            return
         log.warning("%s: disconnected from NATS at %s; reconnecting", name, where)
 
     async def _reconnected() -> None:
         log.info("%s: reconnected to NATS at %s", name, where)
 
-    return await nats.connect(
+    nc = await nats.connect(
         url,
         name=name,
         max_reconnect_attempts=-1,
@@ -97,6 +101,8 @@ async def connect_nats(url: str, name: str, *, inbox: str = "_INBOX") -> NatsCli
         connect_timeout=5,
         inbox_prefix=inbox.encode(),
     )
+    client.append(nc)
+    return nc
 
 
 async def call_nats(
