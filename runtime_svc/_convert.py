@@ -15,6 +15,8 @@ from mesh_core.jsonvalue import from_struct, from_value, to_jsonable, to_struct,
 from mesh_core.validation import validate_config
 from runtime_svc.runs import Event, RunRequest
 
+#: a final event's output up to this size stays in the event log (a reference is no cheaper)
+INLINE_OUTPUT_BYTES = 4096
 _TASK_ERROR = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.DOTALL)
 
 
@@ -95,6 +97,11 @@ def interrupt_to_pb(i: Any) -> types_pb2.Interrupt:
     return types_pb2.Interrupt(id=str(getattr(i, "id", "")), value=to_value(getattr(i, "value", i)))
 
 
+def interrupts_from_pb(pbs: Any) -> list[dict[str, Any]]:
+    """Interrupts as a run's output carries them (``to_jsonable`` of LangGraph's)."""
+    return [{"id": i.id, "value": from_value(i.value)} for i in pbs]
+
+
 def error_to_pb(err: dict[str, Any] | None) -> types_pb2.RunError | None:
     if not err:
         return None
@@ -117,7 +124,35 @@ def event_to_pb(ev: Event) -> types_pb2.RunEvent:
         err = error_to_pb(lc.get("error"))
         if err is not None:
             pb.lifecycle.error.CopyFrom(err)
+        out = lc.get("output")
+        if out:
+            pb.lifecycle.output.graph_id = out["graph_id"]
+            pb.lifecycle.output.checkpoint_id = out["checkpoint_id"]
+            pb.lifecycle.output.checkpoint_ns = out["checkpoint_ns"]
     return pb
+
+
+def logged_event(ev: Event) -> tuple[types_pb2.RunEvent, bytes]:
+    """(the event for live followers, the bytes the run event log keeps).
+
+    The log leaves out a final event's output larger than ``INLINE_OUTPUT_BYTES`` when
+    the event names the checkpoint that holds it (see ``runtime_svc.outputs``)."""
+    pb = event_to_pb(ev)
+    if (
+        ev.data is not None
+        and pb.lifecycle.HasField("output")
+        and pb.data.ByteSize() > INLINE_OUTPUT_BYTES
+    ):
+        short = types_pb2.RunEvent(
+            run_id=pb.run_id,
+            seq=pb.seq,
+            mode=pb.mode,
+            namespace=pb.namespace,
+            lifecycle=pb.lifecycle,
+            time=pb.time,
+        )
+        return pb, short.SerializeToString()
+    return pb, pb.SerializeToString()
 
 
 def task_error(error: Any) -> types_pb2.RunError:

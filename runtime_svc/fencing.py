@@ -47,6 +47,9 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
         self.base: Any = with_abort(lease.check) if with_abort is not None else base
         self.lease = lease
         self.puts = 0  # checkpoints written through this view (retention counts them)
+        #: the last root checkpoint written through this view: (its config, its channel
+        #: values as LangGraph handed them over), or None
+        self.last_root: tuple[RunnableConfig, dict[str, Any]] | None = None
 
     @property
     def config_specs(self) -> list[Any]:
@@ -95,6 +98,8 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
             _with_token(config, self.lease.token), checkpoint, metadata, new_versions
         )
         self.puts += 1
+        if not (out.get("configurable") or {}).get("checkpoint_ns"):
+            self.last_root = (out, checkpoint["channel_values"])
         return out
 
     async def aput_writes(
