@@ -21,6 +21,7 @@ from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from gateway.dispatch import ChannelPool, PassthroughError, rpc_error_reason
 from gateway.placement import Placement
+from mesh_core.adapters.redis.records import scoped_thread_id
 from mesh_core.errors import NotFoundError
 from mesh_core.jsonvalue import from_struct, to_struct, to_value
 from mesh_core.reasons import MOVED, TRY_ELSEWHERE
@@ -202,6 +203,30 @@ class RuntimeClient:
             ),
         )
         return list(resp.states)
+
+    async def complete_output(self, tenant_id: str, thread_id: str, event: Any) -> Any:
+        """``event`` (a RunEvent) with its output: a final event read from the run event
+        log names the checkpoint that holds a large output instead of carrying it; it is
+        read from there (on the thread's owner, else any runtime). Other events, and one
+        whose checkpoint the thread no longer keeps, go as they are."""
+        out = event.lifecycle.output
+        if event.HasField("data") or not out.checkpoint_id or event.mode != "lifecycle":
+            return event
+        resp = await self._call(
+            scoped_thread_id(tenant_id, thread_id),
+            lambda s: s.GetRunOutput(
+                runtime_pb2.GetRunOutputRequest(
+                    tenant_id=tenant_id,
+                    thread_id=thread_id,
+                    output=out,
+                    interrupts=event.lifecycle.interrupts,
+                ),
+                timeout=_TIMEOUT,
+            ),
+        )
+        if resp.found:
+            event.data.CopyFrom(resp.values)
+        return event
 
     # -- thread writes (on the owner) ------------------------------------------------------
     async def update_state(

@@ -347,6 +347,8 @@ class RunsEngine:
         if spec.after_seconds > 0:
             await self._schedule(tenant, run_id, spec)
             async for ev in self.dispatcher.follow_log(tenant, spec.thread_id, run_id, 0):
+                if is_final_event(ev):
+                    ev = await self.runtime.complete_output(tenant, spec.thread_id, ev)
                 yield ev
                 _raise_if_quota(tenant, ev)
             return
@@ -354,6 +356,8 @@ class RunsEngine:
         try:
             async for ev in self.dispatcher.execute(tenant, run_id, spec, new_thread=fresh):
                 started = True
+                if is_final_event(ev):  # from the log after a failover: maybe without output
+                    ev = await self.runtime.complete_output(tenant, spec.thread_id, ev)
                 yield ev
                 _raise_if_quota(tenant, ev)
         except Exception:
@@ -508,6 +512,8 @@ class RunsEngine:
             async for ev in self.eventlog.replay(rec.run_id, after_seq, follow=follow):
                 if modes and ev.mode != "lifecycle" and ev.mode not in modes:
                     continue
+                if is_final_event(ev):
+                    ev = await self.runtime.complete_output(tenant, rec.thread_id, ev)
                 yield ev
 
     async def wait_for(self, tenant: str, thread_id: str, run_id: str) -> RunOutcome:
@@ -518,6 +524,8 @@ class RunsEngine:
             async for ev in self.dispatcher.follow_log(tenant, rec.thread_id, rec.run_id, 0):
                 last = ev
                 _raise_if_quota(tenant, ev)
+            if last is not None and is_final_event(last):
+                last = await self.runtime.complete_output(tenant, rec.thread_id, last)
             return await self._outcome(tenant, rec.thread_id, rec.run_id, last, None, rec.attempts)
 
     async def stop_active(self, tenant: str, thread: ThreadRecord) -> None:

@@ -68,6 +68,13 @@ def part_of(ev: types_pb2.RunEvent) -> StreamPart:
         err = _error(ev.lifecycle)
         if err is not None:
             lc["error"] = err
+        if ev.lifecycle.HasField("output"):  # the checkpoint whose state is the output
+            out = ev.lifecycle.output
+            lc["output"] = {
+                "graph_id": out.graph_id,
+                "checkpoint_id": out.checkpoint_id,
+                "checkpoint_ns": out.checkpoint_ns,
+            }
     return StreamPart(
         event=ev.mode,
         data=from_value(ev.data) if ev.HasField("data") else None,

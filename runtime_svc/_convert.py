@@ -17,6 +17,8 @@ from runtime_svc.graphs import GraphEntry
 from runtime_svc.runs import Event, RunRequest
 from runtime_svc.visibility import public_metadata
 
+#: a final event's output up to this size stays in the event log (a reference is no cheaper)
+INLINE_OUTPUT_BYTES = 4096
 _TASK_ERROR = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.DOTALL)
 
 
@@ -100,6 +102,11 @@ def interrupt_to_pb(i: Any) -> types_pb2.Interrupt:
 error_to_pb = names.run_error_to_pb
 
 
+def interrupts_from_pb(pbs: Any) -> list[dict[str, Any]]:
+    """Interrupts as a run's output carries them (``to_jsonable`` of LangGraph's)."""
+    return [{"id": i.id, "value": from_value(i.value)} for i in pbs]
+
+
 def event_to_pb(ev: Event) -> types_pb2.RunEvent:
     pb = types_pb2.RunEvent(
         run_id=ev.run_id, seq=ev.seq, mode=ev.mode, namespace=list(ev.namespace)
@@ -116,7 +123,35 @@ def event_to_pb(ev: Event) -> types_pb2.RunEvent:
         err = error_to_pb(lc.get("error"))
         if err is not None:
             pb.lifecycle.error.CopyFrom(err)
+        out = lc.get("output")
+        if out:
+            pb.lifecycle.output.graph_id = out["graph_id"]
+            pb.lifecycle.output.checkpoint_id = out["checkpoint_id"]
+            pb.lifecycle.output.checkpoint_ns = out["checkpoint_ns"]
     return pb
+
+
+def logged_event(ev: Event) -> tuple[types_pb2.RunEvent, bytes]:
+    """(the event for live followers, the bytes the run event log keeps).
+
+    The log leaves out a final event's output larger than ``INLINE_OUTPUT_BYTES`` when
+    the event names the checkpoint that holds it (see ``runtime_svc.outputs``)."""
+    pb = event_to_pb(ev)
+    if (
+        ev.data is not None
+        and pb.lifecycle.HasField("output")
+        and pb.data.ByteSize() > INLINE_OUTPUT_BYTES
+    ):
+        short = types_pb2.RunEvent(
+            run_id=pb.run_id,
+            seq=pb.seq,
+            mode=pb.mode,
+            namespace=pb.namespace,
+            lifecycle=pb.lifecycle,
+            time=pb.time,
+        )
+        return pb, short.SerializeToString()
+    return pb, pb.SerializeToString()
 
 
 def task_error(error: Any) -> types_pb2.RunError:

@@ -163,8 +163,9 @@ class _RuntimeEventLog:
     async def append(
         self, event: Event, *, expected: int, abort: Callable[[], None] | None = None
     ) -> int:
+        event.wire, data = _convert.logged_event(event)
         return await self._log.append(
-            _convert.event_to_pb(event), expected=expected, writer=self._writer, abort=abort
+            event.wire, expected=expected, writer=self._writer, abort=abort, data=data
         )
 
 

@@ -65,6 +65,9 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
         self.tenant = tenant
         self.max_state_bytes = max_state_bytes
         self.puts = 0  # checkpoints written through this view (retention counts them)
+        #: the last root checkpoint written through this view: (its config, its channel
+        #: values as LangGraph handed them over), or None
+        self.last_root: tuple[RunnableConfig, dict[str, Any]] | None = None
 
     @property
     def config_specs(self) -> list[Any]:
@@ -121,6 +124,8 @@ class FencedCheckpointer(BaseCheckpointSaver[Any]):
                 exc.message, tenant=self.tenant, limit="max_state_bytes", value=exc.limit
             ) from None
         self.puts += 1
+        if not (out.get("configurable") or {}).get("checkpoint_ns"):
+            self.last_root = (out, checkpoint["channel_values"])
         return out
 
     async def aput_writes(

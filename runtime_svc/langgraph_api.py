@@ -44,6 +44,7 @@ from langgraph.pregel._algo import (
     prepare_single_task,
 )
 from langgraph.pregel._checkpoint import achannels_from_checkpoint
+from langgraph.pregel._io import read_channels
 from langgraph.pregel._messages import StreamMessagesHandler
 from langgraph.pregel._retry import arun_with_retry, run_with_retry
 from langgraph.pregel._task_status import read_task_statuses
@@ -78,6 +79,7 @@ __all__ = [
     "arun_with_retry",
     "checkpoint_null_version",
     "prepare_single_task",
+    "read_channels",
     "read_task_statuses",
     "run_with_retry",
 ]

@@ -53,6 +53,7 @@ from mesh_core.reasons import Reason
 from runtime_svc.fencing import FencedCheckpointer
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.langgraph_api import CONFIG_KEY_CHECKPOINTER, PUSH
+from runtime_svc.outputs import output_ref, run_output
 from runtime_svc.runs import Event, EventLogPort, RunHandle, RunLostError, RunRequest, wait_any
 from runtime_svc.threads import require_checkpoint
 from runtime_svc.visibility import SCRUBBED_MODES, public_payload
@@ -667,17 +668,16 @@ class RunManager:
             )
             await self._end(handle, "error", error=_error_of(exc))
             return
-        if interrupts:  # the run's output, as Pregel.ainvoke gives it
-            values = (
-                {**values, "__interrupt__": interrupts}
-                if isinstance(values, dict)
-                else {"__interrupt__": interrupts}
-            )
         await self._end(
             handle,
             "interrupted" if paused else "success",
             interrupts=[to_jsonable(i) for i in interrupts],
-            values=to_jsonable(values),
+            values=to_jsonable(run_output(values, interrupts)),
+            output=(
+                None
+                if handle.req.on_completion == "delete"  # the thread goes with the run
+                else output_ref(self._fenced.get(handle.run_id), graph, handle.req.graph_id, values)
+            ),
         )
 
     async def _end(
@@ -688,6 +688,7 @@ class RunManager:
         error: dict[str, Any] | None = None,
         interrupts: list[Any] | None = None,
         values: Any = None,
+        output: dict[str, str] | None = None,
     ) -> None:
         fields: dict[str, Any] = {}
         if error is not None:
@@ -708,8 +709,10 @@ class RunManager:
         if outcome is FinishOutcome.ALREADY_ENDED:
             rec = await self.records.get_run_scoped(handle.req.scoped_thread, handle.run_id)
             if rec is not None:
-                status, error, values = rec.status, rec.error, None
-        await self._emit_end(handle, status, error=error, interrupts=interrupts, values=values)
+                status, error, values, output = rec.status, rec.error, None, None
+        await self._emit_end(
+            handle, status, error=error, interrupts=interrupts, values=values, output=output
+        )
 
     async def _emit_end(
         self,
@@ -719,10 +722,15 @@ class RunManager:
         error: dict[str, Any] | None = None,
         interrupts: list[Any] | None = None,
         values: Any = None,
+        output: dict[str, str] | None = None,
     ) -> None:
+        """The run's final event: its output in ``values`` and, when a checkpoint holds
+        it, that checkpoint in ``output`` (the log may keep only the reference)."""
         lc: dict[str, Any] = {"interrupts": interrupts or []}
         if error is not None:
             lc["error"] = error
+        if output is not None:
+            lc["output"] = output
         handle.output = values
         ev: Event = handle.next_event(
             "lifecycle",

@@ -123,6 +123,8 @@ class Event:
     lifecycle: dict[str, Any] | None = None
     time: float = field(default_factory=time.time)
     seq: int = 0
+    #: the event as the log adapter put it on the wire (reused for live followers)
+    wire: Any = field(default=None, repr=False, compare=False)
 
     @property
     def final(self) -> bool:

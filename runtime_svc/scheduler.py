@@ -37,7 +37,8 @@ from mesh_core.errors import FailedPreconditionError, MeshError, NotFoundError, 
 from mesh_core.jsonvalue import from_value
 from mesh_core.retry import Backoff
 from mesh_core.webhooks import ATTEMPT_HEADER, IDEMPOTENCY_HEADER, check_webhook
-from runtime_svc._convert import request_from_bytes
+from runtime_svc._convert import interrupts_from_pb, request_from_bytes
+from runtime_svc.outputs import read_output
 from runtime_svc.runs import RunHandle
 from runtime_svc.threads import delete_thread_data
 
@@ -234,9 +235,26 @@ class Scheduler:
         values = None
         if self.eventlog is not None:
             last = await self.eventlog.last_event(rec.run_id)
-            if last is not None and last[1].HasField("data"):
-                values = from_value(last[1].data)
+            if last is not None:
+                values = await self._output_of(rec, last[1])
         return run_json(rec, values)
+
+    async def _output_of(self, rec: RunRecord, final: Any) -> Any:
+        """The output a run's final event carries, or the one it names (a checkpoint)."""
+        if final.HasField("data"):
+            return from_value(final.data)
+        ref = final.lifecycle.output
+        if not ref.checkpoint_id:
+            return None
+        _, values = await read_output(
+            self.manager.graphs.get_graph(ref.graph_id),
+            self.manager.checkpointer,
+            rec.scoped_thread,
+            ref.checkpoint_id,
+            ref.checkpoint_ns,
+            interrupts_from_pb(final.lifecycle.interrupts),
+        )
+        return values
 
     async def _deliver(self, job: Job) -> None:
         body = await self._body(job)

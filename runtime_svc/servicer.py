@@ -11,11 +11,13 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from lgmesh.api.v1 import types_pb2
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
+from mesh_core.adapters.redis.records import scoped_thread_id
 from mesh_core.errors import FieldViolation, InvalidArgumentError
-from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value, to_struct
+from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value, to_struct, to_value
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.manager import RunManager
+from runtime_svc.outputs import read_output
 from runtime_svc.runs import RunRequest
 from runtime_svc.threads import ThreadStore, graph_json, graph_schemas, subgraph_schemas
 
@@ -61,7 +63,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         req = await asyncio.to_thread(convert) if large else convert()
         handle = await self.manager.submit(req)
         async for ev in handle.follow(request.after_seq):
-            yield runtime_pb2.ExecuteRunResponse(event=_convert.event_to_pb(ev))
+            # as the log adapter converted it, with a final event's output
+            pb = ev.wire if ev.wire is not None else _convert.event_to_pb(ev)
+            yield runtime_pb2.ExecuteRunResponse(event=pb)
 
     async def CancelRun(
         self, request: runtime_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
@@ -85,6 +89,25 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
             subgraphs=request.subgraphs,
         )
         return runtime_pb2.GetThreadStateResponse(state=_convert.state_to_pb(state))
+
+    async def GetRunOutput(
+        self, request: runtime_pb2.GetRunOutputRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.GetRunOutputResponse:
+        _require(request.tenant_id, "tenant_id")
+        _require(request.thread_id, "thread_id")
+        _require(request.output.graph_id, "output.graph_id")
+        _require(request.output.checkpoint_id, "output.checkpoint_id")
+        found, values = await read_output(
+            self.graphs.get_graph(request.output.graph_id),
+            self.checkpointer,
+            scoped_thread_id(request.tenant_id, request.thread_id),
+            request.output.checkpoint_id,
+            request.output.checkpoint_ns,
+            _convert.interrupts_from_pb(request.interrupts),
+        )
+        if not found:
+            return runtime_pb2.GetRunOutputResponse(found=False)
+        return runtime_pb2.GetRunOutputResponse(found=True, values=to_value(values))
 
     async def GetThreadHistory(
         self, request: runtime_pb2.GetThreadHistoryRequest, context: grpc.aio.ServicerContext

@@ -81,6 +81,16 @@ def test_channels_from_checkpoint_signature() -> None:
     assert _params(achannels_from_checkpoint) == ["specs", "checkpoint", "saver", "config"]
 
 
+def test_output_of_a_checkpoint_reads_as_the_values_stream() -> None:
+    """A run's output is read back from its checkpoint with the channels the ``values``
+    stream reads (``stream_channels_asis``, LangGraph's default output keys)."""
+    from langgraph.pregel import main
+    from langgraph.pregel._io import read_channels
+
+    assert _params(read_channels)[:2] == ["channels", "select"]
+    assert "output_keys = self.stream_channels_asis" in inspect.getsource(main.Pregel._defaults)
+
+
 def test_retry_wrapper_signature() -> None:
     from langgraph.pregel._retry import arun_with_retry, run_with_retry
 

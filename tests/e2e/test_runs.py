@@ -253,3 +253,73 @@ async def test_join_a_finished_run_whose_log_is_gone_returns(mesh: MeshCluster, 
     await nc.close()
     parts = [p async for p in client.runs.join_stream(t["thread_id"], run_id)]
     assert parts == []  # nothing left to replay, and the call does not hang
+
+
+async def _logged_final(infra, prefix: str, run_id: str):  # type: ignore[no-untyped-def]
+    import nats
+
+    from mesh_core.adapters.nats.eventlog import RunEventLog
+    from mesh_core.adapters.nats.subjects import NatsNames
+
+    nc = await nats.connect(infra.nats_url)
+    try:
+        last = await RunEventLog(nc, NatsNames(prefix)).last_event(run_id)
+    finally:
+        await nc.close()
+    assert last is not None
+    return last[1]
+
+
+async def test_a_large_output_is_logged_as_its_checkpoint(mesh: MeshCluster, infra) -> None:  # type: ignore[no-untyped-def]
+    """The log keeps a reference to the checkpoint, not the state; whoever reads the run
+    from the log (WaitForRun, JoinRun) still gets the output the live stream carried."""
+    client = mesh.client()
+    t = await client.threads.create()
+    big = "x" * 6000
+    live = [
+        p
+        async for p in client.runs.stream(
+            t["thread_id"],
+            "steps",
+            input={"step": 0, "log": [big]},
+            config={"configurable": {"steps": 2}},
+        )
+    ]
+    run_id = live[-1].run_id
+    output = live[-1].data
+    assert output["step"] == 2 and output["log"][0] == big
+    state = await client.threads.get_state(t["thread_id"])
+    logged = await _logged_final(infra, mesh.prefix, run_id)
+    assert not logged.HasField("data")
+    assert logged.lifecycle.output.checkpoint_id == state["checkpoint_id"]
+    assert logged.ByteSize() < 1000
+    assert await client.runs.join(t["thread_id"], run_id) == output
+    joined = [p async for p in client.runs.join_stream(t["thread_id"], run_id)]
+    assert joined[-1].data == output
+    assert joined[-1].lifecycle["output"]["checkpoint_id"] == state["checkpoint_id"]
+
+    # a small output stays in the log
+    t2 = await client.threads.create()
+    small = await client.runs.wait_full(
+        t2["thread_id"], "steps", input={"step": 0}, config={"configurable": {"steps": 1}}
+    )
+    logged = await _logged_final(infra, mesh.prefix, small["run"]["run_id"])
+    assert logged.HasField("data")
+
+
+async def test_a_large_interrupted_output_keeps_its_interrupts(mesh: MeshCluster, infra) -> None:  # type: ignore[no-untyped-def]
+    client = mesh.client()
+    t = await client.threads.create()
+    request = "refund " + "y" * 6000
+    live = [
+        p async for p in client.runs.stream(t["thread_id"], "approval", input={"request": request})
+    ]
+    assert live[-1].lifecycle["status"] == "interrupted"
+    output = live[-1].data
+    assert output["request"] == request and output["__interrupt__"][0]["value"] == {
+        "question": f"approve {request}?"
+    }
+    logged = await _logged_final(infra, mesh.prefix, live[-1].run_id)
+    assert not logged.HasField("data") and logged.lifecycle.output.checkpoint_id
+    joined = await client.runs.join(t["thread_id"], live[-1].run_id, raise_error=False)
+    assert joined == output

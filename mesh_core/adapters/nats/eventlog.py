@@ -184,9 +184,11 @@ class RunEventLog:
         expected: int,
         writer: str,
         abort: Callable[[], None] | None = None,
+        data: bytes | None = None,
     ) -> int:
         """Append ``event`` after the message with stream sequence ``expected`` (0: the
-        run's first event); returns the new event's stream sequence.
+        run's first event); returns the new event's stream sequence. ``data``: the bytes
+        to keep for it, when not the whole event (a final event without its output).
 
         Retries through NATS outages (the budget of ``retry``). Raises
         :class:`EventLogConflictError` if another writer appended meanwhile.
@@ -194,7 +196,8 @@ class RunEventLog:
         subject = self.names.run_events(event.run_id)
         msg_id = f"{event.run_id}:{event.seq}:{writer}"
         headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
-        data = event.SerializeToString()
+        if data is None:
+            data = event.SerializeToString()
 
         async def attempt() -> int:
             try:

@@ -222,18 +222,30 @@ class Run(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class Lifecycle(_message.Message):
-    __slots__ = ("kind", "status", "runtime_id", "interrupts", "error")
+    __slots__ = ("kind", "status", "runtime_id", "interrupts", "error", "output")
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ID_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     kind: LifecycleKind
     status: RunStatus
     runtime_id: str
     interrupts: _containers.RepeatedCompositeFieldContainer[Interrupt]
     error: RunError
-    def __init__(self, kind: _Optional[_Union[LifecycleKind, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., runtime_id: _Optional[str] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ...) -> None: ...
+    output: RunOutputRef
+    def __init__(self, kind: _Optional[_Union[LifecycleKind, str]] = ..., status: _Optional[_Union[RunStatus, str]] = ..., runtime_id: _Optional[str] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., output: _Optional[_Union[RunOutputRef, _Mapping]] = ...) -> None: ...
+
+class RunOutputRef(_message.Message):
+    __slots__ = ("graph_id", "checkpoint_id", "checkpoint_ns")
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
+    graph_id: str
+    checkpoint_id: str
+    checkpoint_ns: str
+    def __init__(self, graph_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ..., checkpoint_ns: _Optional[str] = ...) -> None: ...
 
 class RunEvent(_message.Message):
     __slots__ = ("run_id", "seq", "mode", "data", "namespace", "lifecycle", "time")

@@ -48,6 +48,26 @@ class CancelRunResponse(_message.Message):
     found: bool
     def __init__(self, found: _Optional[bool] = ...) -> None: ...
 
+class GetRunOutputRequest(_message.Message):
+    __slots__ = ("tenant_id", "thread_id", "output", "interrupts")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTS_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    thread_id: str
+    output: _types_pb2.RunOutputRef
+    interrupts: _containers.RepeatedCompositeFieldContainer[_types_pb2.Interrupt]
+    def __init__(self, tenant_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., output: _Optional[_Union[_types_pb2.RunOutputRef, _Mapping]] = ..., interrupts: _Optional[_Iterable[_Union[_types_pb2.Interrupt, _Mapping]]] = ...) -> None: ...
+
+class GetRunOutputResponse(_message.Message):
+    __slots__ = ("found", "values")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    values: _struct_pb2.Value
+    def __init__(self, found: _Optional[bool] = ..., values: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+
 class GetThreadStateRequest(_message.Message):
     __slots__ = ("tenant_id", "thread_id", "assistant_id", "checkpoint_id", "subgraphs", "checkpoint_ns")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]

@@ -55,6 +55,11 @@ class RuntimeServiceStub:
                 request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryRequest.SerializeToString,
                 response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryResponse.FromString,
                 _registered_method=True)
+        self.GetRunOutput = channel.unary_unary(
+                '/lgmesh.runtime.v1.RuntimeService/GetRunOutput',
+                request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetRunOutputRequest.SerializeToString,
+                response_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetRunOutputResponse.FromString,
+                _registered_method=True)
         self.UpdateThreadState = channel.unary_unary(
                 '/lgmesh.runtime.v1.RuntimeService/UpdateThreadState',
                 request_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.UpdateThreadStateRequest.SerializeToString,
@@ -122,6 +127,14 @@ class RuntimeServiceServicer:
 
     def GetThreadHistory(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunOutput(self, request, context):
+        """A run's output from the checkpoint its final event names (what the event log leaves
+        out of a large final event).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -199,6 +212,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.GetThreadHistory,
                     request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryRequest.FromString,
                     response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryResponse.SerializeToString,
+            ),
+            'GetRunOutput': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunOutput,
+                    request_deserializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetRunOutputRequest.FromString,
+                    response_serializer=lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetRunOutputResponse.SerializeToString,
             ),
             'UpdateThreadState': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateThreadState,
@@ -350,6 +368,33 @@ class RuntimeService:
             '/lgmesh.runtime.v1.RuntimeService/GetThreadHistory',
             lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryRequest.SerializeToString,
             lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetThreadHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgmesh.runtime.v1.RuntimeService/GetRunOutput',
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetRunOutputRequest.SerializeToString,
+            lgmesh_dot_runtime_dot_v1_dot_runtime__pb2.GetRunOutputResponse.FromString,
             options,
             channel_credentials,
             insecure,
