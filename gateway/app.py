@@ -126,6 +126,10 @@ class Gateway(Service):
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
         codec = s.payload_codec
+
+        def schedule(kind: str) -> Schedule:
+            return Schedule(self.redis, infra.prefix, kind, retry=retry, codec=codec)
+
         records = RecordStore(self.redis, infra.prefix, retry=retry, codec=codec)
         self.nc = await connect_nats(infra.nats_url, s.name, inbox=inbox_prefix("gateway"))
         self._closers.append(self.nc.close)
@@ -158,8 +162,8 @@ class Gateway(Service):
             dispatcher,
             eventlog,
             assistants,
-            Schedule(self.redis, infra.prefix, DELAYED_RUNS, retry=retry, codec=codec),
-            Schedule(self.redis, infra.prefix, WEBHOOKS, retry=retry, codec=codec),
+            schedule(DELAYED_RUNS),
+            schedule(WEBHOOKS),
             webhook_allow_hosts=s.webhook_allow_hosts,
             limits=s.limits,
         )
@@ -169,7 +173,7 @@ class Gateway(Service):
                 records,
                 runtime,
                 runs,
-                Schedule(self.redis, infra.prefix, THREAD_TTL, retry=retry, codec=codec),
+                schedule(THREAD_TTL),
                 default_ttl=s.thread_ttl,
             ),
             runs,

@@ -371,27 +371,19 @@ class Runtime(Service):
             active=lambda: self._not_accepting() is None,
         )
         self.sweeper.start()
+
+        def schedule(kind: str) -> Schedule:
+            return Schedule(
+                self.redis, infra.prefix, kind, retry=self.records.retry, codec=s.payload_codec
+            )
+
         self.scheduler = Scheduler(
             self.manager,
             self.records,
-            Schedule(
-                self.redis,
-                infra.prefix,
-                DELAYED_RUNS,
-                retry=self.records.retry,
-                codec=s.payload_codec,
-            ),
-            Schedule(
-                self.redis, infra.prefix, WEBHOOKS, retry=self.records.retry, codec=s.payload_codec
-            ),
+            schedule(DELAYED_RUNS),
+            schedule(WEBHOOKS),
             self.eventlog,
-            Schedule(
-                self.redis,
-                infra.prefix,
-                THREAD_TTL,
-                retry=self.records.retry,
-                codec=s.payload_codec,
-            ),
+            schedule(THREAD_TTL),
             allow_hosts=s.webhook_allow_hosts,
             visibility=s.schedule_visibility,
             active=lambda: self._not_accepting() is None,

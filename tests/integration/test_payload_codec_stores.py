@@ -8,14 +8,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 import pytest
 import redis.asyncio as aredis
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import Checkpoint
-from langgraph.checkpoint.base.id import uuid6
 from lgmesh.api.v1 import types_pb2
 
 from mesh_core.adapters.nats.eventlog import RunEventLog, connect_nats
@@ -25,6 +22,7 @@ from mesh_core.adapters.redis.records import RecordStore, RunRecord
 from mesh_core.adapters.redis.schedule import Schedule
 from mesh_core.localservers import LocalServers
 from mesh_core.security import PayloadCodec, SealedDataError, is_sealed
+from tests.integration.test_checkpointer import _checkpoint
 
 pytestmark = pytest.mark.integration
 
@@ -60,18 +58,6 @@ async def _everything(redis: aredis.Redis, prefix: str) -> list[bytes]:
 
 
 # -- checkpointer ---------------------------------------------------------------------------
-def _checkpoint(values: dict[str, Any]) -> Checkpoint:
-    return Checkpoint(
-        v=1,
-        id=str(uuid6(clock_seq=-1)),
-        ts="2026-01-01T00:00:00+00:00",
-        channel_values=values,
-        channel_versions=dict.fromkeys(values, 1),
-        versions_seen={},
-        updated_channels=None,
-    )
-
-
 def _cfg(tid: str) -> RunnableConfig:
     return {"configurable": {"thread_id": tid, "checkpoint_ns": ""}}
 
