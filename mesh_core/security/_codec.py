@@ -1,12 +1,12 @@
 """An optional payload codec: checkpoint blobs and run events encrypted at rest.
 
 Redis and NATS store what the mesh gives them. With a codec configured
-(``--payload-keys``, a file mounted from a Kubernetes Secret), every service seals
-checkpoint blobs, pending writes, run events, remote task messages and the user data of
-run records with AES-256-GCM before they leave the process, so a dump of Redis or of a
-JetStream stream shows no state (``deploy/README.md`` lists what stays plain). The data's own location (thread or run
-id) is bound in as associated data: a sealed value copied to another thread or run
-does not open there.
+(``--payload-keys``, a file mounted from a Kubernetes Secret), gateways and runtimes seal
+checkpoint blobs, pending writes, run events, remote task messages, scheduled jobs and
+the user data of run records with AES-256-GCM before they leave the process, so a dump
+of Redis or of a JetStream stream shows no state (``deploy/README.md`` lists what stays
+plain). The data's own location (thread or run id, field) is bound in as associated
+data: a sealed value copied to another thread or run does not open there.
 
 Wire form: ``0xC1 'E' <key id: 4 bytes> <nonce: 12 bytes> <ciphertext + tag>``. 0xC1 is
 never the first byte of msgpack or of UTF-8 JSON, so values written before the codec
