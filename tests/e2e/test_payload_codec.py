@@ -156,6 +156,17 @@ async def test_runs_work_and_no_marker_reaches_redis_or_nats(mesh: MeshCluster) 
         out = await c.runs.wait(ft, "fan", input={"n": 4}, config=cfg)
         assert out["total"] == 0 + 1 + 4 + 9
 
+        # an interrupt (pending writes, the run record's interrupts) and its resume
+        at = (await c.threads.create())["thread_id"]
+        asked = [p async for p in c.runs.stream(at, "approval", input={"request": marker})]
+        end = asked[-1].lifecycle
+        assert end["status"] == "interrupted"
+        assert end["interrupts"][0]["value"] == {"question": f"approve {marker}?"}
+        state = await c.threads.get_state(at)
+        assert state["interrupts"][0]["value"] == {"question": f"approve {marker}?"}
+        done = await c.runs.wait(at, "approval", command={"resume": True})
+        assert done["result"] == "done" and done["request"] == marker
+
         # a delayed run: its request waits in the schedule
         delayed = await c.runs.create(t, "steps", input={"log": [marker + "d"]}, after_seconds=0.3)
         final = await c.runs.join(t, delayed["run_id"])
