@@ -3,7 +3,8 @@ hold the key ring ``[new, old]``.
 
 * Runs work as without it (values, history, update_state, streams, Send tasks on the
   worker queue, a delayed run, joining from the log after the run ended), and a marker
-  put in run input, config, metadata and state never shows in any Redis value or any
+  put in run input, config, metadata and state never shows in any Redis value, etcd key
+  or value, or any
   NATS message (read with the admin credentials, every message published while the
   runs went).
 * Data sealed with the old key of the ring, and data written before the codec was on,
@@ -26,8 +27,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from mesh_client.errors import MeshAPIError, RunFailedError
+from mesh_core.adapters.etcd.keys import EtcdKeys
+from mesh_core.adapters.etcd.session import new_etcd_client
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
+from mesh_core.config import InfraSettings
 from mesh_core.localservers import LocalServers
 from mesh_core.security import PayloadCodec, is_sealed
 from tests.e2e.cluster import MeshCluster
@@ -89,6 +93,21 @@ async def _redis_values(url: str) -> list[bytes]:
     finally:
         await r.aclose()
     return out
+
+
+async def _etcd_values(mesh: MeshCluster) -> list[bytes]:
+    """Every key and value under the mesh's etcd root, read as the admin (taken while
+    the runtime still holds thread leases: etcd has ids and addresses, no payloads)."""
+    infra = mesh.infra
+    client = new_etcd_client(
+        InfraSettings(infra.etcd_url, infra.nats_url, infra.redis_url, prefix=mesh.prefix)
+    )
+    await client.connect()
+    try:
+        found = await client.get_prefix(EtcdKeys(mesh.prefix).root.encode())
+        return [x for kv in found for x in (kv.key, kv.value)]
+    finally:
+        await client.close()
 
 
 class _Wiretap:
@@ -171,9 +190,11 @@ async def test_runs_work_and_no_marker_reaches_redis_or_nats(mesh: MeshCluster) 
         delayed = await c.runs.create(t, "steps", input={"log": [marker + "d"]}, after_seconds=0.3)
         final = await c.runs.join(t, delayed["run_id"])
         assert marker + "d" in final["log"]
+        in_etcd = await _etcd_values(mesh)
 
     stored = await _redis_values(mesh.infra.redis_url)
     assert not [v for v in stored if marker.encode() in v], "marker stored in Redis"
+    assert in_etcd and not [v for v in in_etcd if marker.encode() in v], "marker in etcd"
     seen = [(s, d) for s, d in tap.messages if marker.encode() in d]
     assert not seen, f"marker in NATS messages on {sorted({s for s, _ in seen})}"
     # and what was looked at is the real thing: the run's events and the tasks, sealed
