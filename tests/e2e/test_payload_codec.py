@@ -1,12 +1,11 @@
 """The payload codec end to end (``--payload-keys``): a mesh whose gateway and runtime
 hold the key ring ``[new, old]``.
 
-* Runs work as without it (values, history, update_state, streams, Send tasks on the
-  worker queue, a delayed run, joining from the log after the run ended), and a marker
-  put in run input, config, metadata and state never shows in any Redis value, etcd key
-  or value, or any
-  NATS message (read with the admin credentials, every message published while the
-  runs went).
+* Runs work as without it (values, history, update_state, streams, an interrupt and
+  its resume, Send tasks on the worker queue, a delayed run, joining from the log after
+  the run ended), and a marker put in run input, config, metadata and state never shows
+  in any Redis value, etcd key or value, or NATS message (read with the admin
+  credentials; every message published while the runs went).
 * Data sealed with the old key of the ring, and data written before the codec was on,
   read and go on; data sealed with a key not in the ring gives DATA_LOSS with a reason
   (no key material), a run on it ends as an error and the thread is not wedged.
