@@ -193,7 +193,8 @@ class _Etcd:
 
     def call(
         self, path: str, body: Mapping[str, Any], *, exists_ok: bool = False
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """The JSON answer; None when ``exists_ok`` and it already existed."""
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = self.token
@@ -205,7 +206,7 @@ class _Etcd:
         except urllib.error.HTTPError as exc:
             text = exc.read().decode(errors="replace")
             if exists_ok and "already" in text:
-                return {}
+                return None
             raise RuntimeError(
                 f"etcd {path}: {json.loads(text or '{}').get('message', text)}"
             ) from None
@@ -219,16 +220,18 @@ def apply_etcd(url: str, plan: Mapping[str, Any], say: Callable[[str], None] = p
     admin = plan["admin"]
     with contextlib.suppress(RuntimeError):  # auth already on: act as the admin
         auth = {"name": admin["username"], "password": admin["password"]}
-        etcd.token = str(etcd.call("auth/authenticate", auth)["token"])
+        etcd.token = str((etcd.call("auth/authenticate", auth) or {})["token"])
     enabled = bool(etcd.token)
     users = [admin, *plan["users"]] if not enabled else list(plan["users"])
     for user in users:
         name, password = user["username"], user["password"]
-        etcd.call("auth/user/add", {"name": name, "password": password}, exists_ok=True)
-        etcd.call("auth/user/changepw", {"name": name, "password": password})
+        login = {"name": name, "password": password}
+        if etcd.call("auth/user/add", login, exists_ok=True) is None:
+            etcd.call("auth/user/changepw", login)  # it existed: keep the plan's password
         role = {"name": "root"} if user is admin else user.get("role")
         if role is None:
-            continue  # a tier that does not use etcd: a user with no role reads nothing
+            say(f"etcd: user {name} (no role: reads nothing)")
+            continue  # a tier that does not use etcd
         etcd.call("auth/role/add", {"name": role["name"]}, exists_ok=True)
         if user is not admin:
             perm = {
@@ -238,7 +241,7 @@ def apply_etcd(url: str, plan: Mapping[str, Any], say: Callable[[str], None] = p
             }
             etcd.call("auth/role/grant", {"name": role["name"], "perm": perm})
         etcd.call("auth/user/grant", {"user": name, "role": role["name"]})
-        say(f"etcd: user {name}" + (f" with role {role['name']}" if role else ""))
+        say(f"etcd: user {name} with role {role['name']}")
     if not enabled:
         etcd.call("auth/enable", {})
         say("etcd: auth enabled")
