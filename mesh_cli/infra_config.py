@@ -268,12 +268,14 @@ def add_parser(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
         default=None,
         help="instead of rendering: create the users of this etcd-users.json in --etcd-url",
     )
-    for backend, var in BACKENDS.items():
+    for backend in BACKENDS:
+        where = " (and where --apply-etcd applies them)" if backend == "etcd" else ""
         f.add(
             f"--{backend}-url",
-            env=var,
+            # Not LGMESH_<BACKEND>_URL: a developer's local URL must not leak into Secrets.
+            env=f"LGMESH_INFRA_{backend.upper()}_URL",
             default=DEFAULT_URLS[backend],
-            help=f"{backend} address the tiers' URLs name (any user in it is replaced)",
+            help=f"{backend} address the tiers' URLs name, any user in it replaced{where}",
         )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mesh_cli import infra_config
 from mesh_core.config import DEFAULT_PREFIX
@@ -449,3 +450,31 @@ def test_readme_explains_the_security_setup() -> None:
         *(f"lgmesh-tls-{t}" for t in CERT_TIERS),
     ):
         assert needle in text, needle
+
+
+def test_lgmesh_infra_config_writes_private_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mesh_cli import main
+
+    for key, value in PASSWORDS.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "secrets"
+    assert main(["infra-config", "--out", str(out)]) == 0
+    assert "secrets.yaml" in capsys.readouterr().out
+    files, secrets = _generated()
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    assert out.stat().st_mode & 0o777 == 0o700
+    for path in out.iterdir():
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o644 if path.name == "tenant-token.pub" else 0o600), path.name
+        if not path.name.startswith(("tenant-token", "secrets")):
+            assert path.read_text() == files[path.name], path.name
+    written = list(yaml.safe_load_all((out / "secrets.yaml").read_text()))
+    token_secrets = {"lgmesh-tenant-token-private", "lgmesh-tenant-token-public"}
+    assert [s for s in written if s["metadata"]["name"] not in token_secrets] == [
+        s for s in secrets if s["metadata"]["name"] not in token_secrets
+    ]
+    # Neither or both of --out / --apply-etcd: one line, exit 2.
+    assert main(["infra-config"]) == 2
+    assert "either --out DIR" in capsys.readouterr().err
