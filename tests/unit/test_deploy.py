@@ -228,8 +228,12 @@ def _mutations() -> dict[str, tuple[Callable[[list[Obj]], None], str]]:
 
 @pytest.mark.parametrize("case", sorted(_mutations()))
 def test_validation_rejects_broken_manifests(case: str) -> None:
+    assert_rejected(*_mutations()[case])
+
+
+def assert_rejected(mutate: Callable[[list[Obj]], None], expected: str) -> None:
+    """After ``mutate`` on the prod overlay, validation reports ``expected``."""
     objs = _render("prod")
-    mutate, expected = _mutations()[case]
     mutate(objs)
     # The untouched objects are proven valid by test_overlay_renders_and_validates_offline.
     changed = [o for o in objs if o not in _rendered("prod")]

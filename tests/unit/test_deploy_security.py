@@ -40,6 +40,7 @@ from tests.unit.test_deploy import (
     _generated,
     _one,
     _render,
+    assert_rejected,
     generated_secret,
     kl,
     vm,
@@ -407,15 +408,7 @@ def _security_mutations() -> dict[str, tuple[Any, str]]:
 
 @pytest.mark.parametrize("case", sorted(_security_mutations()))
 def test_validation_rejects_broken_security_objects(case: str) -> None:
-    objs = _render("prod")
-    mutate, expected = _security_mutations()[case]
-    mutate(objs)
-    pristine = _render("prod")
-    changed = [o for o in objs if o not in pristine]
-    errors = vm.validate_objects(changed) + vm.check_consistency(
-        objs, external_secrets=vm.EXTERNAL_SECRETS
-    )
-    assert any(expected in e for e in errors), errors
+    assert_rejected(*_security_mutations()[case])
 
 
 def test_optional_public_tls_patch_renders_and_validates(tmp_path: Path) -> None:
