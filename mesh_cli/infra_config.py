@@ -25,6 +25,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import secrets
 import urllib.error
 import urllib.request
@@ -100,7 +101,15 @@ def backends_of(tier: str, prefix: str) -> list[str]:
 
 
 def _password(env: Mapping[str, str], tier: str) -> str:
-    return env.get(password_env(tier)) or secrets.token_urlsafe(24)
+    given = env.get(password_env(tier))
+    if not given:
+        return secrets.token_urlsafe(24)
+    # It goes unescaped into an ACL line, a quoted NATS string and URLs.
+    if len(given) < 16 or not re.fullmatch(r"[A-Za-z0-9._~-]+", given):
+        raise ValueError(
+            f"{password_env(tier)}: use at least 16 of the characters A-Z a-z 0-9 . _ ~ -"
+        )
+    return given
 
 
 def render(

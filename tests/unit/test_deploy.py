@@ -69,7 +69,7 @@ def _rendered(overlay: str) -> tuple[Obj, ...]:
 
 #: Fixed passwords for the rendered infra config (the command's env contract).
 PASSWORDS = {
-    infra_config.password_env(t): f"pw-{t}"
+    infra_config.password_env(t): f"pw-{t}-0123456789abcdef"
     for t in ("admin", "runtime", "worker", "gateway", "tools", "llm")
 }
 

@@ -471,3 +471,10 @@ def test_lgmesh_infra_config_writes_private_files(
     # Neither or both of --out / --apply-etcd: one line, exit 2.
     assert main(["infra-config"]) == 2
     assert "either --out DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("password", ["short-1", 'has "quotes" and spaces 0123456789'])
+def test_a_password_that_would_break_the_server_configs_is_refused(password: str) -> None:
+    env = {**PASSWORDS, "LGMESH_INFRA_PASSWORD_WORKER": password}
+    with pytest.raises(ValueError, match="LGMESH_INFRA_PASSWORD_WORKER: use at least 16"):
+        infra_config.render(DEFAULT_PREFIX, infra_config.DEFAULT_URLS, env)
