@@ -6,6 +6,7 @@
     lgmesh llm-gateway      the LLM gateway
     lgmesh tools            the tool service
     lgmesh servers          only etcd, nats-server and valkey, printing their URLs
+    lgmesh infra-config     render the backends' users and Secrets for deploy/
     lgmesh demo             run the demo against a running mesh
 
 Flags win over ``LGMESH_*`` environment variables, which win over defaults; this
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mesh_cli import infra_config
 from mesh_cli._flags import ENV_NOTE, Flags
 from mesh_core.config import ConfigError, InfraSettings
 from mesh_core.lifecycle import LifecycleSettings
@@ -625,6 +627,13 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "exit) and print export lines for the LGMESH_* variables; Ctrl-C stops them.",
     )
 
+    ic = cmd(
+        "infra-config",
+        "render the Redis ACL, NATS and etcd users (and their Secrets) for deploy/",
+        infra_config.DESCRIPTION,
+    )
+    infra_config.add_parser(ic, env)
+
     dm = cmd(
         "demo",
         "run the demo against a running mesh",
@@ -647,6 +656,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], Runner]] 
     "llm-gateway": _llm_gateway,
     "tools": _tools,
     "servers": _servers,
+    "infra-config": infra_config.run,
     "dev": _dev,
     "demo": _demo,
 }

@@ -12,7 +12,16 @@ import pytest
 
 from mesh_cli import build_parser, main
 
-SUBCOMMANDS = ("dev", "gateway", "runtime", "llm-gateway", "tools", "servers", "demo")
+SUBCOMMANDS = (
+    "dev",
+    "gateway",
+    "runtime",
+    "llm-gateway",
+    "tools",
+    "servers",
+    "infra-config",
+    "demo",
+)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
