@@ -29,6 +29,7 @@ from mesh_core.lifecycle import LifecycleSettings
 from mesh_core.limits import load_limits
 from mesh_core.logs import LOG_FORMATS, setup_logging
 from mesh_core.retry import DEFAULT_RETRY_BUDGET
+from mesh_core.security._codec import load_payload_codec
 from mesh_core.webhooks import parse_allow_hosts
 
 __all__ = ["build_parser", "main"]
@@ -140,6 +141,18 @@ def _event_log_flags(f: Flags) -> None:
     )
 
 
+def _payload_keys_flag(f: Flags) -> None:
+    f.add(
+        "--payload-keys",
+        env="LGMESH_PAYLOAD_KEYS",
+        default="",
+        default_text="none (payloads stored as they are)",
+        help="file of payload keys (one base64 32-byte key a line, newest first: it seals, "
+        "all open), mounted from a Secret; seals checkpoints, run events, task messages and "
+        "run records' user data; every gateway and runtime needs the same keys",
+    )
+
+
 def _keep(value: str) -> int | None:
     if value.strip().lower() == "all":
         return None
@@ -193,6 +206,7 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
         limits=load_limits(ns.tenant_limits),
+        payload_codec=load_payload_codec(ns.payload_keys),
     )
     lifecycle = _lifecycle(ns, "gateway", env)
     _tracing("gateway")
@@ -240,6 +254,7 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
         limits=load_limits(ns.tenant_limits),
+        payload_codec=load_payload_codec(ns.payload_keys),
         **kwargs,
     )
     lifecycle = _lifecycle(ns, settings.runtime_id, env)
@@ -409,6 +424,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
     _event_log_flags(f)
+    _payload_keys_flag(f)
 
     r = cmd(
         "runtime",
@@ -545,6 +561,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="a thread's checkpoints expire this long after its last write (none: never)",
     )
     _event_log_flags(f)
+    _payload_keys_flag(f)
     f.add(
         "--llm-gateway",
         env="LGMESH_LLM_GATEWAY_ADDR",
