@@ -431,6 +431,26 @@ def test_optional_public_tls_patch_renders_and_validates(tmp_path: Path) -> None
     assert env["LGMESH_PUBLIC_TLS_KEY"] == f"{path}/tls.key"
 
 
+def test_optional_payload_keys_patch_renders_and_validates(tmp_path: Path) -> None:
+    shutil.copytree(DEPLOY / "k8s", tmp_path / "k8s")
+    kfile = tmp_path / "k8s" / "overlays" / "prod" / "kustomization.yaml"
+    text = kfile.read_text()
+    start = text.index('  # - target: {kind: Deployment, name: "gateway|runtime-owner')
+    end = text.index("  # Optional TLS on the public port")
+    block = re.sub(r"^  # ", "  ", text[start:end], flags=re.M)
+    kfile.write_text(text[:start] + block + text[end:])
+    objs = kl.render(kfile.parent)
+    external = [*vm.EXTERNAL_SECRETS, "lgmesh-payload-keys"]
+    assert vm.check_consistency(objs, external_secrets=external) == []
+    for name in ("gateway", "runtime-owner", "runtime-worker"):
+        dep = _one(objs, "Deployment", name)
+        assert vm.validate_objects([dep]) == []
+        path = _secret_volumes(dep)["lgmesh-payload-keys"][1]
+        assert _env(_container(dep))["LGMESH_PAYLOAD_KEYS"] == f"{path}/payload-keys"
+    for name in ("llm-gateway", "tools"):
+        assert "LGMESH_PAYLOAD_KEYS" not in _env(_container(_one(objs, "Deployment", name)))
+
+
 def test_readme_explains_the_security_setup() -> None:
     text = (DEPLOY / "README.md").read_text()
     for needle in (
