@@ -34,7 +34,9 @@ from lgmesh.tools.v1 import tools_pb2 as pb
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
 from pydantic import PrivateAttr
 
+from mesh_client._llm_common import METADATA_KEY_TENANT, run_token_metadata
 from mesh_client._status import status_details
+from mesh_core.security import internal_security
 from mesh_core.telemetry import trace_metadata
 
 __all__ = [
@@ -141,7 +143,9 @@ class _Connection:
     def stub(self) -> pb_grpc.ToolServiceStub:
         with self._lock:
             if self._sync is None:
-                self._sync_channel = grpc.insecure_channel(self.target, options=self.options)
+                self._sync_channel = internal_security().sync_channel(
+                    self.target, "tools", options=self.options
+                )
                 self._sync = pb_grpc.ToolServiceStub(self._sync_channel)
             return self._sync
 
@@ -149,7 +153,7 @@ class _Connection:
         loop = asyncio.get_running_loop()
         entry = self._aio.get(loop)
         if entry is None:
-            channel = grpc.aio.insecure_channel(self.target, options=self.options)
+            channel = internal_security().channel(self.target, "tools", options=self.options)
             entry = (channel, pb_grpc.ToolServiceStub(channel))
             self._aio[loop] = entry
         return entry[1]
@@ -211,15 +215,22 @@ class RemoteTool(BaseTool):
         _, arguments = super()._to_args_and_kwargs(tool_input, tool_call_id)
         return (), {"arguments": arguments, "tool_call_id": tool_call_id}
 
-    def _request(self, arguments: dict[str, Any], tool_call_id: str | None) -> pb.InvokeToolRequest:
+    def _request(
+        self, arguments: dict[str, Any], tool_call_id: str | None, config: RunnableConfig
+    ) -> pb.InvokeToolRequest:
         key = idempotency_key_for(tool_call_id) if self.derive_idempotency_keys else ""
+        # inside a mesh run: the run's tenant (its tenant token, sent along, names it)
+        tenant = (config.get("metadata") or {}).get(METADATA_KEY_TENANT) or self.tenant_id
         return pb.InvokeToolRequest(
-            tenant_id=self.tenant_id,
+            tenant_id=str(tenant),
             name=self.name,
             arguments_json=json.dumps(arguments),
             idempotency_key=key,
             tool_call_id=tool_call_id or "",
         )
+
+    def _metadata(self, config: RunnableConfig) -> tuple[tuple[str, str], ...]:
+        return (*self._conn.metadata, *run_token_metadata(config), *trace_metadata())
 
     def _result(self, resp: pb.InvokeToolResponse) -> tuple[Any, Any]:
         content = json.loads(resp.content_json) if resp.content_json else ""
@@ -235,10 +246,10 @@ class RemoteTool(BaseTool):
         config: RunnableConfig,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[Any, Any]:
-        req = self._request(arguments, tool_call_id)
+        req = self._request(arguments, tool_call_id, config)
         try:
             resp = self._conn.stub().InvokeTool(
-                req, timeout=self.call_timeout, metadata=(*self._conn.metadata, *trace_metadata())
+                req, timeout=self.call_timeout, metadata=self._metadata(config)
             )
         except grpc.RpcError as err:
             raise _translate(self.name, err) from None
@@ -251,10 +262,10 @@ class RemoteTool(BaseTool):
         config: RunnableConfig,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[Any, Any]:
-        req = self._request(arguments, tool_call_id)
+        req = self._request(arguments, tool_call_id, config)
         try:
             resp = await self._conn.astub().InvokeTool(
-                req, timeout=self.call_timeout, metadata=(*self._conn.metadata, *trace_metadata())
+                req, timeout=self.call_timeout, metadata=self._metadata(config)
             )
         except grpc.RpcError as err:
             raise _translate(self.name, err) from None

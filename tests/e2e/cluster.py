@@ -8,11 +8,14 @@ from pathlib import Path
 from mesh_cli.launcher import ServiceProcess, free_port
 from mesh_client import MeshClient
 from mesh_core.localservers import LocalServers
+from mesh_core.security import issue_dev_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 LIMITS = str(Path(__file__).with_name("limits.yaml"))
 QUOTA_TENANTS = ("q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
+#: a backend user's tier -> the tier of its certificate
+_CERT_TIER = {"llm": "llm-gateway"}
 API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in QUOTA_TENANTS)])
 
 
@@ -28,8 +31,12 @@ class MeshCluster:
         extra_env: dict[str, str] | None = None,
         echo: bool = False,
         metrics: bool = False,
+        tls: bool = True,
     ) -> None:
+        """``tls``: every internal hop over mutual TLS with tenant tokens (a throwaway
+        PKI in ``tmp/pki``), as deployed; False only for a plaintext baseline (bench)."""
         self.infra = infra
+        self.pki = issue_dev_pki(tmp / "pki") if tls else None
         self.prefix = prefix
         self.tmp = tmp
         self.graphs = graphs
@@ -52,8 +59,10 @@ class MeshCluster:
         self._echo = print if echo or os.environ.get("LGMESH_TEST_ECHO") else None
 
     def env_for(self, tier: str) -> dict[str, str]:
-        """The environment of a ``tier`` process: the cluster's, with that tier's URLs."""
-        return {**self.env, **self.infra.env(tier, self.prefix)}
+        """The environment of a ``tier`` process: the cluster's, with that tier's URLs
+        and certificate (``llm``: the LLM gateway)."""
+        tls = self.pki.env(_CERT_TIER.get(tier, tier)) if self.pki is not None else {}
+        return {**self.env, **self.infra.env(tier, self.prefix), **tls}
 
     def _metrics_args(self, name: str) -> list[str]:
         if not self.metrics:
