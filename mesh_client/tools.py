@@ -36,7 +36,7 @@ from pydantic import PrivateAttr
 
 from mesh_client._llm_common import METADATA_KEY_TENANT, run_token_metadata
 from mesh_client._status import status_details
-from mesh_core.security import internal_security
+from mesh_core.security import InternalSecurity, internal_security
 from mesh_core.telemetry import trace_metadata
 
 __all__ = [
@@ -129,8 +129,14 @@ def _target(address: str | Sequence[str]) -> str:
 class _Connection:
     """One sync channel, and one aio channel per event loop, to the same target."""
 
-    def __init__(self, target: str, metadata: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        target: str,
+        metadata: Sequence[tuple[str, str]],
+        security: InternalSecurity | None = None,
+    ) -> None:
         self.target = target
+        self.security = security or internal_security()
         self.metadata = tuple(metadata)
         self.options = [("grpc.service_config", _SERVICE_CONFIG)]
         self._lock = threading.Lock()
@@ -143,7 +149,7 @@ class _Connection:
     def stub(self) -> pb_grpc.ToolServiceStub:
         with self._lock:
             if self._sync is None:
-                self._sync_channel = internal_security().sync_channel(
+                self._sync_channel = self.security.sync_channel(
                     self.target, "tools", options=self.options
                 )
                 self._sync = pb_grpc.ToolServiceStub(self._sync_channel)
@@ -153,7 +159,7 @@ class _Connection:
         loop = asyncio.get_running_loop()
         entry = self._aio.get(loop)
         if entry is None:
-            channel = internal_security().channel(self.target, "tools", options=self.options)
+            channel = self.security.channel(self.target, "tools", options=self.options)
             entry = (channel, pb_grpc.ToolServiceStub(channel))
             self._aio[loop] = entry
         return entry[1]
@@ -301,6 +307,7 @@ def remote_tools(
     timeout: float | None = DEFAULT_CALL_TIMEOUT,
     metadata: Sequence[tuple[str, str]] = (),
     idempotency: bool = True,
+    security: InternalSecurity | None = None,
 ) -> list[BaseTool]:
     """The tools of the tool_svc at ``address`` as LangChain tools.
 
@@ -313,8 +320,10 @@ def remote_tools(
             per-tool timeout also applies.
         metadata: gRPC metadata sent with every call (e.g. auth headers).
         idempotency: derive idempotency keys inside LangGraph tasks (on by default).
+        security: mutual TLS to the tool service (default: the process's, which
+            ``lgmesh runtime`` sets from its --tls-* flags; plaintext elsewhere).
     """
-    conn = _Connection(_target(address), metadata)
+    conn = _Connection(_target(address), metadata, security)
     try:
         resp = conn.stub().ListTools(
             pb.ListToolsRequest(tenant_id=tenant_id, names=list(names or ())),
@@ -335,9 +344,10 @@ async def aremote_tools(
     timeout: float | None = DEFAULT_CALL_TIMEOUT,
     metadata: Sequence[tuple[str, str]] = (),
     idempotency: bool = True,
+    security: InternalSecurity | None = None,
 ) -> list[BaseTool]:
     """:func:`remote_tools` for async code (lists the tools without blocking the loop)."""
-    conn = _Connection(_target(address), metadata)
+    conn = _Connection(_target(address), metadata, security)
     try:
         resp = await conn.astub().ListTools(
             pb.ListToolsRequest(tenant_id=tenant_id, names=list(names or ())),

@@ -8,7 +8,14 @@ from pathlib import Path
 from mesh_cli.launcher import ServiceProcess, free_port
 from mesh_client import MeshClient
 from mesh_core.localservers import LocalServers
-from mesh_core.security import issue_dev_pki
+from mesh_core.security import (
+    PLAINTEXT,
+    TENANT_TOKEN_HEADER,
+    InternalSecurity,
+    TenantTokenIssuer,
+    TlsIdentity,
+    issue_dev_pki,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
@@ -63,6 +70,19 @@ class MeshCluster:
         and certificate (``llm``: the LLM gateway)."""
         tls = self.pki.env(_CERT_TIER.get(tier, tier)) if self.pki is not None else {}
         return {**self.env, **self.infra.env(tier, self.prefix), **tls}
+
+    def security(self, tier: str) -> InternalSecurity:
+        """Mutual TLS as a ``tier`` service of this cluster (plaintext without TLS)."""
+        if self.pki is None:
+            return PLAINTEXT
+        return InternalSecurity(TlsIdentity.from_pki(self.pki, tier))
+
+    def tenant_metadata(self, tenant: str) -> tuple[tuple[str, str], ...]:
+        """A tenant token for ``tenant``, as a gateway would sign it (none without TLS)."""
+        if self.pki is None:
+            return ()
+        token = TenantTokenIssuer.from_file(self.pki.token_private).issue(tenant, ttl=600)
+        return ((TENANT_TOKEN_HEADER, token),)
 
     def _metrics_args(self, name: str) -> list[str]:
         if not self.metrics:

@@ -60,3 +60,31 @@ async def test_agent_tokens_arrive_through_the_public_api(agent_mesh: MeshCluste
     kinds = [m["type"] for m in state["values"]["messages"]]
     assert kinds == ["human", "ai", "tool", "ai"]
     assert state["values"]["messages"][-1]["usage_metadata"]["total_tokens"] > 0
+
+
+async def test_runs_away_from_their_call_still_prove_their_tenant(agent_mesh: MeshCluster) -> None:
+    """Over mutual TLS every LLM and tool call carries the run's tenant token: a delayed
+    run fired later by a runtime's scheduler (no gateway call behind it) and Send tasks
+    run by workers (their config came over NATS) are served, not refused."""
+    client = agent_mesh.client()
+    t = await client.threads.create()
+    delayed = await client.runs.create(
+        t["thread_id"],
+        "agent",
+        input={"messages": [{"type": "human", "content": "NATS JetStream"}]},
+        after_seconds=1,
+    )
+    await client.runs.join(t["thread_id"], delayed["run_id"])
+    done = await client.runs.get(t["thread_id"], delayed["run_id"])
+    assert done["status"] == "success", agent_mesh.logs()
+
+    t2 = await client.threads.create()
+    parts = [
+        p
+        async for p in client.runs.stream(
+            t2["thread_id"], "demo", input={"question": "mesh"}, stream_mode=["custom"]
+        )
+    ]
+    assert parts[-1].lifecycle["status"] == "success", agent_mesh.logs()
+    researched = [p.data for p in parts if p.event == "custom" and p.data["node"] == "researcher"]
+    assert len(researched) >= 2  # Send tasks on workers, each calling the model and a tool
