@@ -159,11 +159,11 @@ class MeshCluster:
         self.runtimes.append(proc)
         return proc
 
-    def add_gateway(self) -> ServiceProcess:
+    def add_gateway(self, extra: list[str] | None = None) -> ServiceProcess:
         n = len(self.gateways) + 1
         proc = ServiceProcess(
             f"gateway-{n}",
-            ["gateway", "--port", "0", *self._metrics_args(f"gateway-{n}")],
+            ["gateway", "--port", "0", *self._metrics_args(f"gateway-{n}"), *(extra or [])],
             self.env_for("gateway"),
             log_file=self.tmp / f"gateway-{n}.log",
             echo=self._echo,

@@ -35,6 +35,8 @@ from lgmesh.tools.v1 import tools_pb2
 from llm_gateway_svc.servicer import CALLERS as LLM_CALLERS
 from llm_gateway_svc.servicer import TENANT_SCOPED as LLM_SCOPED
 from mesh_cli.launcher import ServiceProcess
+from mesh_client import MeshClient
+from mesh_client.errors import AuthenticationError, UnavailableError
 from mesh_core.localservers import LocalServers
 from mesh_core.security import (
     TENANT_HEADER,
@@ -271,3 +273,25 @@ def test_a_plaintext_service_warns_once(infra: LocalServers, tmp_path: Path) -> 
     finally:
         proc.stop()
     assert out.count("internal hops are UNAUTHENTICATED") == 1, out
+
+
+async def test_public_tls_on_the_gateway(secured: MeshCluster) -> None:
+    """--public-tls-cert/--public-tls-key: clients connect with TLS (a CA file, an
+    https:// URL), API keys unchanged; a plaintext client gets no answer."""
+    assert secured.pki is not None
+    pki = secured.pki
+    gw = secured.add_gateway(
+        ["--public-tls-cert", str(pki.cert("gateway")), "--public-tls-key", str(pki.key("gateway"))]
+    )
+    for url in (gw.address, f"https://{gw.address}"):
+        async with MeshClient(url, "acme-key", ca_file=str(pki.ca)) as client:
+            out = await client.runs.wait(
+                None, "steps", input={"step": 0}, config={"configurable": {"steps": 1}}
+            )
+            assert out["step"] == 1
+        async with MeshClient(url, "wrong-key", ca_file=str(pki.ca)) as client:
+            with pytest.raises(AuthenticationError):
+                await client.threads.create()
+    async with MeshClient(gw.address, "acme-key") as plain:
+        with pytest.raises(UnavailableError):
+            await plain.threads.create()
