@@ -145,6 +145,7 @@ def run_dev(ns: argparse.Namespace) -> int:
     try:
         gateway = mesh.start()
         _banner(gateway.address)
+        _internal_banner(mesh)
         if ns.demo or ns.demo_only:
             from mesh_demo.run import main as demo_main
 
@@ -208,6 +209,25 @@ def _banner(gateway: str) -> None:
                 f"    {grpcurl} -plaintext -H '{key}' -d '{{}}' {gateway} "
                 "lgmesh.api.v1.AssistantService/ListAssistants",
                 "    (more in the README: 'Using the gateway with grpcurl')",
+                "",
+            ]
+        )
+    )
+
+
+def _internal_banner(mesh: _DevMesh) -> None:
+    """Where the internal services are and how to reach them (mutual TLS)."""
+    pki = mesh.pki.directory
+    internal = [f"{p.name} {p.address}" for p in mesh.procs if p.name != "gateway"]
+    _say(
+        "\n".join(
+            [
+                "  Internal services (mutual TLS; throwaway CA and tier certificates in",
+                f"  {pki}): {', '.join(internal)}",
+                f"    {grpcurl_command()} -cacert {pki}/ca.pem -cert {pki}/gateway.pem "
+                f"-key {pki}/gateway.key -servername runtime.lgmesh.internal "
+                f"{internal[-1].split()[-1]} list",
+                "    (README: 'Security inside the mesh')",
                 "",
             ]
         )
