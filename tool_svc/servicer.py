@@ -8,6 +8,7 @@ from lgmesh.tools.v1 import tools_pb2 as pb
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
 
 from mesh_core.errors import FieldViolation, InvalidArgumentError
+from mesh_core.security import verified_tenant
 from tool_svc._convert import invocation_from_pb, result_to_pb, tool_info_to_pb
 from tool_svc._engine import ToolEngine
 
@@ -43,6 +44,9 @@ class ToolServicer(pb_grpc.ToolServiceServicer):
         self, request: pb.InvokeToolRequest, context: grpc.aio.ServicerContext
     ) -> pb.InvokeToolResponse:
         _check(request)
+        claims = verified_tenant()
+        if claims is not None and not request.tenant_id:
+            request.tenant_id = claims.tenant  # the call's tenant is the token's
         remaining = context.time_remaining()
         result = await self.engine.invoke(invocation_from_pb(request, remaining))
         return result_to_pb(result)

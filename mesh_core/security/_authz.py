@@ -146,53 +146,34 @@ class CallerPolicy(grpc.aio.ServerInterceptor):
         if tiers is None:
             return handler
         scoped = self.is_tenant_scoped(method)
+        kind, make = next((k, m) for k, m in _HANDLER_KINDS if getattr(handler, k) is not None)
+        inner = getattr(handler, kind)
+        # A streamed request has no single tenant_id to compare: no internal RPC is one,
+        # and a tenant-scoped one still needs a valid token.
+        unary_request = kind.startswith("unary")
 
         async def check(request: Any, context: grpc.aio.ServicerContext) -> None:
             await self._check_tier(context, method, tiers)
             if scoped:
-                await self._check_tenant(request, context)
+                await self._check_tenant(request if unary_request else None, context)
 
-        if handler.unary_unary is not None:
-            inner_uu = handler.unary_unary
+        async def streamed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await check(request, context)
+            async for item in inner(request, context):
+                yield item
 
-            async def uu(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await check(request, context)
-                return await inner_uu(request, context)
+        async def single(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await check(request, context)
+            return await inner(request, context)
 
-            return grpc.unary_unary_rpc_method_handler(
-                uu, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream is not None:
-            inner_us = handler.unary_stream
+        wrapped = streamed if kind.endswith("stream") else single
+        return make(wrapped, handler.request_deserializer, handler.response_serializer)
 
-            async def us(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                await check(request, context)
-                async for item in inner_us(request, context):
-                    yield item
 
-            return grpc.unary_stream_rpc_method_handler(
-                us, handler.request_deserializer, handler.response_serializer
-            )
-        # Streaming requests (none of the mesh's internal RPCs): the tier check only.
-        if handler.stream_unary is not None:
-            inner_su = handler.stream_unary
-
-            async def su(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                await self._check_tier(context, method, tiers)
-                return await inner_su(requests, context)
-
-            return grpc.stream_unary_rpc_method_handler(
-                su, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_stream is not None:
-            inner_ss = handler.stream_stream
-
-            async def ss(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-                await self._check_tier(context, method, tiers)
-                async for item in inner_ss(requests, context):
-                    yield item
-
-            return grpc.stream_stream_rpc_method_handler(
-                ss, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
+#: grpc.RpcMethodHandler's attribute per kind of RPC, and how to make one of that kind
+_HANDLER_KINDS = (
+    ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", grpc.stream_stream_rpc_method_handler),
+)
