@@ -202,6 +202,7 @@ class Gateway(Service):
             _service(assistants_pb2, "AssistantService"),
         )
         self.port = await server.start()
+        s.security.warn_if_plaintext()
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._server is not None:

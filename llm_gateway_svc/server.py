@@ -61,6 +61,7 @@ class LlmGatewayServer(Service):
 
     async def start(self) -> None:
         self.port = await self._server.start()
+        self.settings.security.warn_if_plaintext()
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, let in-flight calls finish (up to ``grace``), stop."""

@@ -183,7 +183,6 @@ def _security(ns: argparse.Namespace, kind: str) -> InternalSecurity:
         token_public_key=getattr(ns, "tenant_token_public_key", ""),
         issues_tokens=kind == "gateway",
     )
-    security.warn_if_plaintext()
     return security
 
 

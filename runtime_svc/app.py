@@ -212,6 +212,7 @@ class Runtime(Service):
 
     async def start(self) -> None:
         s = self.settings
+        s.security.warn_if_plaintext()
         infra = s.infra
         retry = Retry(budget=s.retry_budget)
         # A runtime in the worker role is the "worker" tier: it reads checkpoints (for

@@ -69,6 +69,7 @@ class ToolServer(Service):
 
     async def start(self) -> None:
         self.port = await self._server.start()
+        self.settings.security.warn_if_plaintext()
         log.info(
             "tool_svc serving %d tools on %s:%d", len(self.registry), self.settings.host, self.port
         )
