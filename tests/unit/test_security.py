@@ -151,3 +151,40 @@ def test_gateway_tokens_live_as_long_as_what_they_are_for(tmp_path: Path) -> Non
     assert run.expires >= time.time() + lifetime - 5
     assert TenantTokens(None, limits).call("acme") == ()
     assert TenantTokens(None, limits).run_token("acme", "r1") == ""
+
+
+async def test_a_verified_token_is_remembered_until_it_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from mesh_core.security import TENANT_TOKEN_HEADER, verified_tenant
+
+    files = issue_dev_pki(tmp_path / "pki", tiers=())
+    verifier = TenantTokenVerifier.from_file(files.token_public)
+    policy = CallerPolicy({}, tenant_scoped={"/x.Y/Z"}, verifier=verifier)
+    token = TenantTokenIssuer.from_file(files.token_private).issue("acme", ttl=60)
+
+    class Refused(Exception):
+        pass
+
+    class Context:
+        def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+            return ((TENANT_TOKEN_HEADER, token),)
+
+        async def abort_with_status(self, status: grpc.Status) -> None:
+            raise Refused(status.code)
+
+    calls = []
+    real_verify = verifier.verify
+    monkeypatch.setattr(verifier, "verify", lambda t: calls.append(t) or real_verify(t))
+    for _ in range(3):
+        await policy._check_tenant(None, Context())
+        claims = verified_tenant()
+        assert claims is not None and claims.tenant == "acme"
+    assert len(calls) == 1  # checked once, remembered
+    later = time.time() + 120
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(Refused) as info:
+        await policy._check_tenant(None, Context())
+    assert info.value.args[0] == grpc.StatusCode.UNAUTHENTICATED
