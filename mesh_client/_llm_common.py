@@ -46,7 +46,7 @@ def call_context(
 
     The run's ``config["metadata"]["lgmesh_tenant"]`` wins over ``tenant``; ``target``
     falls back to ``config["configurable"]["lgmesh_llm_target"]``; inside a mesh run the
-    run's tenant token (``configurable["lgmesh_tenant_token"]``) goes along, and is what
+    run's tenant token (``configurable["__lgmesh_tenant_token"]``) goes along, and is what
     the LLM gateway believes.
     """
     config = ensure_config()

@@ -546,8 +546,8 @@ class RunManager:
         metadata["lgmesh_tenant"] = req.tenant_id
         if req.tenant_token:
             # mesh_client sends it with every LLM and tool call of the run (also from
-            # workers); LangGraph keeps "*token*" keys out of checkpoint metadata and
-            # runtime_svc.visibility keeps "lgmesh_*" keys from clients
+            # workers); its "__" key keeps it out of checkpoint metadata, and
+            # runtime_svc.visibility keeps it from clients
             conf[CONFIG_KEY_TENANT_TOKEN] = req.tenant_token
         # Workers rebuild tasks with this configurable: subgraph checkpoints they write are fenced too.
         conf["fencing_token"] = lease.token

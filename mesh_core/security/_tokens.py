@@ -34,7 +34,9 @@ __all__ = [
 
 TENANT_TOKEN_HEADER = "x-lgmesh-tenant-token"
 #: Where a run's token rides in its ``config["configurable"]`` (to graph code and workers).
-CONFIG_KEY_TENANT_TOKEN = "lgmesh_tenant_token"
+#: The "__" prefix keeps it out of checkpoint metadata (LangGraph copies the other
+#: string values of ``configurable`` there).
+CONFIG_KEY_TENANT_TOKEN = "__lgmesh_tenant_token"
 
 
 def _b64(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -108,6 +109,11 @@ def test_a_run_keeps_its_tenant_token_and_clients_never_see_it() -> None:
     assert RunRequest.from_record(rec).tenant_token == "tok"
     event = {"config": {"configurable": {CONFIG_KEY_TENANT_TOKEN: "tok", "x": 1}}}
     assert public_payload(event, "t1", "acme:t1") == {"config": {"configurable": {"x": 1}}}
+    # not persisted either: LangGraph copies configurable strings into checkpoint metadata
+    from langgraph.checkpoint.base import get_checkpoint_metadata
+
+    config: Any = {"configurable": {CONFIG_KEY_TENANT_TOKEN: "tok", "x": "y"}}
+    assert get_checkpoint_metadata(config, {}) == {"x": "y"}
 
 
 def test_internal_security_flags_say_what_is_wrong(tmp_path: Path) -> None:
