@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from mesh_core.localservers import LocalServers
 from tests.e2e.cluster import ROOT, MeshCluster
+from tests.helpers import unique_prefix
 
 pytestmark = [pytest.mark.e2e]
 
 DEMO_GRAPHS = str(ROOT / "mesh_demo" / "graphs.yaml")
 
 
-@pytest.fixture
-async def agent_mesh(infra: LocalServers, prefix: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    c = MeshCluster(infra, prefix, tmp_path, graphs=DEMO_GRAPHS)
+@pytest.fixture(scope="module")
+def agent_cluster(
+    infra: LocalServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MeshCluster]:
+    c = MeshCluster(
+        infra, unique_prefix("agent"), tmp_path_factory.mktemp("agent"), graphs=DEMO_GRAPHS
+    )
     try:
         c.add_llm_gateway()
         c.add_tools()
         c.start(runtimes=2, gateways=1)
         yield c
     finally:
-        await c.aclose_clients()
         c.stop()
+
+
+@pytest.fixture
+async def agent_mesh(agent_cluster: MeshCluster) -> AsyncIterator[MeshCluster]:
+    try:
+        yield agent_cluster
+    finally:
+        await agent_cluster.aclose_clients()
 
 
 async def test_agent_tokens_arrive_through_the_public_api(agent_mesh: MeshCluster) -> None:
