@@ -174,6 +174,16 @@ def _tls_flags(f: Flags, kind: str) -> None:
         )
 
 
+def _public_tls(cert: str, key: str) -> str:
+    """``cert``, once it and ``key`` are both given (or neither) and readable."""
+    if bool(cert) != bool(key):
+        raise ValueError("--public-tls-cert and --public-tls-key go together (set both)")
+    for flag, path in (("--public-tls-cert", cert), ("--public-tls-key", key)):
+        if path and not os.path.isfile(path):
+            raise ValueError(f"{flag}: file {path} does not exist")
+    return cert
+
+
 def _security(ns: argparse.Namespace, kind: str) -> InternalSecurity:
     security = InternalSecurity.from_flags(
         ca=ns.tls_ca,
@@ -260,7 +270,7 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         event_max_bytes=ns.event_log_max_bytes,
         limits=load_limits(ns.tenant_limits),
         security=_security(ns, "gateway"),
-        public_tls_cert=ns.public_tls_cert,
+        public_tls_cert=_public_tls(ns.public_tls_cert, ns.public_tls_key),
         public_tls_key=ns.public_tls_key,
     )
     lifecycle = _lifecycle(ns, "gateway", env)
