@@ -102,6 +102,7 @@ async def main_async(runs: int, rounds: int) -> None:
             **servers.env(),
             "LGMESH_PREFIX": "bench",
             "LGMESH_API_KEYS": "bench=bench-key",
+            "LGMESH_TENANT_LIMITS": str(ROOT / "bench" / "limits.yaml"),
             "LGMESH_LOG_LEVEL": "WARNING",
         }
         graphs = str(ROOT / "bench" / "graphs.yaml")

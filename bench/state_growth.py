@@ -87,6 +87,7 @@ async def through_mesh(
         **servers.env(),
         "LGMESH_PREFIX": prefix,
         "LGMESH_API_KEYS": "bench=bench-key",
+        "LGMESH_TENANT_LIMITS": str(ROOT / "bench" / "limits.yaml"),
         "LGMESH_LOG_LEVEL": "WARNING",
     }
     graphs = str(ROOT / "bench" / "graphs.yaml")

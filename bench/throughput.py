@@ -95,6 +95,7 @@ async def main_async(clients: int, seconds: float, rounds: int) -> None:
             **servers.env(),
             "LGMESH_PREFIX": "bench",
             "LGMESH_API_KEYS": "bench=bench-key",
+            "LGMESH_TENANT_LIMITS": str(ROOT / "bench" / "limits.yaml"),
             "LGMESH_LOG_LEVEL": "WARNING",
         }
         graphs = str(ROOT / "bench" / "graphs.yaml")

@@ -47,7 +47,8 @@ class RetrySettings:
 
     Attributes:
         max_attempts: upstream attempts per target (1 = no retry).
-        base_s: first backoff ceiling; the n-th retry sleeps U(0, min(cap_s, base_s * 2**n)).
+        base_s: first backoff ceiling; the n-th retry sleeps U(0, min(cap_s, base_s * 2**n))
+            (mesh_core.retry.Backoff with full jitter).
         cap_s: largest backoff ceiling.
     """
 

@@ -1,14 +1,14 @@
-"""Backoff, circuit breaker and deadline: small objects the router composes."""
+"""Circuit breaker and deadline: small objects the router composes (backoff is
+:class:`mesh_core.retry.Backoff`, shared with every other retry in the mesh)."""
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Backoff", "CircuitBreaker", "Deadline"]
+__all__ = ["CircuitBreaker", "Deadline"]
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -28,24 +28,6 @@ class Deadline:
 
     def expired(self, clock: Callable[[], float] = time.monotonic) -> bool:
         return self.remaining(clock) <= 0
-
-
-class Backoff:
-    """Exponential backoff with full jitter: retry n sleeps U(0, min(cap, base * 2**n))."""
-
-    def __init__(self, base: float, cap: float, rng: Callable[[], float] = random.random) -> None:
-        self.base = base
-        self.cap = cap
-        self._rng = rng
-
-    def ceiling(self, retry: int) -> float:
-        return min(self.cap, self.base * (2 ** min(retry, 30)))
-
-    def delay(self, retry: int, retry_after: float | None = None) -> float:
-        """Sleep before retry number ``retry`` (0-based); a server's Retry-After wins."""
-        if retry_after is not None:
-            return retry_after
-        return self._rng() * self.ceiling(retry)
 
 
 class CircuitBreaker:

@@ -25,7 +25,7 @@ from llm_gateway_svc import metrics
 from llm_gateway_svc.config import LlmGatewaySettings, ProviderSettings, Target
 from llm_gateway_svc.model import ChatRequest, ChatResult, Chunk, EmbedResult, Usage
 from llm_gateway_svc.providers import Provider, ProviderError, build_provider
-from llm_gateway_svc.resilience import Backoff, CircuitBreaker, Deadline
+from llm_gateway_svc.resilience import CircuitBreaker, Deadline
 from mesh_core.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -37,6 +37,7 @@ from mesh_core.errors import (
     UnavailableError,
 )
 from mesh_core.fairshare import FairSlots, share_cap
+from mesh_core.retry import Backoff
 
 __all__ = ["Attempts", "Router"]
 
@@ -80,7 +81,9 @@ class _Slot:
     def __init__(self, settings: ProviderSettings, provider: Provider) -> None:
         self.settings = settings
         self.provider = provider
-        self.backoff = Backoff(settings.retry.base_s, settings.retry.cap_s)
+        self.backoff = Backoff(
+            initial=settings.retry.base_s, maximum=settings.retry.cap_s, jitter="full"
+        )
         self.slots = FairSlots(settings.max_concurrency)
 
 

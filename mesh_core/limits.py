@@ -4,9 +4,9 @@ One YAML file (``--tenant-limits``, the same file for every tier; in Kubernetes 
 ConfigMap) holds the defaults and per-tenant overrides::
 
     defaults:
-      concurrent_runs: 64          # runs accepted and not finished (pending + running)
-      runs_per_second: 20          # run creation rate (token bucket) ...
-      run_burst: 100               # ... and its bucket size
+      concurrent_runs: 128         # runs accepted and not finished (pending + running)
+      runs_per_second: 100         # run creation rate (token bucket) ...
+      run_burst: 500               # ... and its bucket size
       concurrent_streams: 200      # open StreamRun/JoinStream/WaitRun calls per gateway replica
       max_run_seconds: 3600        # a run still going after this ends with status "timeout"
       max_recursion_limit: 1000    # the largest config.recursion_limit a run may ask for
@@ -47,9 +47,9 @@ __all__ = ["LimitsTable", "QuotaExceededError", "TenantLimits", "load_limits"]
 class TenantLimits:
     """What one tenant may use; see the module docstring for each field."""
 
-    concurrent_runs: int = 64
-    runs_per_second: float = 20.0
-    run_burst: int = 100
+    concurrent_runs: int = 128
+    runs_per_second: float = 100.0
+    run_burst: int = 500
     concurrent_streams: int = 200
     max_run_seconds: float = 3600.0
     max_recursion_limit: int = 1000

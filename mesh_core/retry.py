@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
     from mesh_core.logs import RateLimitedLog
@@ -58,24 +58,31 @@ DEFAULT_RETRY_BUDGET = 30.0
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with jitter on the upper half of each step.
+    """Exponential backoff with jitter: the n-th retry (0-based) has the ceiling
+    ``min(maximum, initial * factor**n)``.
 
-    ``delay(n)`` for the n-th retry (0-based) lies in ``[base/2, base]`` with
-    ``base = min(maximum, initial * factor**n)``: never zero (no busy loop), never
-    in lockstep with other clients.
+    ``jitter="half"`` (the default) sleeps within the upper half of the ceiling: never
+    zero (no busy loop), never in lockstep with other clients. ``jitter="full"`` sleeps
+    anywhere below it (the LLM gateway's provider retries: many callers, spread widest).
     """
 
     initial: float = 0.05
     maximum: float = 1.0
     factor: float = 2.0
+    jitter: Literal["half", "full"] = "half"
 
     def __post_init__(self) -> None:
         if self.initial <= 0 or self.maximum < self.initial or self.factor < 1:
             raise ValueError("backoff needs 0 < initial <= maximum and factor >= 1")
 
+    def ceiling(self, attempt: int) -> float:
+        return min(self.maximum, self.initial * self.factor ** min(attempt, 64))
+
     def delay(self, attempt: int) -> float:
-        base = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
-        return base / 2 + random.random() * base / 2
+        top = self.ceiling(attempt)
+        if self.jitter == "full":
+            return random.random() * top
+        return top / 2 + random.random() * top / 2
 
 
 def _optional_types() -> tuple[type[BaseException], ...]:

@@ -20,10 +20,10 @@ from mesh_core.security import (
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 LIMITS = str(Path(__file__).with_name("limits.yaml"))
-QUOTA_TENANTS = ("q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
+LIMITS_TENANTS = ("bulk", "q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
+API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in LIMITS_TENANTS)])
 #: a backend user's tier -> the tier of its certificate
 _CERT_TIER = {"llm": "llm-gateway"}
-API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in QUOTA_TENANTS)])
 
 
 class MeshCluster:

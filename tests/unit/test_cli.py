@@ -12,7 +12,16 @@ import pytest
 
 from mesh_cli import build_parser, main
 
-SUBCOMMANDS = ("dev", "gateway", "runtime", "llm-gateway", "tools", "servers", "demo")
+SUBCOMMANDS = (
+    "dev",
+    "gateway",
+    "runtime",
+    "llm-gateway",
+    "tools",
+    "servers",
+    "infra-config",
+    "demo",
+)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -108,6 +117,20 @@ def test_a_flag_takes_its_default_from_the_env_var() -> None:
         (
             ["gateway", "--public-tls-cert", "/no/cert.pem", "--public-tls-key", "/no/k"],
             "--public-tls-cert: file /no/cert.pem does not exist",
+        ),
+        (
+            ["runtime", "--graphs", "tests/e2e/graphs.yaml", "--payload-keys", "/nonexistent/k"],
+            "payload key file '/nonexistent/k': No such file or directory",
+        ),
+        (
+            [
+                "gateway",
+                "--api-keys-file",
+                "deploy/compose/config/api-keys.yaml",
+                "--payload-keys",
+                "/x/k",
+            ],
+            "payload key file '/x/k'",
         ),
     ],
 )

@@ -27,7 +27,7 @@ from llm_gateway_svc.model import (
     Usage,
 )
 from llm_gateway_svc.providers import ProviderError, ScriptedProvider
-from llm_gateway_svc.resilience import Backoff, CircuitBreaker, Deadline
+from llm_gateway_svc.resilience import CircuitBreaker, Deadline
 from llm_gateway_svc.router import Attempts, Router
 from mesh_core.errors import (
     FailedPreconditionError,
@@ -38,6 +38,7 @@ from mesh_core.errors import (
     UnavailableError,
 )
 from mesh_core.limits import LimitsTable, TenantLimits
+from mesh_core.retry import Backoff
 from tests.helpers import assert_eventually
 from tests.support.llm_memory_store import MemoryLlmStore
 
@@ -121,11 +122,11 @@ class Sleeps:
 # -- small objects ---------------------------------------------------------------------------
 
 
-def test_backoff_full_jitter_and_retry_after() -> None:
-    b = Backoff(base=0.1, cap=1.0, rng=lambda: 1.0)
-    assert [b.delay(n) for n in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
-    assert Backoff(0.1, 1.0, rng=lambda: 0.0).delay(3) == 0.0
-    assert b.delay(0, retry_after=2.5) == 2.5
+def test_provider_backoff_is_the_mesh_backoff_with_full_jitter() -> None:
+    b = Backoff(initial=0.1, maximum=1.0, jitter="full")
+    assert [b.ceiling(n) for n in range(6)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+    delays = [b.delay(3) for _ in range(200)]
+    assert all(0 <= d <= 0.8 for d in delays) and min(delays) < 0.4  # anywhere below
 
 
 def test_circuit_breaker_opens_probes_and_closes() -> None:
