@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import grpc
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
+from gateway._tokens import TenantTokens
 from gateway.dispatch import ChannelPool, PassthroughError, rpc_error_reason
 from gateway.placement import Placement
 from mesh_core.adapters.redis.records import scoped_thread_id
@@ -48,9 +49,10 @@ class GraphInfo:
 
 
 class RuntimeClient:
-    def __init__(self, placement: Placement, channels: ChannelPool) -> None:
+    def __init__(self, placement: Placement, channels: ChannelPool, tokens: TenantTokens) -> None:
         self.placement = placement
         self.channels = channels
+        self.tokens = tokens
         self._graphs: dict[str, GraphInfo] = {}
         self._graphs_at = 0.0
 
@@ -169,6 +171,7 @@ class RuntimeClient:
                     subgraphs=subgraphs,
                 ),
                 timeout=_TIMEOUT,
+                metadata=self.tokens.call(tenant_id),
             ),
         )
         return resp.state
@@ -200,6 +203,7 @@ class RuntimeClient:
                     checkpoint_id=checkpoint_id,
                 ),
                 timeout=_TIMEOUT,
+                metadata=self.tokens.call(tenant_id),
             ),
         )
         return list(resp.states)
@@ -222,6 +226,7 @@ class RuntimeClient:
                     interrupts=event.lifecycle.interrupts,
                 ),
                 timeout=_TIMEOUT,
+                metadata=self.tokens.call(tenant_id),
             ),
         )
         if resp.found:
@@ -254,6 +259,7 @@ class RuntimeClient:
                     checkpoint_ns=checkpoint_ns,
                 ),
                 timeout=_WRITE_TIMEOUT,
+                metadata=self.tokens.call(tenant_id),
             ),
         )
         return resp.checkpoint_id, resp.checkpoint_ns
@@ -268,6 +274,7 @@ class RuntimeClient:
                     tenant_id=tenant_id, thread_id=thread_id, checkpoints_only=checkpoints_only
                 ),
                 timeout=_WRITE_TIMEOUT,
+                metadata=self.tokens.call(tenant_id),
             ),
         )
 
@@ -281,6 +288,7 @@ class RuntimeClient:
                     tenant_id=tenant_id, source_thread_id=source, target_thread_id=target
                 ),
                 timeout=_WRITE_TIMEOUT,
+                metadata=self.tokens.call(tenant_id),
             ),
         )
 
@@ -290,6 +298,7 @@ class RuntimeClient:
             lambda s: s.PruneThread(
                 runtime_pb2.PruneThreadRequest(tenant_id=tenant_id, thread_id=thread_id),
                 timeout=_WRITE_TIMEOUT,
+                metadata=self.tokens.call(tenant_id),
             ),
         )
 
@@ -310,4 +319,5 @@ class RuntimeClient:
                     action=2 if action == "rollback" else 1,
                 ),
                 timeout=_TIMEOUT,
+                metadata=self.tokens.call(tenant_id),
             )

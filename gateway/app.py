@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import grpc
 from lgmesh.api.v1 import (
     assistants_pb2,
     assistants_pb2_grpc,
@@ -17,6 +19,7 @@ from lgmesh.api.v1 import (
 )
 
 from gateway._runtime import RuntimeClient
+from gateway._tokens import TenantTokens
 from gateway.assistants import AssistantsEngine
 from gateway.auth import ApiKeyAuth
 from gateway.dispatch import ChannelPool, RunDispatcher
@@ -49,7 +52,7 @@ from mesh_core.lifecycle import (
 from mesh_core.limits import LimitsTable
 from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
-from mesh_core.security import inbox_prefix
+from mesh_core.security import PLAINTEXT, InternalSecurity, inbox_prefix
 from mesh_core.security._codec import PayloadCodec
 
 __all__ = ["Gateway", "GatewaySettings", "serve"]
@@ -72,6 +75,9 @@ class GatewaySettings:
             it asks for its own TTL (0: threads stay).
         limits: per-tenant limits; the gateway enforces concurrent streams and the
             largest recursion_limit (the runtimes the rest).
+        security: mutual TLS to the runtimes and the key signing tenant tokens.
+        public_tls_cert / public_tls_key: serve the public port over TLS (API keys
+            unchanged); empty: plaintext.
         payload_codec: seals run records' user data and delayed runs, opens run events
             (``--payload-keys``; the runtimes' key ring).
     """
@@ -89,6 +95,9 @@ class GatewaySettings:
     event_max_age: float = DEFAULT_EVENT_MAX_AGE
     event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
     limits: LimitsTable = field(default_factory=LimitsTable)
+    security: InternalSecurity = PLAINTEXT
+    public_tls_cert: str = ""
+    public_tls_key: str = ""
     payload_codec: PayloadCodec | None = None
 
 
@@ -149,10 +158,11 @@ class Gateway(Service):
         view.start()
         self._closers.append(view.stop)
         placement = Placement(self.etcd, infra.prefix, view=view)
-        channels = ChannelPool()
+        channels = ChannelPool(s.security)
         self._closers.append(channels.close)
-        dispatcher = RunDispatcher(placement, channels, records, eventlog)
-        runtime = RuntimeClient(placement, channels)
+        tokens = TenantTokens(s.security.issuer, s.limits)
+        dispatcher = RunDispatcher(placement, channels, records, eventlog, tokens=tokens)
+        runtime = RuntimeClient(placement, channels, tokens)
         assistants = AssistantsEngine(
             AssistantStore(self.redis, infra.prefix, retry=retry), runtime
         )
@@ -181,7 +191,10 @@ class Gateway(Service):
             max_request_bytes=s.max_request_bytes,
         )
         server = self._server = MeshServer(
-            s.name, f"{s.host}:{s.port}", max_message_bytes=2 * s.max_request_bytes
+            s.name,
+            f"{s.host}:{s.port}",
+            max_message_bytes=2 * s.max_request_bytes,
+            credentials=public_credentials(s.public_tls_cert, s.public_tls_key),
         )
         server.add(
             threads_pb2_grpc.add_ThreadServiceServicer_to_server,
@@ -199,6 +212,7 @@ class Gateway(Service):
             _service(assistants_pb2, "AssistantService"),
         )
         self.port = await server.start()
+        s.security.warn_if_plaintext()
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._server is not None:
@@ -208,6 +222,15 @@ class Gateway(Service):
             with contextlib.suppress(Exception):
                 await close()
         self._closers.clear()
+
+
+def public_credentials(cert: str, key: str) -> grpc.ServerCredentials | None:
+    """TLS for the public port (no client certificates: clients bring API keys)."""
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise ValueError("--public-tls-cert and --public-tls-key go together")
+    return grpc.ssl_server_credentials([(Path(key).read_bytes(), Path(cert).read_bytes())])
 
 
 async def serve(settings: GatewaySettings, lifecycle: LifecycleSettings) -> None:

@@ -21,12 +21,14 @@ from lgmesh.api.v1 import types_pb2
 from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from gateway._convert import final_event_from_record, spec_to_pb
+from gateway._tokens import TenantTokens
 from gateway.placement import Placement
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import TERMINAL_STATUSES, RecordStore, scoped_thread_id
 from mesh_core.errors import MeshError, UnavailableError
 from mesh_core.reasons import MOVED, TRY_ELSEWHERE
 from mesh_core.retry import Backoff
+from mesh_core.security import PLAINTEXT, InternalSecurity
 from mesh_core.telemetry import current_tracing
 
 if TYPE_CHECKING:
@@ -73,7 +75,13 @@ class PassthroughError(MeshError):
 
 
 class ChannelPool:
-    def __init__(self, max_message_bytes: int = 8 * 1024 * 1024) -> None:
+    """One channel per runtime address; mutual TLS with ``security`` (the runtime's
+    certificate must name the runtime tier)."""
+
+    def __init__(
+        self, security: InternalSecurity = PLAINTEXT, max_message_bytes: int = 8 * 1024 * 1024
+    ) -> None:
+        self.security = security
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._opts = [
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -85,8 +93,11 @@ class ChannelPool:
     def stub(self, address: str) -> runtime_pb2_grpc.RuntimeServiceStub:
         ch = self._channels.get(address)
         if ch is None:
-            ch = self._channels[address] = grpc.aio.insecure_channel(
-                address, options=self._opts, interceptors=current_tracing().client_interceptors()
+            ch = self._channels[address] = self.security.channel(
+                address,
+                "runtime",
+                options=self._opts,
+                interceptors=current_tracing().client_interceptors(),
             )
         return runtime_pb2_grpc.RuntimeServiceStub(ch)
 
@@ -104,12 +115,14 @@ class RunDispatcher:
         records: RecordStore,
         eventlog: RunEventLog,
         *,
+        tokens: TenantTokens,
         max_failovers: int = 16,
     ) -> None:
         self.placement = placement
         self.channels = channels
         self.records = records
         self.eventlog = eventlog
+        self.tokens = tokens
         self.max_failovers = max_failovers
 
     async def execute(
@@ -214,7 +227,9 @@ class RunDispatcher:
         self, address: str, scoped: str, request: runtime_pb2.ExecuteRunRequest
     ) -> AsyncIterator[types_pb2.RunEvent]:
         """The runtime's events; raises _OwnerMoved once it stopped owning the thread."""
-        call = self.channels.stub(address).ExecuteRun(request)
+        call = self.channels.stub(address).ExecuteRun(
+            request, metadata=self.tokens.run(request.tenant_id, request.run_id)
+        )
         view = self.placement.view if self.placement.live else None
         watcher: asyncio.Task[None] | None = None
         ended = False

@@ -319,6 +319,10 @@ class RunsEngine:
             "scoped": rec.scoped_thread,
             "graph_id": spec.graph_id,
             "spec": base64.b64encode(_convert.spec_to_pb(spec).SerializeToString()).decode(),
+            # the runtime that fires it calls the LLM gateway and tools with this token
+            "tenant_token": self.dispatcher.tokens.run_token(
+                tenant, run_id, delay=spec.after_seconds
+            ),
         }
         done = await self.records.schedule_run(
             rec,

@@ -18,6 +18,7 @@ import yaml
 from mesh_core.config import ConfigError as MeshConfigError
 from mesh_core.config import InfraSettings
 from mesh_core.limits import LimitsTable
+from mesh_core.security import PLAINTEXT, InternalSecurity
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -175,6 +176,7 @@ class LlmGatewaySettings:
         cache_ttl_s: exact-match response cache TTL (0: cache off).
         idempotency_ttl_s: how long a completed response is kept for its idempotency key.
         drain_grace_s: on SIGTERM, how long in-flight calls may take to finish.
+        security: mutual TLS and tenant tokens on the gRPC port (see the servicer).
     """
 
     host: str = "127.0.0.1"
@@ -188,6 +190,7 @@ class LlmGatewaySettings:
     cache_ttl_s: float = 0.0
     idempotency_ttl_s: float = 24 * 3600.0
     drain_grace_s: float = 10.0
+    security: InternalSecurity = PLAINTEXT
 
     @classmethod
     def load(

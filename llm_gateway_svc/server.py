@@ -9,7 +9,7 @@ from lgmesh.llm.v1 import llm_pb2_grpc
 from llm_gateway_svc.config import LlmGatewaySettings
 from llm_gateway_svc.engine import LlmGateway
 from llm_gateway_svc.router import Router
-from llm_gateway_svc.servicer import SERVICE_NAME, LlmServicer
+from llm_gateway_svc.servicer import CALLERS, SERVICE_NAME, TENANT_SCOPED, LlmServicer
 from llm_gateway_svc.store import LlmStore, RedisLlmStore
 from mesh_core.lifecycle import LifecycleSettings, Probe, Service, run_service
 from mesh_core.rpc import MeshServer
@@ -33,7 +33,12 @@ class LlmGatewayServer(Service):
         store = store or RedisLlmStore.from_url(settings.infra.redis_url, settings.infra.prefix)
         self.store = store
         self.gateway = LlmGateway(settings, store, router)
-        self._server = MeshServer("llm_gateway", f"{settings.host}:{settings.port}")
+        self._server = MeshServer(
+            "llm_gateway",
+            f"{settings.host}:{settings.port}",
+            interceptors=settings.security.policy(CALLERS, tenant_scoped=TENANT_SCOPED),
+            credentials=settings.security.server_credentials(),
+        )
         self._server.add(
             llm_pb2_grpc.add_LlmServiceServicer_to_server, LlmServicer(self.gateway), SERVICE_NAME
         )
@@ -56,6 +61,7 @@ class LlmGatewayServer(Service):
 
     async def start(self) -> None:
         self.port = await self._server.start()
+        self.settings.security.warn_if_plaintext()
 
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, let in-flight calls finish (up to ``grace``), stop."""

@@ -19,11 +19,27 @@ from llm_gateway_svc._convert import (
 )
 from llm_gateway_svc.engine import DEFAULT_TENANT, LlmGateway
 from llm_gateway_svc.resilience import Deadline
+from mesh_core.security import TENANT_HEADER, verified_tenant
 
-__all__ = ["DEFAULT_DEADLINE_S", "SERVICE_NAME", "TENANT_METADATA_KEY", "LlmServicer"]
+__all__ = [
+    "CALLERS",
+    "DEFAULT_DEADLINE_S",
+    "SERVICE_NAME",
+    "TENANT_METADATA_KEY",
+    "TENANT_SCOPED",
+    "LlmServicer",
+]
 
 SERVICE_NAME = "lgmesh.llm.v1.LlmService"
-TENANT_METADATA_KEY = "x-lgmesh-tenant"
+TENANT_METADATA_KEY = TENANT_HEADER
+#: Who may call the LLM gateway (``mesh_core.security.CallerPolicy``, with mutual TLS):
+#: graph code on runtimes and on workers (remote Send tasks).
+CALLERS = {f"/{SERVICE_NAME}/": ("runtime", "worker")}
+#: Calls billed to a tenant: they need the run's tenant token (the tenant is the token's,
+#: an ``x-lgmesh-tenant`` header naming another is refused). ListModels names no tenant.
+TENANT_SCOPED = frozenset(
+    f"/{SERVICE_NAME}/{name}" for name in ("Generate", "StreamGenerate", "Embed")
+)
 # A call without any deadline still gets one: no request may hang forever upstream.
 DEFAULT_DEADLINE_S = 300.0
 # Give up this long before the caller's deadline so the status (with details)
@@ -32,6 +48,9 @@ _DEADLINE_MARGIN_S = 0.02
 
 
 def _tenant(context: grpc.aio.ServicerContext) -> str:
+    claims = verified_tenant()
+    if claims is not None:  # internal security on: the token's tenant, nothing else
+        return claims.tenant
     for key, value in context.invocation_metadata() or ():
         if key == TENANT_METADATA_KEY:
             return str(value)

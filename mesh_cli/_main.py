@@ -29,6 +29,7 @@ from mesh_core.lifecycle import LifecycleSettings
 from mesh_core.limits import load_limits
 from mesh_core.logs import LOG_FORMATS, setup_logging
 from mesh_core.retry import DEFAULT_RETRY_BUDGET
+from mesh_core.security import InternalSecurity, configure_internal_security
 from mesh_core.security._codec import load_payload_codec
 from mesh_core.webhooks import parse_allow_hosts
 
@@ -118,7 +119,84 @@ def _service_flags(p: argparse.ArgumentParser, kind: str, env: Mapping[str, str]
         help="YAML file of per-tenant limits (defaults and overrides; the same file for "
         "every tier); empty: the built-in defaults",
     )
+    _tls_flags(f, kind)
     return f
+
+
+def _tls_flags(f: Flags, kind: str) -> None:
+    """This service's identity on internal hops (mutual TLS) and its tenant-token key."""
+    f.add(
+        "--tls-ca",
+        env="LGMESH_TLS_CA",
+        default="",
+        default_text="none (internal hops in plaintext, unauthenticated)",
+        help="PEM file of the mesh CA: internal peers must present a certificate it signed "
+        "(the cert-manager Secret's ca.crt)",
+    )
+    f.add(
+        "--tls-cert",
+        env="LGMESH_TLS_CERT",
+        default="",
+        help="PEM certificate of this service's tier (spiffe://lgmesh/tier/<tier>, DNS "
+        "<tier>.lgmesh.internal; tls.crt)",
+    )
+    f.add(
+        "--tls-key",
+        env="LGMESH_TLS_KEY",
+        default="",
+        help="PEM private key of --tls-cert (tls.key)",
+    )
+    if kind == "gateway":
+        f.add(
+            "--tenant-token-key",
+            env="LGMESH_TENANT_TOKEN_KEY",
+            default="",
+            help="Ed25519 private key (PEM) signing the tenant tokens sent to runtimes; "
+            "required with --tls-*",
+        )
+        f.add(
+            "--public-tls-cert",
+            env="LGMESH_PUBLIC_TLS_CERT",
+            default="",
+            default_text="none (the public port in plaintext)",
+            help="PEM certificate (chain) of the public port: clients connect with TLS, "
+            "API keys unchanged",
+        )
+        f.add(
+            "--public-tls-key",
+            env="LGMESH_PUBLIC_TLS_KEY",
+            default="",
+            help="PEM private key of --public-tls-cert",
+        )
+    else:
+        f.add(
+            "--tenant-token-public-key",
+            env="LGMESH_TENANT_TOKEN_PUBLIC_KEY",
+            default="",
+            help="Ed25519 public key (PEM) verifying callers' tenant tokens; required with --tls-*",
+        )
+
+
+def _public_tls(cert: str, key: str) -> str:
+    """``cert``, once it and ``key`` are both given (or neither) and readable."""
+    if bool(cert) != bool(key):
+        raise ValueError("--public-tls-cert and --public-tls-key go together (set both)")
+    for flag, path in (("--public-tls-cert", cert), ("--public-tls-key", key)):
+        if path and not os.path.isfile(path):
+            raise ValueError(f"{flag}: file {path} does not exist")
+    return cert
+
+
+def _security(ns: argparse.Namespace, kind: str) -> InternalSecurity:
+    security = InternalSecurity.from_flags(
+        ca=ns.tls_ca,
+        cert=ns.tls_cert,
+        key=ns.tls_key,
+        token_key=getattr(ns, "tenant_token_key", ""),
+        token_public_key=getattr(ns, "tenant_token_public_key", ""),
+        issues_tokens=kind == "gateway",
+    )
+    return security
 
 
 def _event_log_flags(f: Flags) -> None:
@@ -206,6 +284,9 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
         limits=load_limits(ns.tenant_limits),
+        security=_security(ns, "gateway"),
+        public_tls_cert=_public_tls(ns.public_tls_cert, ns.public_tls_key),
+        public_tls_key=ns.public_tls_key,
         payload_codec=load_payload_codec(ns.payload_keys),
     )
     lifecycle = _lifecycle(ns, "gateway", env)
@@ -223,6 +304,9 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
     # The Pregel loop allocates many short-lived objects per step: collecting the young
     # generation less often cuts the owner's CPU per task by about a fifth (bench/fanout.py).
     gc.set_threshold(100_000, 50, 100)
+    security = _security(ns, "runtime")
+    # graph code reaches the LLM gateway and tools through mesh_client with this identity
+    configure_internal_security(security)
     extra = {}
     if ns.llm_gateway:
         extra["lgmesh_llm_target"] = ns.llm_gateway
@@ -254,6 +338,7 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
         limits=load_limits(ns.tenant_limits),
+        security=security,
         payload_codec=load_payload_codec(ns.payload_keys),
         **kwargs,
     )
@@ -274,6 +359,7 @@ def _llm_gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         port=ns.port,
         drain_grace_s=ns.drain_grace,
         tenant_limits=load_limits(ns.tenant_limits),
+        security=_security(ns, "llm-gateway"),
     )
     lifecycle = _lifecycle(ns, "llm-gateway", env)
     _tracing("llm-gateway")
@@ -290,6 +376,7 @@ def _tools(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         port=ns.port,
         drain_grace=ns.drain_grace,
         limits=load_limits(ns.tenant_limits),
+        security=_security(ns, "tools"),
     )
     from tool_svc._server import serve
 

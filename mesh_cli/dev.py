@@ -27,10 +27,14 @@ from pathlib import Path
 
 from mesh_cli.launcher import ServiceProcess, ServiceStartError, free_port, start_all, stop_all
 from mesh_core.localservers import BinaryNotFoundError, LocalServers, ProcessWatchdog, port_open
+from mesh_core.security import issue_dev_pki
 
 __all__ = ["DEV_API_KEY", "run_dev"]
 
 DEV_API_KEY = "dev-key"
+PREFIX = "lgmesh"
+#: a tier's name among the backend users (mesh_core.security.INFRA_TIERS)
+_INFRA_TIER = {"llm-gateway": "llm"}
 DEMO_GRAPHS = Path(__file__).resolve().parent.parent / "mesh_demo" / "graphs.yaml"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -52,8 +56,14 @@ class _DevMesh:
         self.color = sys.stdout.isatty()
         self.env: dict[str, str] = {}
 
-    def _service(self, name: str, args: list[str]) -> ServiceProcess:
-        proc = ServiceProcess(name, args, self.env, echo=_say, color=self.color)
+    def _service(self, name: str, tier: str, args: list[str]) -> ServiceProcess:
+        """``tier``: whose backend users and certificate the service runs with."""
+        env = {
+            **self.env,
+            **self.servers.env(_INFRA_TIER.get(tier, tier), PREFIX),
+            **self.pki.env(tier),
+        }
+        proc = ServiceProcess(name, args, env, echo=_say, color=self.color)
         self.procs.append(proc)
         return proc
 
@@ -61,19 +71,21 @@ class _DevMesh:
         """Start everything; returns the gateway."""
         _say("lgmesh dev: starting etcd, nats-server and valkey")
         self.servers.start()
+        # A throwaway CA and a certificate per tier: every internal hop is mutual TLS.
+        self.pki = issue_dev_pki(self.base / "pki")
         self.env = {
-            **self.servers.env(),
-            "LGMESH_PREFIX": "lgmesh",
+            "LGMESH_PREFIX": PREFIX,
             "LGMESH_API_KEYS": os.environ.get("LGMESH_API_KEYS", f"dev={DEV_API_KEY}"),
         }
         _say("lgmesh dev: starting the LLM gateway, the tool service and the runtimes")
-        llm = self._service("llm-gateway", ["llm-gateway", "--port", "0"])
-        tools = self._service("tools", ["tools", "--port", "0"])
+        llm = self._service("llm-gateway", "llm-gateway", ["llm-gateway", "--port", "0"])
+        tools = self._service("tools", "tools", ["tools", "--port", "0"])
         start_all([llm, tools])
         graphs = str(Path(self.ns.graphs).resolve()) if self.ns.graphs else str(DEMO_GRAPHS)
         runtimes = [
             self._service(
                 f"runtime-{i + 1}",
+                "runtime",
                 [
                     "runtime",
                     "--port",
@@ -91,7 +103,7 @@ class _DevMesh:
             for i in range(self.ns.runtimes)
         ]
         start_all(runtimes)
-        gateway = self._service("gateway", ["gateway", "--port", str(self.gateway_port)])
+        gateway = self._service("gateway", "gateway", ["gateway", "--port", str(self.gateway_port)])
         return gateway.start()
 
     def stop(self) -> None:
@@ -133,6 +145,7 @@ def run_dev(ns: argparse.Namespace) -> int:
     try:
         gateway = mesh.start()
         _banner(gateway.address)
+        _internal_banner(mesh)
         if ns.demo or ns.demo_only:
             from mesh_demo.run import main as demo_main
 
@@ -196,6 +209,25 @@ def _banner(gateway: str) -> None:
                 f"    {grpcurl} -plaintext -H '{key}' -d '{{}}' {gateway} "
                 "lgmesh.api.v1.AssistantService/ListAssistants",
                 "    (more in the README: 'Using the gateway with grpcurl')",
+                "",
+            ]
+        )
+    )
+
+
+def _internal_banner(mesh: _DevMesh) -> None:
+    """Where the internal services are and how to reach them (mutual TLS)."""
+    pki = mesh.pki.directory
+    internal = [f"{p.name} {p.address}" for p in mesh.procs if p.name != "gateway"]
+    _say(
+        "\n".join(
+            [
+                "  Internal services (mutual TLS; throwaway CA and tier certificates in",
+                f"  {pki}): {', '.join(internal)}",
+                f"    {grpcurl_command()} -cacert {pki}/ca.pem -cert {pki}/gateway.pem "
+                f"-key {pki}/gateway.key -servername runtime.lgmesh.internal "
+                f"{internal[-1].split()[-1]} list",
+                "    (README: 'Security inside the mesh')",
                 "",
             ]
         )

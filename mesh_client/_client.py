@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -564,7 +565,18 @@ def _grpc_target(url: str) -> tuple[str, bool]:
 
 
 class MeshClient:
-    def __init__(self, url: str, api_key: str, *, channel: grpc.aio.Channel | None = None) -> None:
+    """``ca_file``: PEM file of the CA that signed the gateway's certificate (its
+    public TLS, ``--public-tls-cert``); implies TLS. Without it, ``https://`` URLs use
+    the system's trusted CAs."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        channel: grpc.aio.Channel | None = None,
+        ca_file: str | None = None,
+    ) -> None:
         self.url = url
         self.metadata = [("authorization", f"Bearer {api_key}")]
         target, secure = _grpc_target(url)
@@ -572,11 +584,11 @@ class MeshClient:
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ]
-        self.channel = channel or (
-            grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
-            if secure
-            else grpc.aio.insecure_channel(target, options=options)
-        )
+        if channel is None and (secure or ca_file):
+            roots = Path(ca_file).read_bytes() if ca_file else None
+            creds = grpc.ssl_channel_credentials(root_certificates=roots)
+            channel = grpc.aio.secure_channel(target, creds, options=options)
+        self.channel = channel or grpc.aio.insecure_channel(target, options=options)
         self.threads_stub = threads_pb2_grpc.ThreadServiceStub(self.channel)
         self.runs_stub = runs_pb2_grpc.RunServiceStub(self.channel)
         self.assistants_stub = assistants_pb2_grpc.AssistantServiceStub(self.channel)
@@ -594,7 +606,9 @@ class MeshClient:
         await self.close()
 
 
-def get_client(*, url: str = "127.0.0.1:50051", api_key: str) -> MeshClient:
+def get_client(
+    *, url: str = "127.0.0.1:50051", api_key: str, ca_file: str | None = None
+) -> MeshClient:
     """A client of the gateway at ``url``: ``host:port`` or ``http://host:port``
-    (plaintext), ``https://host[:port]`` (TLS)."""
-    return MeshClient(url, api_key)
+    (plaintext), ``https://host[:port]`` (TLS); ``ca_file``: TLS trusting this CA."""
+    return MeshClient(url, api_key, ca_file=ca_file)

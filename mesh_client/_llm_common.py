@@ -11,10 +11,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import grpc
 from langchain_core.runnables import ensure_config
 from lgmesh.llm.v1 import llm_pb2_grpc as pb_grpc
 
+from mesh_core.security import (
+    CONFIG_KEY_TENANT_TOKEN,
+    TENANT_HEADER,
+    TENANT_TOKEN_HEADER,
+    internal_security,
+)
 from mesh_core.telemetry import trace_metadata
 
 __all__ = [
@@ -24,22 +29,25 @@ __all__ = [
     "GatewayStubs",
     "call_context",
     "request_key",
+    "run_token_metadata",
     "task_idempotency_key",
 ]
 
 CONFIG_KEY_LLM_TARGET = "lgmesh_llm_target"
 METADATA_KEY_TENANT = "lgmesh_tenant"
-TENANT_HEADER = "x-lgmesh-tenant"
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
 def call_context(
     client: str, target: str | None, tenant: str
 ) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """The gateway address and call metadata (tenant, trace) for a call made now.
+    """The gateway address and call metadata (tenant, tenant token, trace) for a call
+    made now.
 
     The run's ``config["metadata"]["lgmesh_tenant"]`` wins over ``tenant``; ``target``
-    falls back to ``config["configurable"]["lgmesh_llm_target"]``.
+    falls back to ``config["configurable"]["lgmesh_llm_target"]``; inside a mesh run the
+    run's tenant token (``configurable["__lgmesh_tenant_token"]``) goes along, and is what
+    the LLM gateway believes.
     """
     config = ensure_config()
     target = target or (config.get("configurable") or {}).get(CONFIG_KEY_LLM_TARGET)
@@ -48,7 +56,14 @@ def call_context(
             f"{client} needs a target (or config['configurable']['lgmesh_llm_target'])"
         )
     tenant = str((config.get("metadata") or {}).get(METADATA_KEY_TENANT) or tenant)
-    return str(target), ((TENANT_HEADER, tenant), *trace_metadata())
+    return str(target), ((TENANT_HEADER, tenant), *run_token_metadata(), *trace_metadata())
+
+
+def run_token_metadata(config: Any = None) -> tuple[tuple[str, str], ...]:
+    """The running mesh run's tenant token as call metadata (none outside a run)."""
+    config = config if config is not None else ensure_config()
+    token = (config.get("configurable") or {}).get(CONFIG_KEY_TENANT_TOKEN)
+    return ((TENANT_TOKEN_HEADER, str(token)),) if token else ()
 
 
 def request_key(request: Any, explicit: str, derive: bool) -> str:
@@ -61,7 +76,8 @@ def request_key(request: Any, explicit: str, derive: bool) -> str:
 
 
 class GatewayStubs:
-    """gRPC stubs per target: one sync channel, and one per event loop for asyncio."""
+    """gRPC stubs per target: one sync channel, and one per event loop for asyncio; over
+    mutual TLS when the process has internal security (a runtime started with --tls-*)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -74,8 +90,8 @@ class GatewayStubs:
         with self._lock:
             stub = self._sync.get(target)
             if stub is None:
-                channel = grpc.insecure_channel(
-                    target, options=[("grpc.service_config", _SERVICE_CONFIG)]
+                channel = internal_security().sync_channel(
+                    target, "llm-gateway", options=[("grpc.service_config", _SERVICE_CONFIG)]
                 )
                 stub = self._sync[target] = pb_grpc.LlmServiceStub(channel)
             return stub
@@ -88,8 +104,8 @@ class GatewayStubs:
             self._aio[loop] = per_loop
         stub = per_loop.get(target)
         if stub is None:
-            channel = grpc.aio.insecure_channel(
-                target, options=[("grpc.service_config", _SERVICE_CONFIG)]
+            channel = internal_security().channel(
+                target, "llm-gateway", options=[("grpc.service_config", _SERVICE_CONFIG)]
             )
             stub = per_loop[target] = pb_grpc.LlmServiceStub(channel)
         return stub

@@ -82,9 +82,9 @@ class SyncMeshClient:
     """``client.threads``, ``client.runs``, ``client.assistants`` with blocking methods;
     streams are plain iterators."""
 
-    def __init__(self, url: str, api_key: str) -> None:
+    def __init__(self, url: str, api_key: str, *, ca_file: str | None = None) -> None:
         self._loop = _Loop()
-        self._client: MeshClient = self._loop.run(_make(url, api_key))
+        self._client: MeshClient = self._loop.run(_make(url, api_key, ca_file))
         self.threads = _SyncResource(self._client.threads, self._loop)
         self.runs = _SyncResource(self._client.runs, self._loop)
         self.assistants = _SyncResource(self._client.assistants, self._loop)
@@ -100,9 +100,11 @@ class SyncMeshClient:
         self.close()
 
 
-async def _make(url: str, api_key: str) -> MeshClient:
-    return MeshClient(url, api_key)  # its channel belongs to the client's loop
+async def _make(url: str, api_key: str, ca_file: str | None) -> MeshClient:
+    return MeshClient(url, api_key, ca_file=ca_file)  # its channel belongs to the client's loop
 
 
-def get_sync_client(*, url: str = "127.0.0.1:50051", api_key: str) -> SyncMeshClient:
-    return SyncMeshClient(url, api_key)
+def get_sync_client(
+    *, url: str = "127.0.0.1:50051", api_key: str, ca_file: str | None = None
+) -> SyncMeshClient:
+    return SyncMeshClient(url, api_key, ca_file=ca_file)

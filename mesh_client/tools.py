@@ -34,7 +34,9 @@ from lgmesh.tools.v1 import tools_pb2 as pb
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
 from pydantic import PrivateAttr
 
+from mesh_client._llm_common import METADATA_KEY_TENANT, run_token_metadata
 from mesh_client._status import status_details
+from mesh_core.security import InternalSecurity, internal_security
 from mesh_core.telemetry import trace_metadata
 
 __all__ = [
@@ -127,8 +129,14 @@ def _target(address: str | Sequence[str]) -> str:
 class _Connection:
     """One sync channel, and one aio channel per event loop, to the same target."""
 
-    def __init__(self, target: str, metadata: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        target: str,
+        metadata: Sequence[tuple[str, str]],
+        security: InternalSecurity | None = None,
+    ) -> None:
         self.target = target
+        self.security = security or internal_security()
         self.metadata = tuple(metadata)
         self.options = [("grpc.service_config", _SERVICE_CONFIG)]
         self._lock = threading.Lock()
@@ -141,7 +149,9 @@ class _Connection:
     def stub(self) -> pb_grpc.ToolServiceStub:
         with self._lock:
             if self._sync is None:
-                self._sync_channel = grpc.insecure_channel(self.target, options=self.options)
+                self._sync_channel = self.security.sync_channel(
+                    self.target, "tools", options=self.options
+                )
                 self._sync = pb_grpc.ToolServiceStub(self._sync_channel)
             return self._sync
 
@@ -149,7 +159,7 @@ class _Connection:
         loop = asyncio.get_running_loop()
         entry = self._aio.get(loop)
         if entry is None:
-            channel = grpc.aio.insecure_channel(self.target, options=self.options)
+            channel = self.security.channel(self.target, "tools", options=self.options)
             entry = (channel, pb_grpc.ToolServiceStub(channel))
             self._aio[loop] = entry
         return entry[1]
@@ -211,15 +221,22 @@ class RemoteTool(BaseTool):
         _, arguments = super()._to_args_and_kwargs(tool_input, tool_call_id)
         return (), {"arguments": arguments, "tool_call_id": tool_call_id}
 
-    def _request(self, arguments: dict[str, Any], tool_call_id: str | None) -> pb.InvokeToolRequest:
+    def _request(
+        self, arguments: dict[str, Any], tool_call_id: str | None, config: RunnableConfig
+    ) -> pb.InvokeToolRequest:
         key = idempotency_key_for(tool_call_id) if self.derive_idempotency_keys else ""
+        # inside a mesh run: the run's tenant (its tenant token, sent along, names it)
+        tenant = (config.get("metadata") or {}).get(METADATA_KEY_TENANT) or self.tenant_id
         return pb.InvokeToolRequest(
-            tenant_id=self.tenant_id,
+            tenant_id=str(tenant),
             name=self.name,
             arguments_json=json.dumps(arguments),
             idempotency_key=key,
             tool_call_id=tool_call_id or "",
         )
+
+    def _metadata(self, config: RunnableConfig) -> tuple[tuple[str, str], ...]:
+        return (*self._conn.metadata, *run_token_metadata(config), *trace_metadata())
 
     def _result(self, resp: pb.InvokeToolResponse) -> tuple[Any, Any]:
         content = json.loads(resp.content_json) if resp.content_json else ""
@@ -235,10 +252,10 @@ class RemoteTool(BaseTool):
         config: RunnableConfig,
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[Any, Any]:
-        req = self._request(arguments, tool_call_id)
+        req = self._request(arguments, tool_call_id, config)
         try:
             resp = self._conn.stub().InvokeTool(
-                req, timeout=self.call_timeout, metadata=(*self._conn.metadata, *trace_metadata())
+                req, timeout=self.call_timeout, metadata=self._metadata(config)
             )
         except grpc.RpcError as err:
             raise _translate(self.name, err) from None
@@ -251,10 +268,10 @@ class RemoteTool(BaseTool):
         config: RunnableConfig,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[Any, Any]:
-        req = self._request(arguments, tool_call_id)
+        req = self._request(arguments, tool_call_id, config)
         try:
             resp = await self._conn.astub().InvokeTool(
-                req, timeout=self.call_timeout, metadata=(*self._conn.metadata, *trace_metadata())
+                req, timeout=self.call_timeout, metadata=self._metadata(config)
             )
         except grpc.RpcError as err:
             raise _translate(self.name, err) from None
@@ -290,6 +307,7 @@ def remote_tools(
     timeout: float | None = DEFAULT_CALL_TIMEOUT,
     metadata: Sequence[tuple[str, str]] = (),
     idempotency: bool = True,
+    security: InternalSecurity | None = None,
 ) -> list[BaseTool]:
     """The tools of the tool_svc at ``address`` as LangChain tools.
 
@@ -302,8 +320,10 @@ def remote_tools(
             per-tool timeout also applies.
         metadata: gRPC metadata sent with every call (e.g. auth headers).
         idempotency: derive idempotency keys inside LangGraph tasks (on by default).
+        security: mutual TLS to the tool service (default: the process's, which
+            ``lgmesh runtime`` sets from its --tls-* flags; plaintext elsewhere).
     """
-    conn = _Connection(_target(address), metadata)
+    conn = _Connection(_target(address), metadata, security)
     try:
         resp = conn.stub().ListTools(
             pb.ListToolsRequest(tenant_id=tenant_id, names=list(names or ())),
@@ -324,9 +344,10 @@ async def aremote_tools(
     timeout: float | None = DEFAULT_CALL_TIMEOUT,
     metadata: Sequence[tuple[str, str]] = (),
     idempotency: bool = True,
+    security: InternalSecurity | None = None,
 ) -> list[BaseTool]:
     """:func:`remote_tools` for async code (lists the tools without blocking the loop)."""
-    conn = _Connection(_target(address), metadata)
+    conn = _Connection(_target(address), metadata, security)
     try:
         resp = await conn.astub().ListTools(
             pb.ListToolsRequest(tenant_id=tenant_id, names=list(names or ())),

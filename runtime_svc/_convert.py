@@ -46,6 +46,7 @@ def request_from_pb(
     resume: bool = False,
     after_seq: int = 0,
     graph_id: str = "",
+    tenant_token: str = "",
 ) -> RunRequest:
     config = from_struct(spec.config, "run.config") if spec.HasField("config") else {}
     validate_config(config)
@@ -79,12 +80,22 @@ def request_from_pb(
         # the gateway sets "delete" on a stateless run (it made the thread for it)
         on_completion=names.name_of(names.ON_COMPLETION, spec.on_completion),
         webhook=spec.webhook,
+        tenant_token=tenant_token,
     )
 
 
-def request_from_bytes(tenant_id: str, run_id: str, spec: bytes, graph_id: str) -> RunRequest:
-    """A delayed run's request, from the RunSpec the gateway put on the schedule."""
-    return request_from_pb(tenant_id, run_id, types_pb2.RunSpec.FromString(spec), graph_id=graph_id)
+def request_from_bytes(
+    tenant_id: str, run_id: str, spec: bytes, graph_id: str, tenant_token: str = ""
+) -> RunRequest:
+    """A delayed run's request, from the RunSpec (and the run's tenant token) the gateway
+    put on the schedule."""
+    return request_from_pb(
+        tenant_id,
+        run_id,
+        types_pb2.RunSpec.FromString(spec),
+        graph_id=graph_id,
+        tenant_token=tenant_token,
+    )
 
 
 def timestamp(t: float) -> timestamp_pb2.Timestamp:

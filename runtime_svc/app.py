@@ -60,14 +60,14 @@ from mesh_core.lifecycle import (
 from mesh_core.limits import LimitsTable
 from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
-from mesh_core.security import inbox_prefix
+from mesh_core.security import PLAINTEXT, InternalSecurity, inbox_prefix
 from mesh_core.security._codec import PayloadCodec
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.manager import RunManager, RunManagerSettings
 from runtime_svc.runs import Event
 from runtime_svc.scheduler import Scheduler
-from runtime_svc.servicer import SERVICE_NAME, RuntimeServicer
+from runtime_svc.servicer import CALLERS, SERVICE_NAME, TENANT_SCOPED, RuntimeServicer
 from runtime_svc.sweeper import Sweeper
 
 __all__ = ["Runtime", "RuntimeSettings", "serve"]
@@ -111,6 +111,9 @@ class RuntimeSettings:
             log keeps events (the gateways use the same figures).
         limits: per-tenant limits; a runtime enforces concurrent runs and the creation
             rate at admission, run duration, Send tasks per superstep and state size.
+        security: mutual TLS and tenant tokens on the gRPC port (see runtime_svc.servicer);
+            graph code's calls to the LLM gateway and tools use the process's identity
+            (``configure_internal_security``, set by ``lgmesh runtime``).
         payload_codec: seals checkpoints, run events, remote task messages, the user
             data of run records and scheduled jobs (``--payload-keys``; None: plain).
     """
@@ -149,6 +152,7 @@ class RuntimeSettings:
     event_max_age: float = DEFAULT_EVENT_MAX_AGE
     event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
     limits: LimitsTable = field(default_factory=LimitsTable)
+    security: InternalSecurity = PLAINTEXT
     payload_codec: PayloadCodec | None = None
 
 
@@ -212,6 +216,7 @@ class Runtime(Service):
 
     async def start(self) -> None:
         s = self.settings
+        s.security.warn_if_plaintext()
         infra = s.infra
         retry = Retry(budget=s.retry_budget)
         # A runtime in the worker role is the "worker" tier: it reads checkpoints (for
@@ -321,7 +326,11 @@ class Runtime(Service):
         s = self.settings
         infra = s.infra
         self._server = MeshServer(
-            f"runtime {s.runtime_id}", f"{s.host}:{s.port}", max_message_bytes=s.max_message_bytes
+            f"runtime {s.runtime_id}",
+            f"{s.host}:{s.port}",
+            max_message_bytes=s.max_message_bytes,
+            interceptors=s.security.policy(CALLERS, tenant_scoped=TENANT_SCOPED),
+            credentials=s.security.server_credentials(),
         )
         self.leases = ThreadLeases(self.session, infra.prefix, s.runtime_id, "")
         remote = await self._start_remote() if s.remote != "off" else None

@@ -50,6 +50,7 @@ from mesh_core.errors import (
 from mesh_core.jsonvalue import to_jsonable
 from mesh_core.limits import LimitsTable
 from mesh_core.reasons import Reason
+from mesh_core.security import CONFIG_KEY_TENANT_TOKEN
 from runtime_svc.fencing import FencedCheckpointer
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.langgraph_api import CONFIG_KEY_CHECKPOINTER, PUSH
@@ -275,10 +276,11 @@ class RunManager:
         handle = RunHandle(req, record, self.eventlog, position, on_publish_failure=publish_failed)
         return handle
 
-    async def cancel(self, run_id: str, action: str = "interrupt") -> bool:
-        """Stop a run driven here (interrupt, or rollback: forget it and its checkpoints)."""
+    async def cancel(self, run_id: str, action: str = "interrupt", *, tenant: str = "") -> bool:
+        """Stop a run driven here (interrupt, or rollback: forget it and its checkpoints);
+        ``tenant``: only a run of this tenant (another tenant's run is not "found")."""
         handle = self.runs.get(run_id)
-        if handle is None or handle.finished:
+        if handle is None or handle.finished or (tenant and handle.req.tenant_id != tenant):
             return False
         handle.stop(cancel=action)
         return True
@@ -542,6 +544,11 @@ class RunManager:
         metadata = {**(user.pop("metadata", None) or {}), **req.metadata}
         metadata[RUN_ID_KEY] = req.run_id
         metadata["lgmesh_tenant"] = req.tenant_id
+        if req.tenant_token:
+            # mesh_client sends it with every LLM and tool call of the run (also from
+            # workers); its "__" key keeps it out of checkpoint metadata, and
+            # runtime_svc.visibility keeps it from clients
+            conf[CONFIG_KEY_TENANT_TOKEN] = req.tenant_token
         # Workers rebuild tasks with this configurable: subgraph checkpoints they write are fenced too.
         conf["fencing_token"] = lease.token
         return {**user, "configurable": conf, "metadata": metadata}

@@ -58,6 +58,10 @@ class RunRequest:
     on_completion: str = ""
     #: POSTed the run when it ends (its delivery job is on the webhook schedule)
     webhook: str = ""
+    #: the gateway's tenant token for this run (mesh_core.security): it travels with the
+    #: run (its record, its config, remote tasks) so the LLM gateway and the tool service
+    #: can verify the tenant of every call the run makes; "" without internal security
+    tenant_token: str = field(default="", repr=False)
 
     @property
     def scoped_thread(self) -> str:
@@ -82,6 +86,7 @@ class RunRequest:
             "durability": self.durability,
             "on_completion": self.on_completion,
             "webhook": self.webhook,
+            "tenant_token": self.tenant_token,
         }
 
     @classmethod
@@ -109,6 +114,7 @@ class RunRequest:
             durability=str(spec.get("durability") or "sync"),
             on_completion=str(spec.get("on_completion") or ""),
             webhook=str(spec.get("webhook") or ""),
+            tenant_token=str(spec.get("tenant_token") or ""),
         )
 
 

@@ -190,6 +190,7 @@ class Scheduler:
             rec.run_id,
             base64.b64decode(str(job.payload.get("spec", ""))),
             str(job.payload.get("graph_id", "")),
+            str(job.payload.get("tenant_token", "")),
         )
         try:
             await self.manager.submit(req, wait_for_lease=False)

@@ -14,6 +14,7 @@ from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 from mesh_core.adapters.redis.records import scoped_thread_id
 from mesh_core.errors import FieldViolation, InvalidArgumentError
 from mesh_core.jsonvalue import LARGE_MESSAGE_BYTES, from_struct, from_value, to_struct, to_value
+from mesh_core.security import verified_token
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.manager import RunManager
@@ -22,6 +23,26 @@ from runtime_svc.runs import RunRequest
 from runtime_svc.threads import ThreadStore, graph_json, graph_schemas, subgraph_schemas
 
 SERVICE_NAME = runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"].full_name
+
+#: Who may call a runtime (``mesh_core.security.CallerPolicy``, with mutual TLS): gateways
+#: only. Workers and other runtimes never call RuntimeService.
+CALLERS = {f"/{SERVICE_NAME}/": ("gateway",)}
+#: RPCs acting for a tenant: they need the gateway's tenant token for the request's
+#: ``tenant_id``. The graph RPCs serve the deployment's graphs, which no tenant owns.
+TENANT_SCOPED = frozenset(
+    f"/{SERVICE_NAME}/{name}"
+    for name in (
+        "ExecuteRun",
+        "CancelRun",
+        "GetThreadState",
+        "GetThreadHistory",
+        "GetRunOutput",
+        "UpdateThreadState",
+        "DeleteThread",
+        "CopyThread",
+        "PruneThread",
+    )
+)
 
 
 def _require(value: str, field: str) -> None:
@@ -56,6 +77,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
                 resume=request.resume,
                 after_seq=request.after_seq,
                 graph_id=request.graph_id,
+                tenant_token=verified_token(),
             )
 
         # A large input is decoded off the event loop (other runs keep streaming).
@@ -71,7 +93,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         self, request: runtime_pb2.CancelRunRequest, context: grpc.aio.ServicerContext
     ) -> runtime_pb2.CancelRunResponse:
         action = "rollback" if request.action == types_pb2.CANCEL_ACTION_ROLLBACK else "interrupt"
-        found = await self.manager.cancel(request.run_id, action)
+        found = await self.manager.cancel(request.run_id, action, tenant=request.tenant_id)
         return runtime_pb2.CancelRunResponse(found=found)
 
     async def GetThreadState(

@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mesh_core.security import CONFIG_KEY_TENANT_TOKEN
+
 __all__ = ["SCRUBBED_MODES", "is_internal_key", "public_metadata", "public_payload"]
 
 #: Stream modes whose events carry a run's config or checkpoint metadata (besides
 #: "messages", whose metadata is scrubbed as such).
 SCRUBBED_MODES = frozenset({"debug", "checkpoints", "tasks"})
 _INTERNAL_PREFIX = "lgmesh_"
-_INTERNAL_KEYS = frozenset({"fencing_token"})
+_INTERNAL_KEYS = frozenset({"fencing_token", CONFIG_KEY_TENANT_TOKEN})
 _METADATA_FIELDS = frozenset({"metadata", "configurable"})
 
 

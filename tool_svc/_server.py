@@ -13,7 +13,7 @@ from tool_svc._engine import ToolEngine
 from tool_svc._idempotency import IdempotencyStore
 from tool_svc._registry import load_registry
 from tool_svc._settings import ToolServiceSettings
-from tool_svc.servicer import SERVICE_NAME, ToolServicer, add_to_server
+from tool_svc.servicer import CALLERS, SERVICE_NAME, TENANT_SCOPED, ToolServicer, add_to_server
 
 __all__ = ["ToolServer", "serve"]
 
@@ -44,7 +44,12 @@ class ToolServer(Service):
             thread_pool_size=settings.thread_pool_size,
             limits=settings.limits,
         )
-        self._server = MeshServer("tool_svc", settings.address)
+        self._server = MeshServer(
+            "tool_svc",
+            settings.address,
+            interceptors=settings.security.policy(CALLERS, tenant_scoped=TENANT_SCOPED),
+            credentials=settings.security.server_credentials(),
+        )
         self._server.add(add_to_server, ToolServicer(self.engine), SERVICE_NAME)
         self.port = 0
         self._stopped = False
@@ -64,6 +69,7 @@ class ToolServer(Service):
 
     async def start(self) -> None:
         self.port = await self._server.start()
+        self.settings.security.warn_if_plaintext()
         log.info(
             "tool_svc serving %d tools on %s:%d", len(self.registry), self.settings.host, self.port
         )

@@ -27,6 +27,7 @@ import yaml
 
 from mesh_core.config import InfraSettings
 from mesh_core.limits import LimitsTable
+from mesh_core.security import PLAINTEXT, InternalSecurity
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -94,6 +95,7 @@ class ToolServiceSettings:
             replica dies (then another caller with the key may run the tool).
         drain_grace: seconds in-flight calls get to finish after SIGTERM.
         limits: per-tenant limits; here each tenant's ``tool_share`` of every tool.
+        security: mutual TLS and tenant tokens on the gRPC port (see tool_svc.servicer).
     """
 
     infra: InfraSettings = field(default_factory=InfraSettings)
@@ -110,6 +112,7 @@ class ToolServiceSettings:
     idempotency_lock_ttl: float = 10.0
     drain_grace: float = 10.0
     limits: LimitsTable = field(default_factory=LimitsTable)
+    security: InternalSecurity = PLAINTEXT
 
     @property
     def address(self) -> str:

@@ -8,12 +8,20 @@ from lgmesh.tools.v1 import tools_pb2 as pb
 from lgmesh.tools.v1 import tools_pb2_grpc as pb_grpc
 
 from mesh_core.errors import FieldViolation, InvalidArgumentError
+from mesh_core.security import verified_tenant
 from tool_svc._convert import invocation_from_pb, result_to_pb, tool_info_to_pb
 from tool_svc._engine import ToolEngine
 
-__all__ = ["SERVICE_NAME", "ToolServicer", "add_to_server"]
+__all__ = ["CALLERS", "SERVICE_NAME", "TENANT_SCOPED", "ToolServicer", "add_to_server"]
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ToolService"].full_name
+#: Who may call the tool service (``mesh_core.security.CallerPolicy``, with mutual TLS):
+#: graph code on runtimes and on workers (remote Send tasks).
+CALLERS = {f"/{SERVICE_NAME}/": ("runtime", "worker")}
+#: Calls acting for a tenant: InvokeTool needs the run's tenant token naming the
+#: request's ``tenant_id`` (its side effects, idempotency keys and fair share are that
+#: tenant's). ListTools lists the deployment's tools, which no tenant owns.
+TENANT_SCOPED = frozenset({f"/{SERVICE_NAME}/InvokeTool"})
 MAX_NAME = 128
 MAX_KEY = 512
 
@@ -36,6 +44,9 @@ class ToolServicer(pb_grpc.ToolServiceServicer):
         self, request: pb.InvokeToolRequest, context: grpc.aio.ServicerContext
     ) -> pb.InvokeToolResponse:
         _check(request)
+        claims = verified_tenant()
+        if claims is not None and not request.tenant_id:
+            request.tenant_id = claims.tenant  # the call's tenant is the token's
         remaining = context.time_remaining()
         result = await self.engine.invoke(invocation_from_pb(request, remaining))
         return result_to_pb(result)

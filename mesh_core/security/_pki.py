@@ -23,15 +23,31 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-__all__ = ["TIERS", "TIER_URI_PREFIX", "PkiFiles", "issue_dev_pki", "tier_uri"]
+__all__ = [
+    "TIERS",
+    "TIER_DNS_SUFFIX",
+    "TIER_URI_PREFIX",
+    "PkiFiles",
+    "issue_dev_pki",
+    "tier_dns",
+    "tier_uri",
+]
 
 TIER_URI_PREFIX = "spiffe://lgmesh/tier/"
+#: Every tier's certificate names ``<tier>.lgmesh.internal``: runtimes are reached by
+#: pod IP, which no certificate can name, so internal clients check this name instead
+#: (``grpc.ssl_target_name_override``) and so also verify they reached the right tier.
+TIER_DNS_SUFFIX = ".lgmesh.internal"
 #: The mesh's tiers, each with an identity of its own.
 TIERS = ("gateway", "runtime", "worker", "llm-gateway", "tools")
 
 
 def tier_uri(tier: str) -> str:
     return TIER_URI_PREFIX + tier
+
+
+def tier_dns(tier: str) -> str:
+    return tier + TIER_DNS_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,20 @@ class PkiFiles:
     def token_public(self) -> Path:
         return self.directory / "tenant-token.pub"
 
+    def env(self, tier: str) -> dict[str, str]:
+        """The ``LGMESH_*`` variables of a ``tier`` service using this PKI (``--tls-*``
+        and its tenant-token key: the private one for gateways, else the public one)."""
+        env = {
+            "LGMESH_TLS_CA": str(self.ca),
+            "LGMESH_TLS_CERT": str(self.cert(tier)),
+            "LGMESH_TLS_KEY": str(self.key(tier)),
+        }
+        if tier == "gateway":
+            env["LGMESH_TENANT_TOKEN_KEY"] = str(self.token_private)
+        else:
+            env["LGMESH_TENANT_TOKEN_PUBLIC_KEY"] = str(self.token_public)
+        return env
+
 
 def _write(path: Path, data: bytes, *, private: bool) -> None:
     path.write_bytes(data)
@@ -82,7 +112,8 @@ def issue_dev_pki(
     hosts: Iterable[str] = ("localhost", "127.0.0.1"),
     days: int = 7,
 ) -> PkiFiles:
-    """A throwaway CA and a certificate per tier valid for ``hosts`` (names or IPs), plus
+    """A throwaway CA and a certificate per tier valid for ``<tier>.lgmesh.internal`` and
+    ``hosts`` (names or IPs), plus
     a tenant-token key pair, written to ``directory`` (private keys mode 0600)."""
     directory.mkdir(parents=True, exist_ok=True)
     files = PkiFiles(directory)
@@ -133,7 +164,13 @@ def issue_dev_pki(
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(tier_uri(tier)), *alt]),
+                x509.SubjectAlternativeName(
+                    [
+                        x509.UniformResourceIdentifier(tier_uri(tier)),
+                        x509.DNSName(tier_dns(tier)),
+                        *alt,
+                    ]
+                ),
                 critical=False,
             )
             .add_extension(

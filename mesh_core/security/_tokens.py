@@ -24,9 +24,19 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mesh_core.errors import UnauthenticatedError
 
-__all__ = ["TENANT_TOKEN_HEADER", "TenantClaims", "TenantTokenIssuer", "TenantTokenVerifier"]
+__all__ = [
+    "CONFIG_KEY_TENANT_TOKEN",
+    "TENANT_TOKEN_HEADER",
+    "TenantClaims",
+    "TenantTokenIssuer",
+    "TenantTokenVerifier",
+]
 
 TENANT_TOKEN_HEADER = "x-lgmesh-tenant-token"
+#: Where a run's token rides in its ``config["configurable"]`` (to graph code and workers).
+#: The "__" prefix keeps it out of checkpoint metadata (LangGraph copies the other
+#: string values of ``configurable`` there).
+CONFIG_KEY_TENANT_TOKEN = "__lgmesh_tenant_token"
 
 
 def _b64(data: bytes) -> str:

@@ -73,7 +73,7 @@ from nats.js import JetStreamContext
 
 from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
-from mesh_core.security import inbox_prefix
+from mesh_core.security import CONFIG_KEY_TENANT_TOKEN, inbox_prefix
 from mesh_core.telemetry import inject_nats_headers
 from runtime_svc.langgraph_api import (
     CONF,
@@ -472,7 +472,10 @@ class RemoteExecutor:
         user_conf = {
             k: v
             for k, v in conf.items()
-            if not k.startswith("__") and k not in _CONFIG_SKIP and self._serializable(v)
+            # the run's tenant token goes along: the task's model and tool calls send it
+            if (not k.startswith("__") or k == CONFIG_KEY_TENANT_TOKEN)
+            and k not in _CONFIG_SKIP
+            and self._serializable(v)
         }
         user_meta = {
             k: v for k, v in (config.get("metadata") or {}).items() if self._serializable(v)

@@ -13,14 +13,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh_client import StreamPart
 from mesh_core.localservers import LocalServers
+from mesh_core.security import InternalSecurity
 from tests.e2e.cluster import MeshCluster
 from tests.helpers import assert_eventually
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
 
-async def _health(address: str) -> int:
-    async with grpc.aio.insecure_channel(address) as ch:
+async def _health(address: str, security: InternalSecurity) -> int:
+    async with security.channel(address, "runtime") as ch:
         try:
             resp = await health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(), timeout=1
@@ -62,7 +63,9 @@ async def test_sigterm_drains_and_hands_over(
                     # readiness fails at once while the run is still being drained
                     address = draining.address
                     await assert_eventually(
-                        functools.partial(_health_not_serving, address),
+                        functools.partial(
+                            _health_not_serving, address, cluster.security("gateway")
+                        ),
                         timeout=3,
                         message="draining runtime reports NOT_SERVING",
                     )
@@ -95,5 +98,5 @@ async def test_sigterm_drains_and_hands_over(
         cluster.stop()
 
 
-async def _health_not_serving(address: str) -> bool:
-    return await _health(address) in (health_pb2.HealthCheckResponse.NOT_SERVING, -1)
+async def _health_not_serving(address: str, security: InternalSecurity) -> bool:
+    return await _health(address, security) in (health_pb2.HealthCheckResponse.NOT_SERVING, -1)

@@ -8,12 +8,22 @@ from pathlib import Path
 from mesh_cli.launcher import ServiceProcess, free_port
 from mesh_client import MeshClient
 from mesh_core.localservers import LocalServers
+from mesh_core.security import (
+    PLAINTEXT,
+    TENANT_TOKEN_HEADER,
+    InternalSecurity,
+    TenantTokenIssuer,
+    TlsIdentity,
+    issue_dev_pki,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 LIMITS = str(Path(__file__).with_name("limits.yaml"))
 LIMITS_TENANTS = ("bulk", "q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
 API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in LIMITS_TENANTS)])
+#: a backend user's tier -> the tier of its certificate
+_CERT_TIER = {"llm": "llm-gateway"}
 
 
 class MeshCluster:
@@ -28,8 +38,12 @@ class MeshCluster:
         extra_env: dict[str, str] | None = None,
         echo: bool = False,
         metrics: bool = False,
+        tls: bool = True,
     ) -> None:
+        """``tls``: every internal hop over mutual TLS with tenant tokens (a throwaway
+        PKI in ``tmp/pki``), as deployed; False only for a plaintext baseline (bench)."""
         self.infra = infra
+        self.pki = issue_dev_pki(tmp / "pki") if tls else None
         self.prefix = prefix
         self.tmp = tmp
         self.graphs = graphs
@@ -52,8 +66,23 @@ class MeshCluster:
         self._echo = print if echo or os.environ.get("LGMESH_TEST_ECHO") else None
 
     def env_for(self, tier: str) -> dict[str, str]:
-        """The environment of a ``tier`` process: the cluster's, with that tier's URLs."""
-        return {**self.env, **self.infra.env(tier, self.prefix)}
+        """The environment of a ``tier`` process: the cluster's, with that tier's URLs
+        and certificate (``llm``: the LLM gateway)."""
+        tls = self.pki.env(_CERT_TIER.get(tier, tier)) if self.pki is not None else {}
+        return {**self.env, **self.infra.env(tier, self.prefix), **tls}
+
+    def security(self, tier: str) -> InternalSecurity:
+        """Mutual TLS as a ``tier`` service of this cluster (plaintext without TLS)."""
+        if self.pki is None:
+            return PLAINTEXT
+        return InternalSecurity(TlsIdentity.from_pki(self.pki, tier))
+
+    def tenant_metadata(self, tenant: str) -> tuple[tuple[str, str], ...]:
+        """A tenant token for ``tenant``, as a gateway would sign it (none without TLS)."""
+        if self.pki is None:
+            return ()
+        token = TenantTokenIssuer.from_file(self.pki.token_private).issue(tenant, ttl=600)
+        return ((TENANT_TOKEN_HEADER, token),)
 
     def _metrics_args(self, name: str) -> list[str]:
         if not self.metrics:
@@ -130,11 +159,11 @@ class MeshCluster:
         self.runtimes.append(proc)
         return proc
 
-    def add_gateway(self) -> ServiceProcess:
+    def add_gateway(self, extra: list[str] | None = None) -> ServiceProcess:
         n = len(self.gateways) + 1
         proc = ServiceProcess(
             f"gateway-{n}",
-            ["gateway", "--port", "0", *self._metrics_args(f"gateway-{n}")],
+            ["gateway", "--port", "0", *self._metrics_args(f"gateway-{n}"), *(extra or [])],
             self.env_for("gateway"),
             log_file=self.tmp / f"gateway-{n}.log",
             echo=self._echo,

@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from mesh_core.localservers import LocalServers
 from tests.e2e.cluster import ROOT, MeshCluster
+from tests.helpers import unique_prefix
 
 pytestmark = [pytest.mark.e2e]
 
 DEMO_GRAPHS = str(ROOT / "mesh_demo" / "graphs.yaml")
 
 
-@pytest.fixture
-async def agent_mesh(infra: LocalServers, prefix: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    c = MeshCluster(infra, prefix, tmp_path, graphs=DEMO_GRAPHS)
+@pytest.fixture(scope="module")
+def agent_cluster(
+    infra: LocalServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MeshCluster]:
+    c = MeshCluster(
+        infra, unique_prefix("agent"), tmp_path_factory.mktemp("agent"), graphs=DEMO_GRAPHS
+    )
     try:
         c.add_llm_gateway()
         c.add_tools()
         c.start(runtimes=2, gateways=1)
         yield c
     finally:
-        await c.aclose_clients()
         c.stop()
+
+
+@pytest.fixture
+async def agent_mesh(agent_cluster: MeshCluster) -> AsyncIterator[MeshCluster]:
+    try:
+        yield agent_cluster
+    finally:
+        await agent_cluster.aclose_clients()
 
 
 async def test_agent_tokens_arrive_through_the_public_api(agent_mesh: MeshCluster) -> None:
@@ -60,3 +72,31 @@ async def test_agent_tokens_arrive_through_the_public_api(agent_mesh: MeshCluste
     kinds = [m["type"] for m in state["values"]["messages"]]
     assert kinds == ["human", "ai", "tool", "ai"]
     assert state["values"]["messages"][-1]["usage_metadata"]["total_tokens"] > 0
+
+
+async def test_runs_away_from_their_call_still_prove_their_tenant(agent_mesh: MeshCluster) -> None:
+    """Over mutual TLS every LLM and tool call carries the run's tenant token: a delayed
+    run fired later by a runtime's scheduler (no gateway call behind it) and Send tasks
+    run by workers (their config came over NATS) are served, not refused."""
+    client = agent_mesh.client()
+    t = await client.threads.create()
+    delayed = await client.runs.create(
+        t["thread_id"],
+        "agent",
+        input={"messages": [{"type": "human", "content": "NATS JetStream"}]},
+        after_seconds=1,
+    )
+    await client.runs.join(t["thread_id"], delayed["run_id"])
+    done = await client.runs.get(t["thread_id"], delayed["run_id"])
+    assert done["status"] == "success", agent_mesh.logs()
+
+    t2 = await client.threads.create()
+    parts = [
+        p
+        async for p in client.runs.stream(
+            t2["thread_id"], "demo", input={"question": "mesh"}, stream_mode=["custom"]
+        )
+    ]
+    assert parts[-1].lifecycle["status"] == "success", agent_mesh.logs()
+    researched = [p.data for p in parts if p.event == "custom" and p.data["node"] == "researcher"]
+    assert len(researched) >= 2  # Send tasks on workers, each calling the model and a tool

@@ -220,3 +220,44 @@ async def test_grpcurl_assistants(mesh: MeshCluster) -> None:
         )
     )
     assert waited["values"]["step"] == 2
+
+
+async def test_grpcurl_reaches_a_runtime_only_with_a_tier_certificate(mesh: MeshCluster) -> None:
+    """The README's way to call an internal service: -cacert/-cert/-key of an allowed
+    tier, -servername <tier>.lgmesh.internal, a tenant token for tenant-scoped RPCs."""
+    assert mesh.pki is not None
+    pki, addr = mesh.pki, mesh.runtimes[0].address
+
+    def internal(tier: str, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            _grpcurl(),
+            "-cacert",
+            str(pki.ca),
+            "-cert",
+            str(pki.cert(tier)),
+            "-key",
+            str(pki.key(tier)),
+            "-servername",
+            "runtime.lgmesh.internal",
+            *args,
+        ]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    listed = internal("gateway", addr, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "lgmesh.runtime.v1.RuntimeService" in listed.stdout.split()
+    graphs = internal("gateway", addr, "lgmesh.runtime.v1.RuntimeService/ListGraphs")
+    assert graphs.returncode == 0 and "steps" in graphs.stdout, graphs.stderr
+    state = ["-d", '{"tenant_id": "acme", "thread_id": "t", "assistant_id": "steps"}', addr]
+    method = "lgmesh.runtime.v1.RuntimeService/GetThreadState"
+    no_token = internal("gateway", *state, method)
+    assert "Unauthenticated" in no_token.stderr, no_token.stderr
+    ((header, token),) = mesh.tenant_metadata("acme")
+    with_token = internal("gateway", "-H", f"{header}: {token}", *state, method)
+    assert (
+        "Unauthenticated" not in with_token.stderr and "PermissionDenied" not in with_token.stderr
+    )
+    as_tools = internal("tools", addr, "lgmesh.runtime.v1.RuntimeService/ListGraphs")
+    assert "PermissionDenied" in as_tools.stderr, as_tools.stderr
+    plaintext = run(addr, "list", key=None)
+    assert plaintext.returncode != 0

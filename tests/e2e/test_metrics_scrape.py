@@ -101,7 +101,14 @@ async def test_autoscaling_series_move_under_load(
             out = await client.runs.wait(t["thread_id"], graph, input=inp, config=config)
             assert out
 
-        tools = {t.name: t for t in await aremote_tools(c.others[1].address)}
+        tools = {
+            t.name: t
+            for t in await aremote_tools(
+                c.others[1].address,
+                metadata=c.tenant_metadata("default"),
+                security=c.security("runtime"),
+            )
+        }
         sampler = asyncio.create_task(sample())
         await asyncio.gather(
             *(run("demo", {"question": f"q{i}"}) for i in range(3)),

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh_client import MeshClient
+from mesh_core.security import PLAINTEXT, InternalSecurity
 from tests.e2e.cluster import MeshCluster
 from tests.faults import graphs
 
@@ -19,10 +20,13 @@ GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 _GRAPH_OBJECTS = {"chain": graphs.chain, "fan": graphs.fan}
 
 
-async def health(address: str, timeout: float = 1.0) -> str:
-    """SERVING, NOT_SERVING, or DOWN (...) when it does not answer."""
+async def health(
+    address: str, timeout: float = 1.0, *, security: InternalSecurity = PLAINTEXT
+) -> str:
+    """SERVING, NOT_SERVING, or DOWN (...) when it does not answer. ``security``: to
+    reach a runtime of a cluster with TLS (``cluster.security("gateway")``)."""
     try:
-        async with grpc.aio.insecure_channel(address) as ch:
+        async with security.channel(address, "runtime") as ch:
             resp = await health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout
             )
@@ -33,7 +37,14 @@ async def health(address: str, timeout: float = 1.0) -> str:
 
 async def statuses(cluster: MeshCluster) -> dict[str, str]:
     procs = [*cluster.runtimes, *cluster.gateways]
-    got = await asyncio.gather(*(health(p.address) for p in procs if p.alive and p.address))
+    internal = cluster.security("gateway")
+    got = await asyncio.gather(
+        *(
+            health(p.address, security=internal if p in cluster.runtimes else PLAINTEXT)
+            for p in procs
+            if p.alive and p.address
+        )
+    )
     return {
         p.name: s for p, s in zip([p for p in procs if p.alive and p.address], got, strict=True)
     }

@@ -68,14 +68,14 @@ async def test_runtime_cut_from_one_backend_mid_run(
         await work.check(timeout=90)
         took = time.monotonic() - cut_at
         print(f"cut from {backend}: run finished {took:.1f}s after the cut")
-        assert await health(cut.address) == "NOT_SERVING"
-        assert await health(healthy.address) == "SERVING"
+        assert await health(cut.address, security=cluster.security("gateway")) == "NOT_SERVING"
+        assert await health(healthy.address, security=cluster.security("gateway")) == "SERVING"
 
         topo.heal(ns, backend)
         healed_at = time.monotonic()
 
         async def serving_again() -> bool:
-            return await health(cut.address) == "SERVING"
+            return await health(cut.address, security=cluster.security("gateway")) == "SERVING"
 
         await wait_until(serving_again, timeout=30)
         print(

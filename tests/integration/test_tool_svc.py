@@ -5,6 +5,7 @@ graceful SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from mesh_client.tools import remote_tools
 from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.localservers import LocalServers, find_binary
 from tests.helpers import unique_prefix
+from tests.tls import TestPki
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +54,22 @@ tools:
 
 
 def start_replicas(
-    tmp: Path, redis_url: str, prefix: str, n: int = 2, config: str = TEST_CONFIG
+    tmp: Path,
+    redis_url: str,
+    prefix: str,
+    n: int = 2,
+    config: str = TEST_CONFIG,
+    pki: TestPki | None = None,
 ) -> list[ServiceProcess]:
-    """``lgmesh tools`` replicas on free loopback ports, started together."""
+    """``lgmesh tools`` replicas on free loopback ports, started together (with mutual
+    TLS and tenant tokens when given a ``pki``)."""
     cfg = tmp / "tools.yaml"
     cfg.write_text(config)
-    env = {"LGMESH_REDIS_URL": redis_url, "LGMESH_PREFIX": prefix}
+    env = {
+        "LGMESH_REDIS_URL": redis_url,
+        "LGMESH_PREFIX": prefix,
+        **(pki.env("tools") if pki is not None else {}),
+    }
     args = ["tools", "--port", "0", "--metrics-port", "0", "--config", str(cfg)]
     procs = [
         ServiceProcess(f"tools-{i}", args, env, log_file=tmp / f"tool_svc_{i}.log", cwd=str(ROOT))
@@ -73,10 +85,20 @@ def module_prefix() -> str:
 
 
 @pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return TestPki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
 def replicas(
-    infra: LocalServers, module_prefix: str, tmp_path_factory: pytest.TempPathFactory
+    infra: LocalServers,
+    module_prefix: str,
+    pki: TestPki,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[list[ServiceProcess]]:
-    procs = start_replicas(tmp_path_factory.mktemp("tool_svc"), infra.redis_url, module_prefix)
+    procs = start_replicas(
+        tmp_path_factory.mktemp("tool_svc"), infra.redis_url, module_prefix, pki=pki
+    )
     try:
         yield procs
     finally:
@@ -85,8 +107,10 @@ def replicas(
 
 
 @pytest.fixture
-async def stubs(replicas: list[ServiceProcess]) -> AsyncIterator[list[pb_grpc.ToolServiceStub]]:
-    channels = [grpc.aio.insecure_channel(p.address) for p in replicas]
+async def stubs(
+    replicas: list[ServiceProcess], pki: TestPki
+) -> AsyncIterator[list[pb_grpc.ToolServiceStub]]:
+    channels = [pki.channel(p.address, "tools") for p in replicas]
     try:
         yield [pb_grpc.ToolServiceStub(c) for c in channels]
     finally:
@@ -130,7 +154,7 @@ async def _payments(client: aioredis.Redis, prefix: str, account: str) -> int:
 
 
 async def test_list_tools_on_both_replicas(
-    stubs: Sequence[pb_grpc.ToolServiceStub], replicas: list[ServiceProcess]
+    stubs: Sequence[pb_grpc.ToolServiceStub], replicas: list[ServiceProcess], pki: TestPki
 ) -> None:
     for stub in stubs:
         resp = await stub.ListTools(pb.ListToolsRequest(tenant_id="acme"))
@@ -150,7 +174,13 @@ async def test_list_tools_on_both_replicas(
     # Reflection answers (grpcurl works against the service).
     out = await asyncio.to_thread(
         subprocess.run,
-        [str(find_binary("grpcurl")), "-plaintext", replicas[0].address, "list"],
+        [
+            str(find_binary("grpcurl")),
+            *("-cacert", str(pki.files.ca), "-servername", "tools.lgmesh.internal"),
+            *("-cert", str(pki.files.cert("runtime")), "-key", str(pki.files.key("runtime"))),
+            replicas[0].address,
+            "list",
+        ],
         capture_output=True,
         text=True,
         timeout=20,
@@ -337,10 +367,17 @@ async def test_metrics_by_tool(
 
 
 async def test_remote_tools_in_a_graph_over_both_replicas(
-    replicas: list[ServiceProcess], redis_client: aioredis.Redis, module_prefix: str
+    replicas: list[ServiceProcess], redis_client: aioredis.Redis, module_prefix: str, pki: TestPki
 ) -> None:
     tools = await asyncio.to_thread(
-        remote_tools, [p.address for p in replicas], tenant_id="acme", names=["record_payment"]
+        functools.partial(
+            remote_tools,
+            [p.address for p in replicas],
+            tenant_id="acme",
+            names=["record_payment"],
+            metadata=pki.token_metadata("acme"),
+            security=pki.security("runtime"),
+        )
     )
     account = f"acct-{uuid.uuid4().hex[:8]}"
     calls = [
@@ -360,9 +397,10 @@ async def test_remote_tools_in_a_graph_over_both_replicas(
 async def test_sigterm_drains_in_flight_calls(
     infra: LocalServers, prefix: str, tmp_path: Path
 ) -> None:
-    (proc,) = start_replicas(tmp_path, infra.redis_url, prefix, n=1)
+    pki = TestPki(tmp_path / "pki")
+    (proc,) = start_replicas(tmp_path, infra.redis_url, prefix, n=1, pki=pki)
     try:
-        async with grpc.aio.insecure_channel(proc.address) as channel:
+        async with pki.channel(proc.address, "tools") as channel:
             stub = pb_grpc.ToolServiceStub(channel)
             running = asyncio.ensure_future(stub.InvokeTool(_call("wait", {"seconds": 1.0})))
             await asyncio.sleep(0.3)

@@ -108,6 +108,16 @@ def test_a_flag_takes_its_default_from_the_env_var() -> None:
     [
         (["gateway", "--port", "0"], "no API keys: set LGMESH_API_KEYS"),
         (["runtime", "--port", "0"], "--graphs (or LGMESH_GRAPHS) is required"),
+        (["tools", "--tls-ca", "ca.pem"], "--tls-ca, --tls-cert and --tls-key go together"),
+        (
+            ["tools", "--tls-ca", "/no/ca", "--tls-cert", "/no/c", "--tls-key", "/no/k"],
+            "TLS CA file /no/ca does not exist",
+        ),
+        (["llm-gateway", "--tenant-token-public-key", "k.pub"], "tenant tokens need mutual TLS"),
+        (
+            ["gateway", "--public-tls-cert", "/no/cert.pem", "--public-tls-key", "/no/k"],
+            "--public-tls-cert: file /no/cert.pem does not exist",
+        ),
         (
             ["runtime", "--graphs", "tests/e2e/graphs.yaml", "--payload-keys", "/nonexistent/k"],
             "payload key file '/nonexistent/k': No such file or directory",
@@ -129,6 +139,8 @@ def test_configuration_errors_are_one_line(argv: list[str], says: str) -> None:
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("LGMESH_")}
+    if "--public-tls-cert" in argv:
+        env["LGMESH_API_KEYS"] = "t=k"
     proc = subprocess.run(
         [sys.executable, "-m", "mesh_cli", *argv], capture_output=True, text=True, env=env
     )

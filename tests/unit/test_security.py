@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -12,6 +13,7 @@ from mesh_core.errors import UnauthenticatedError
 from mesh_core.rpc import MeshServer
 from mesh_core.security import (
     CallerPolicy,
+    InternalSecurity,
     TenantTokenIssuer,
     TenantTokenVerifier,
     TlsIdentity,
@@ -91,3 +93,104 @@ async def test_caller_policy_over_mutual_tls(tmp_path: Path) -> None:
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # plaintext: refused
     finally:
         await server.stop(0)
+
+
+def test_a_run_keeps_its_tenant_token_and_clients_never_see_it() -> None:
+    """The token rides in the run's record (an adopted run resumes with it) and in its
+    config (graph code, workers); what leaves the runtime for clients has it scrubbed."""
+    from mesh_core.adapters.redis.records import RunRecord
+    from mesh_core.security import CONFIG_KEY_TENANT_TOKEN
+    from runtime_svc.runs import RunRequest
+    from runtime_svc.visibility import public_payload
+
+    req = RunRequest("acme", "r1", "t1", "agent", tenant_token="tok")
+    assert "tok" not in repr(req)
+    rec = RunRecord("r1", "acme", "t1", "agent", spec=req.to_spec())
+    assert RunRequest.from_record(rec).tenant_token == "tok"
+    event = {"config": {"configurable": {CONFIG_KEY_TENANT_TOKEN: "tok", "x": 1}}}
+    assert public_payload(event, "t1", "acme:t1") == {"config": {"configurable": {"x": 1}}}
+    # not persisted either: LangGraph copies configurable strings into checkpoint metadata
+    from langgraph.checkpoint.base import get_checkpoint_metadata
+
+    config: Any = {"configurable": {CONFIG_KEY_TENANT_TOKEN: "tok", "x": "y"}}
+    assert get_checkpoint_metadata(config, {}) == {"x": "y"}
+
+
+def test_internal_security_flags_say_what_is_wrong(tmp_path: Path) -> None:
+    files = issue_dev_pki(tmp_path / "pki", tiers=("runtime",))
+    tls = {
+        "ca": str(files.ca),
+        "cert": str(files.cert("runtime")),
+        "key": str(files.key("runtime")),
+    }
+    assert not InternalSecurity.from_flags().enabled
+    with pytest.raises(ValueError, match="go together"):
+        InternalSecurity.from_flags(ca=tls["ca"])
+    with pytest.raises(ValueError, match="need mutual TLS"):
+        InternalSecurity.from_flags(token_public_key=str(files.token_public))
+    with pytest.raises(ValueError, match="--tenant-token-public-key"):
+        InternalSecurity.from_flags(**tls)
+    with pytest.raises(ValueError, match="--tenant-token-key"):
+        InternalSecurity.from_flags(**tls, issues_tokens=True)
+    with pytest.raises(ValueError, match="does not exist"):
+        InternalSecurity.from_flags(**{**tls, "cert": str(tmp_path / "nope.pem")})
+    sec = InternalSecurity.from_flags(**tls, token_public_key=str(files.token_public))
+    assert sec.enabled and sec.verifier is not None and sec.issuer is None
+
+
+def test_gateway_tokens_live_as_long_as_what_they_are_for(tmp_path: Path) -> None:
+    import time
+
+    from gateway._tokens import CALL_TOKEN_TTL, RUN_TOKEN_SLACK, TenantTokens
+    from mesh_core.limits import LimitsTable
+
+    files = issue_dev_pki(tmp_path / "pki", tiers=())
+    verifier = TenantTokenVerifier.from_file(files.token_public)
+    limits = LimitsTable()
+    tokens = TenantTokens(TenantTokenIssuer.from_file(files.token_private), limits)
+    ((header, call),) = tokens.call("acme")
+    assert header == "x-lgmesh-tenant-token" and tokens.call("acme") == ((header, call),)
+    assert verifier.verify(call).expires <= time.time() + CALL_TOKEN_TTL + 1
+    run = verifier.verify(tokens.run_token("acme", "r1", delay=600))
+    lifetime = 600 + limits.for_tenant("acme").max_run_seconds + RUN_TOKEN_SLACK
+    assert (run.tenant, run.run_id) == ("acme", "r1")
+    assert run.expires >= time.time() + lifetime - 5
+    assert TenantTokens(None, limits).call("acme") == ()
+    assert TenantTokens(None, limits).run_token("acme", "r1") == ""
+
+
+async def test_a_verified_token_is_remembered_until_it_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from mesh_core.security import TENANT_TOKEN_HEADER, verified_tenant
+
+    files = issue_dev_pki(tmp_path / "pki", tiers=())
+    verifier = TenantTokenVerifier.from_file(files.token_public)
+    policy = CallerPolicy({}, tenant_scoped={"/x.Y/Z"}, verifier=verifier)
+    token = TenantTokenIssuer.from_file(files.token_private).issue("acme", ttl=60)
+
+    class Refused(Exception):
+        pass
+
+    class Context:
+        def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+            return ((TENANT_TOKEN_HEADER, token),)
+
+        async def abort_with_status(self, status: grpc.Status) -> None:
+            raise Refused(status.code)
+
+    calls = []
+    real_verify = verifier.verify
+    monkeypatch.setattr(verifier, "verify", lambda t: calls.append(t) or real_verify(t))
+    for _ in range(3):
+        await policy._check_tenant(None, Context())
+        claims = verified_tenant()
+        assert claims is not None and claims.tenant == "acme"
+    assert len(calls) == 1  # checked once, remembered
+    later = time.time() + 120
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(Refused) as info:
+        await policy._check_tenant(None, Context())
+    assert info.value.args[0] == grpc.StatusCode.UNAUTHENTICATED
