@@ -34,6 +34,7 @@ from tests.unit.test_deploy import (
     DEPLOY,
     OVERLAYS,
     PASSWORDS,
+    SUBCOMMANDS,
     TIERS,
     Obj,
     _container,
@@ -498,3 +499,27 @@ def test_a_password_that_would_break_the_server_configs_is_refused(password: str
     env = {**PASSWORDS, "LGMESH_INFRA_PASSWORD_WORKER": password}
     with pytest.raises(ValueError, match="LGMESH_INFRA_PASSWORD_WORKER: use at least 16"):
         infra_config.render(DEFAULT_PREFIX, infra_config.DEFAULT_URLS, env)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_env_var_a_deployment_sets_is_a_flag_of_its_command(
+    overlay: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The manifests and the CLI agree on names: each LGMESH_* variable a container sets
+    (its own env, not the shared ConfigMap) is the env var of a flag of its command."""
+    from mesh_cli._main import build_parser
+
+    helps: dict[str, str] = {}
+    for obj in kl.render(DEPLOY / "k8s" / "overlays" / overlay):
+        if obj["kind"] != "Deployment" or obj["metadata"]["name"] not in SUBCOMMANDS:
+            continue
+        command = SUBCOMMANDS[obj["metadata"]["name"]]
+        if command not in helps:
+            with pytest.raises(SystemExit):
+                build_parser({}).parse_args([command, "--help"])
+            helps[command] = " ".join(capsys.readouterr().out.split())
+        for name in _env(_container(obj)):
+            if name.startswith("LGMESH_"):
+                assert f"env {name}" in helps[command], (
+                    f"{obj['metadata']['name']} sets {name}, which lgmesh {command} does not read"
+                )
