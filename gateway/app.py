@@ -50,6 +50,7 @@ from mesh_core.limits import LimitsTable
 from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
 from mesh_core.security import inbox_prefix
+from mesh_core.security._codec import PayloadCodec
 
 __all__ = ["Gateway", "GatewaySettings", "serve"]
 
@@ -71,6 +72,8 @@ class GatewaySettings:
             it asks for its own TTL (0: threads stay).
         limits: per-tenant limits; the gateway enforces concurrent streams and the
             largest recursion_limit (the runtimes the rest).
+        payload_codec: seals run records' user data and delayed runs, opens run events
+            (``--payload-keys``; the runtimes' key ring).
     """
 
     infra: InfraSettings
@@ -86,6 +89,7 @@ class GatewaySettings:
     event_max_age: float = DEFAULT_EVENT_MAX_AGE
     event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
     limits: LimitsTable = field(default_factory=LimitsTable)
+    payload_codec: PayloadCodec | None = None
 
 
 def _service(module: Any, name: str) -> str:
@@ -121,7 +125,12 @@ class Gateway(Service):
         retry = Retry(budget=s.retry_budget)
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
-        records = RecordStore(self.redis, infra.prefix, retry=retry)
+        codec = s.payload_codec
+
+        def schedule(kind: str) -> Schedule:
+            return Schedule(self.redis, infra.prefix, kind, retry=retry, codec=codec)
+
+        records = RecordStore(self.redis, infra.prefix, retry=retry, codec=codec)
         self.nc = await connect_nats(infra.nats_url, s.name, inbox=inbox_prefix("gateway"))
         self._closers.append(self.nc.close)
         eventlog = RunEventLog(
@@ -130,6 +139,7 @@ class Gateway(Service):
             max_age=s.event_max_age,
             max_bytes=s.event_max_bytes,
             retry=retry,
+            codec=codec,
         )
         # The runtimes make the event stream; a gateway's NATS user may only read it.
         self.etcd = new_etcd_client(infra)
@@ -152,8 +162,8 @@ class Gateway(Service):
             dispatcher,
             eventlog,
             assistants,
-            Schedule(self.redis, infra.prefix, DELAYED_RUNS, retry=retry),
-            Schedule(self.redis, infra.prefix, WEBHOOKS, retry=retry),
+            schedule(DELAYED_RUNS),
+            schedule(WEBHOOKS),
             webhook_allow_hosts=s.webhook_allow_hosts,
             limits=s.limits,
         )
@@ -163,7 +173,7 @@ class Gateway(Service):
                 records,
                 runtime,
                 runs,
-                Schedule(self.redis, infra.prefix, THREAD_TTL, retry=retry),
+                schedule(THREAD_TTL),
                 default_ttl=s.thread_ttl,
             ),
             runs,

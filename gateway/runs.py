@@ -21,7 +21,6 @@ import asyncio
 import base64
 import builtins
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -326,7 +325,7 @@ class RunsEngine:
             time.time() + spec.after_seconds,
             self.delayed.key,
             self.delayed.data_key,
-            json.dumps(payload),
+            self.delayed.pack(run_id, payload),
         )
         if done == 0:
             raise NotFoundError(

@@ -6,6 +6,7 @@
     lgmesh llm-gateway      the LLM gateway
     lgmesh tools            the tool service
     lgmesh servers          only etcd, nats-server and valkey, printing their URLs
+    lgmesh infra-config     render the backends' users and Secrets for deploy/
     lgmesh demo             run the demo against a running mesh
 
 Flags win over ``LGMESH_*`` environment variables, which win over defaults; this
@@ -21,12 +22,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mesh_cli import infra_config
 from mesh_cli._flags import ENV_NOTE, Flags
 from mesh_core.config import ConfigError, InfraSettings
 from mesh_core.lifecycle import LifecycleSettings
 from mesh_core.limits import load_limits
 from mesh_core.logs import LOG_FORMATS, setup_logging
 from mesh_core.retry import DEFAULT_RETRY_BUDGET
+from mesh_core.security._codec import load_payload_codec
 from mesh_core.webhooks import parse_allow_hosts
 
 __all__ = ["build_parser", "main"]
@@ -138,6 +141,18 @@ def _event_log_flags(f: Flags) -> None:
     )
 
 
+def _payload_keys_flag(f: Flags) -> None:
+    f.add(
+        "--payload-keys",
+        env="LGMESH_PAYLOAD_KEYS",
+        default="",
+        default_text="none (payloads stored as they are)",
+        help="file of payload keys (one base64 32-byte key a line, newest first: it seals, "
+        "all open), mounted from a Secret; seals checkpoints, run events, task messages and "
+        "run records' user data; every gateway and runtime needs the same keys",
+    )
+
+
 def _keep(value: str) -> int | None:
     if value.strip().lower() == "all":
         return None
@@ -191,6 +206,7 @@ def _gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
         limits=load_limits(ns.tenant_limits),
+        payload_codec=load_payload_codec(ns.payload_keys),
     )
     lifecycle = _lifecycle(ns, "gateway", env)
     _tracing("gateway")
@@ -238,6 +254,7 @@ def _runtime(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         event_max_age=ns.event_log_max_age,
         event_max_bytes=ns.event_log_max_bytes,
         limits=load_limits(ns.tenant_limits),
+        payload_codec=load_payload_codec(ns.payload_keys),
         **kwargs,
     )
     lifecycle = _lifecycle(ns, settings.runtime_id, env)
@@ -407,6 +424,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
     _event_log_flags(f)
+    _payload_keys_flag(f)
 
     r = cmd(
         "runtime",
@@ -543,6 +561,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="a thread's checkpoints expire this long after its last write (none: never)",
     )
     _event_log_flags(f)
+    _payload_keys_flag(f)
     f.add(
         "--llm-gateway",
         env="LGMESH_LLM_GATEWAY_ADDR",
@@ -608,6 +627,13 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "exit) and print export lines for the LGMESH_* variables; Ctrl-C stops them.",
     )
 
+    ic = cmd(
+        "infra-config",
+        "render the Redis ACL, NATS and etcd users (and their Secrets) for deploy/",
+        infra_config.DESCRIPTION,
+    )
+    infra_config.add_parser(ic, env)
+
     dm = cmd(
         "demo",
         "run the demo against a running mesh",
@@ -630,6 +656,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], Runner]] 
     "llm-gateway": _llm_gateway,
     "tools": _tools,
     "servers": _servers,
+    "infra-config": infra_config.run,
     "dev": _dev,
     "demo": _demo,
 }

@@ -61,6 +61,7 @@ from mesh_core.limits import LimitsTable
 from mesh_core.retry import DEFAULT_RETRY_BUDGET, Retry
 from mesh_core.rpc import MeshServer
 from mesh_core.security import inbox_prefix
+from mesh_core.security._codec import PayloadCodec
 from runtime_svc import _convert
 from runtime_svc.graphs import GraphRegistry
 from runtime_svc.manager import RunManager, RunManagerSettings
@@ -110,6 +111,8 @@ class RuntimeSettings:
             log keeps events (the gateways use the same figures).
         limits: per-tenant limits; a runtime enforces concurrent runs and the creation
             rate at admission, run duration, Send tasks per superstep and state size.
+        payload_codec: seals checkpoints, run events, remote task messages, the user
+            data of run records and scheduled jobs (``--payload-keys``; None: plain).
     """
 
     infra: InfraSettings
@@ -146,6 +149,7 @@ class RuntimeSettings:
     event_max_age: float = DEFAULT_EVENT_MAX_AGE
     event_max_bytes: int = DEFAULT_EVENT_MAX_BYTES
     limits: LimitsTable = field(default_factory=LimitsTable)
+    payload_codec: PayloadCodec | None = None
 
 
 class _RuntimeEventLog:
@@ -217,7 +221,7 @@ class Runtime(Service):
         self.redis = connect_redis(infra.redis_url)
         self._closers.append(self.redis.aclose)
         self.checkpointer = MeshCheckpointer(
-            self.redis, prefix=infra.prefix, retry=retry, ttl=s.thread_ttl
+            self.redis, prefix=infra.prefix, retry=retry, ttl=s.thread_ttl, codec=s.payload_codec
         )
         self.nc = await connect_nats(infra.nats_url, s.runtime_id, inbox=inbox_prefix(tier))
         self._closers.append(self.nc.close)
@@ -225,10 +229,15 @@ class Runtime(Service):
             await self._start_worker(create_queue=s.role == "both")
         if s.role == "worker":
             return
-        self.records = RecordStore(self.redis, infra.prefix, retry=retry)
+        self.records = RecordStore(self.redis, infra.prefix, retry=retry, codec=s.payload_codec)
         names = NatsNames(infra.prefix)
         self.eventlog = RunEventLog(
-            self.nc, names, max_age=s.event_max_age, max_bytes=s.event_max_bytes, retry=retry
+            self.nc,
+            names,
+            max_age=s.event_max_age,
+            max_bytes=s.event_max_bytes,
+            retry=retry,
+            codec=s.payload_codec,
         )
         await call_nats(retry, "event stream setup", self.eventlog.ensure_stream)
         self.session = EtcdSession(infra, ttl=s.lease_ttl, margin=s.lease_margin)
@@ -291,9 +300,16 @@ class Runtime(Service):
             nc=self.nc,
             queue=self._queue_settings(),
             create_queue=create_queue,
+            serde=self._task_serde(),
         )
         await self.worker.start()
         self._closers.append(self.worker.stop)
+
+    def _task_serde(self) -> Any:
+        """The serde of remote task messages: the checkpointer's, sealed with a codec."""
+        from runtime_svc.remote import SealedSerde
+
+        return SealedSerde(self.checkpointer.serde, self.settings.payload_codec)
 
     def _queue_settings(self) -> Any:
         from runtime_svc.remote import TaskQueueSettings
@@ -355,13 +371,19 @@ class Runtime(Service):
             active=lambda: self._not_accepting() is None,
         )
         self.sweeper.start()
+
+        def schedule(kind: str) -> Schedule:
+            return Schedule(
+                self.redis, infra.prefix, kind, retry=self.records.retry, codec=s.payload_codec
+            )
+
         self.scheduler = Scheduler(
             self.manager,
             self.records,
-            Schedule(self.redis, infra.prefix, DELAYED_RUNS, retry=self.records.retry),
-            Schedule(self.redis, infra.prefix, WEBHOOKS, retry=self.records.retry),
+            schedule(DELAYED_RUNS),
+            schedule(WEBHOOKS),
             self.eventlog,
-            Schedule(self.redis, infra.prefix, THREAD_TTL, retry=self.records.retry),
+            schedule(THREAD_TTL),
             allow_hosts=s.webhook_allow_hosts,
             visibility=s.schedule_visibility,
             active=lambda: self._not_accepting() is None,
@@ -382,6 +404,7 @@ class Runtime(Service):
             owner_id=self.settings.runtime_id,
             nc=self.nc,
             queue=self._queue_settings(),
+            serde=self._task_serde(),
         )
         await remote.start()
         self._closers.append(remote.stop)

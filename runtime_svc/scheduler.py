@@ -36,6 +36,7 @@ from mesh_core.adapters.redis.schedule import Job, Schedule
 from mesh_core.errors import FailedPreconditionError, MeshError, NotFoundError, UnavailableError
 from mesh_core.jsonvalue import from_value
 from mesh_core.retry import Backoff
+from mesh_core.security._codec import SealedDataError
 from mesh_core.webhooks import ATTEMPT_HEADER, IDEMPOTENCY_HEADER, check_webhook
 from runtime_svc._convert import interrupts_from_pb, request_from_bytes
 from runtime_svc.outputs import read_output
@@ -136,7 +137,10 @@ class Scheduler:
         if getattr(self.manager, "draining", False) or not self._active():
             return
         for job in await self.delayed.claim(visibility=self.visibility):
-            await self._fire(job)
+            try:
+                await self._fire(job)
+            except SealedDataError as exc:  # its record does not open: the others go on
+                log.warning("delayed run %s not started: %s", job.id, exc.message)
         jobs = await self.webhooks.claim(visibility=self.visibility)
         if jobs:
             await asyncio.gather(*(self._deliver(job) for job in jobs))

@@ -6,8 +6,10 @@
    ScaledObject against Kubernetes' own HorizontalPodAutoscalerBehavior, and each
    trigger's required metadata.
 2. Consistency: selectors match pod templates, named ports exist, referenced
-   ConfigMaps / Secrets / ServiceAccounts are rendered (or declared external), each
-   mesh tier has exactly one autoscaler, grace periods cover the drain.
+   ConfigMaps / Secrets / ServiceAccounts are rendered, issued by a cert-manager
+   Certificate or declared external; Certificates name a rendered Issuer and a CA Issuer
+   a Certificate's Secret; NetworkPolicies select workloads and name ports they have;
+   each mesh tier has exactly one autoscaler, grace periods cover the drain.
 
 Usage: ``python deploy/tools/validate_manifests.py deploy/k8s/overlays/prod``
 (exit 1 and one line per problem when anything fails).
@@ -30,6 +32,7 @@ from kustomize_lite import POD_TEMPLATE_PATHS, object_id, render
 
 __all__ = [
     "EXTERNAL_SECRETS",
+    "GENERATED_SECRETS",
     "KUBERNETES_VERSIONS",
     "MESH_TIERS",
     "check_consistency",
@@ -50,8 +53,24 @@ MESH_TIERS: Mapping[str, int] = {
 }
 #: Service flags that set the drain window on SIGTERM (seconds).
 DRAIN_FLAGS = ("--drain-timeout", "--drain-grace")
-#: Secrets production creates out of band (the dev overlay renders dummies).
-EXTERNAL_SECRETS = ("lgmesh-api-keys", "lgmesh-provider-keys")
+#: Secrets ``lgmesh infra-config`` renders (secrets.yaml): backend users, the servers'
+#: user configs, the tenant-token key pair. Applied out of band in every overlay.
+GENERATED_SECRETS = (
+    "lgmesh-redis-acl",
+    "lgmesh-nats-auth",
+    "lgmesh-etcd-users",
+    "lgmesh-infra-admin",
+    "lgmesh-infra-runtime",
+    "lgmesh-infra-worker",
+    "lgmesh-infra-gateway",
+    "lgmesh-infra-tools",
+    "lgmesh-infra-llm",
+    "lgmesh-tenant-token-private",
+    "lgmesh-tenant-token-public",
+)
+#: Secrets created out of band: production's API and provider keys (the dev overlay
+#: renders dummies) and the generated ones.
+EXTERNAL_SECRETS = ("lgmesh-api-keys", "lgmesh-provider-keys", *GENERATED_SECRETS)
 AUTOSCALER_KINDS = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("keda.sh/v1alpha1", "ScaledObject"),
@@ -273,7 +292,7 @@ def _check_workload(obj: Obj, by_kind: Mapping[str, set[str]], external: set[str
         return errors
     name = _name(obj)
     match = obj["spec"].get("selector", {}).get("matchLabels", {})
-    if not _selects(match, _pod_labels(obj)):
+    if obj["kind"] != "Job" and not _selects(match, _pod_labels(obj)):
         errors.append(f"{name}: selector {match} does not match its pod template labels")
     names, numbers = _container_ports(pod)
     for c in pod.get("containers", []):
@@ -296,6 +315,60 @@ def _check_workload(obj: Obj, by_kind: Mapping[str, set[str]], external: set[str
     return errors
 
 
+def _check_cert_manager(
+    objects: list[Obj], by_kind: Mapping[str, set[str]], issued: Mapping[str, Obj]
+) -> list[str]:
+    errors: list[str] = []
+    for obj in objects:
+        if obj["kind"] == "Certificate":
+            ref = obj["spec"]["issuerRef"]
+            if ref.get("kind", "Issuer") == "Issuer" and ref["name"] not in by_kind.get(
+                "Issuer", set()
+            ):
+                errors.append(f"{_name(obj)}: Issuer {ref['name']!r} is not rendered")
+        if obj["kind"] == "Issuer" and "ca" in obj["spec"]:
+            ca = issued.get(obj["spec"]["ca"]["secretName"])
+            if ca is None or not ca["spec"].get("isCA"):
+                errors.append(f"{_name(obj)}: CA Secret is not issued by a CA Certificate")
+    return errors
+
+
+def _matching(selector: Mapping[str, Any], workloads: list[Obj]) -> list[Obj]:
+    labels = selector.get("matchLabels") or {}
+    return [w for w in workloads if all(_pod_labels(w).get(k) == v for k, v in labels.items())]
+
+
+def _check_network_policies(objects: list[Obj], workloads: list[Obj]) -> list[str]:
+    """Every policy selects pods, every in-namespace peer selects pods, every port a rule
+    opens is a container port of the pods it leads to."""
+    errors: list[str] = []
+    jobs = [o for o in objects if o["kind"] == "Job"]
+    pods = workloads + jobs
+    for pol in (o for o in objects if o["kind"] == "NetworkPolicy"):
+        name, spec = _name(pol), pol["spec"]
+        selected = _matching(spec["podSelector"], pods)
+        if spec["podSelector"] and not selected:
+            errors.append(f"{name}: podSelector matches no workload")
+        for direction, key in (("ingress", "from"), ("egress", "to")):
+            for i, rule in enumerate(spec.get(direction) or []):
+                targets = selected if direction == "ingress" else []
+                for peer in rule.get(key) or []:
+                    if "podSelector" in peer and "namespaceSelector" not in peer:
+                        hits = _matching(peer["podSelector"], pods)
+                        if not hits:
+                            errors.append(f"{name}: {direction}/{i} peer matches no workload")
+                        if direction == "egress":
+                            targets = hits
+                for port in rule.get("ports") or []:
+                    for w in targets:
+                        if not _port_ok(port["port"], *_container_ports(_pod_spec(w) or {})):
+                            errors.append(
+                                f"{name}: {direction}/{i} port {port['port']!r} is not a "
+                                f"container port of {_name(w)}"
+                            )
+    return errors
+
+
 def check_consistency(objects: list[Obj], *, external_secrets: Iterable[str] = ()) -> list[str]:
     """Cross-object problems of one rendered overlay (empty when consistent)."""
     external = set(external_secrets)
@@ -304,8 +377,14 @@ def check_consistency(objects: list[Obj], *, external_secrets: Iterable[str] = (
     for obj in objects:
         by_kind.setdefault(obj["kind"], set()).add(obj["metadata"]["name"])
     workloads = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    issued = {
+        o["spec"]["secretName"]: o for o in objects if o["kind"] == "Certificate"
+    }  # cert-manager writes these Secrets
+    by_kind.setdefault("Secret", set()).update(issued)
     for obj in objects:
         errors += _check_workload(obj, by_kind, external)
+    errors += _check_cert_manager(objects, by_kind, issued)
+    errors += _check_network_policies(objects, workloads)
 
     for svc in (o for o in objects if o["kind"] == "Service"):
         selector = svc["spec"].get("selector", {})

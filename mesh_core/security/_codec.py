@@ -1,11 +1,12 @@
 """An optional payload codec: checkpoint blobs and run events encrypted at rest.
 
 Redis and NATS store what the mesh gives them. With a codec configured
-(``--payload-key-file``, a Kubernetes Secret), the runtime seals every checkpoint blob,
-pending write and run event with AES-256-GCM before it leaves the process, so a dump of
-Redis or of a JetStream stream shows no state. The data's own location (thread or run
-id) is bound in as associated data: a sealed value copied to another thread or run
-does not open there.
+(``--payload-keys``, a file mounted from a Kubernetes Secret), gateways and runtimes seal
+checkpoint blobs, pending writes, run events, remote task messages, scheduled jobs and
+the user data of run records with AES-256-GCM before they leave the process, so a dump
+of Redis or of a JetStream stream shows no state (``deploy/README.md`` lists what stays
+plain). The data's own location (thread or run id, field) is bound in as associated
+data: a sealed value copied to another thread or run does not open there.
 
 Wire form: ``0xC1 'E' <key id: 4 bytes> <nonce: 12 bytes> <ciphertext + tag>``. 0xC1 is
 never the first byte of msgpack or of UTF-8 JSON, so values written before the codec
@@ -21,10 +22,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import grpc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mesh_core.config import ConfigError
+from mesh_core.errors import MeshError
 
 __all__ = [
     "PayloadCodec",
@@ -32,14 +35,21 @@ __all__ = [
     "is_sealed",
     "load_payload_codec",
     "new_payload_key",
+    "open_payload",
+    "seal_payload",
 ]
 
 _MAGIC = b"\xc1E"
 _HEADER = len(_MAGIC) + 4 + 12
 
 
-class SealedDataError(Exception):
-    """A sealed value that no key of the ring opens (wrong key, wrong place, tampered)."""
+class SealedDataError(MeshError):
+    """A sealed value that no key of the ring opens (wrong key, wrong place, tampered),
+    or a sealed value read by a process without keys. DATA_LOSS: the bytes are there but
+    this process cannot read them; the message names the data, never a key."""
+
+    code = grpc.StatusCode.DATA_LOSS
+    reason = "PAYLOAD_UNREADABLE"
 
 
 def _key_id(key: bytes) -> bytes:
@@ -68,7 +78,9 @@ class PayloadCodec:
             return data  # written before the codec was on
         aead = self._ring.get(bytes(data[2:6]))
         if aead is None:
-            raise SealedDataError("sealed with a key that is not in the key ring")
+            raise SealedDataError(
+                "sealed with a key that is not in the key ring", reason="PAYLOAD_KEY_UNKNOWN"
+            )
         try:
             return aead.decrypt(bytes(data[6:_HEADER]), bytes(data[_HEADER:]), where)
         except InvalidTag:
@@ -77,6 +89,27 @@ class PayloadCodec:
 
 def is_sealed(data: bytes) -> bool:
     return len(data) > _HEADER and data[:2] == _MAGIC
+
+
+def seal_payload(codec: PayloadCodec | None, data: bytes, where: str) -> bytes:
+    """``data`` sealed for ``where`` (a thread, run, ... id), or as it is without a codec."""
+    return data if codec is None else codec.seal(data, where.encode())
+
+
+def open_payload(codec: PayloadCodec | None, data: bytes, what: str, where: str) -> bytes:
+    """``data`` opened for ``where``; plain values pass through. ``what`` names the data in
+    the error (e.g. "checkpoint of thread t1"), raised when it does not open here."""
+    try:
+        if codec is None:
+            if is_sealed(data):
+                raise SealedDataError(
+                    "sealed, and this service has no payload keys (--payload-keys)",
+                    reason="PAYLOAD_KEYS_MISSING",
+                )
+            return data
+        return codec.open(data, where.encode())
+    except SealedDataError as exc:
+        raise SealedDataError(f"{what} cannot be read: {exc.message}", reason=exc.reason) from None
 
 
 def load_payload_codec(path: str | Path | None) -> PayloadCodec | None:

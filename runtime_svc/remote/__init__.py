@@ -35,6 +35,7 @@ from runtime_svc.remote._owner import (
     RunStats,
 )
 from runtime_svc.remote._queue import TaskQueueSettings, ensure_task_queue
+from runtime_svc.remote._wire import SealedSerde
 from runtime_svc.remote._worker import TaskWorker
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "RemoteRun",
     "RemoteTaskError",
     "RunStats",
+    "SealedSerde",
     "TaskDeadLetteredError",
     "TaskQueueSettings",
     "TaskWorker",

@@ -12,6 +12,9 @@ the owner rebuilds the same type when that type's module is already imported the
 While a task runs, the worker sends its stream events (custom events, messages-mode
 chunks, subgraph events) as ``TaskEvents`` batches to the owner's reply subject, in
 order, before the ``TaskReply``; ``decode_message`` tells the two apart.
+
+With a payload codec (``--payload-keys``) every message is sealed (:class:`SealedSerde`):
+task requests and dead letters sit in a JetStream stream, and all of them carry state.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from typing import Any, Literal
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from mesh_core.security._codec import PayloadCodec, open_payload, seal_payload
 from runtime_svc.remote._errors import RemoteTaskError
 
 __all__ = [
     "ErrorInfo",
     "EventChannel",
+    "SealedSerde",
     "TaskCallResult",
     "TaskEvents",
     "TaskReply",
@@ -112,6 +117,28 @@ class TaskReply:
     worker_id: str = ""
     deliveries: int = 1
     skipped: bool = False
+
+
+#: what a remote task message is bound to (its run and thread are inside it)
+_TASK_PLACE = "remote-task"
+
+
+class SealedSerde:
+    """``inner`` whose bytes are sealed with ``codec`` (None: ``inner`` as it is)."""
+
+    def __init__(self, inner: SerializerProtocol, codec: PayloadCodec | None) -> None:
+        self.inner = inner
+        self.codec = codec
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        kind, data = self.inner.dumps_typed(obj)
+        return kind, seal_payload(self.codec, data, _TASK_PLACE)
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        kind, raw = data
+        return self.inner.loads_typed(
+            (kind, open_payload(self.codec, raw, "a remote task message", _TASK_PLACE))
+        )
 
 
 def _pack(serde: SerializerProtocol, obj: dict[str, Any]) -> bytes:

@@ -45,6 +45,7 @@ from mesh_core.adapters.nats import NatsNames
 from mesh_core.config import InfraSettings
 from mesh_core.retry import Backoff
 from mesh_core.security import inbox_prefix
+from mesh_core.security._codec import SealedDataError
 from mesh_core.telemetry import current_tracing
 from runtime_svc.langgraph_api import (
     arun_with_retry,
@@ -262,8 +263,9 @@ class TaskWorker:
         deliveries = msg.metadata.num_delivered
         try:
             req = decode_request(self.serde, msg.data)
-        except Exception:
-            log.error("undecodable task message dead-lettered")
+        except Exception as exc:  # a sealed one says why (no key material in it)
+            why = exc.message if isinstance(exc, SealedDataError) else type(exc).__name__
+            log.error("undecodable task message dead-lettered (%s)", why)
             await self._dead_letter(msg, None, "undecodable task message", deliveries)
             await msg.ack()
             return

@@ -12,8 +12,8 @@ from mesh_core.localservers import LocalServers
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 LIMITS = str(Path(__file__).with_name("limits.yaml"))
-QUOTA_TENANTS = ("q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
-API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in QUOTA_TENANTS)])
+LIMITS_TENANTS = ("bulk", "q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
+API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in LIMITS_TENANTS)])
 
 
 class MeshCluster:

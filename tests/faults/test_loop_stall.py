@@ -64,7 +64,7 @@ async def test_a_thousand_concurrent_streams(
     try:
         cluster.add_runtime(extra=["--capacity", "2000"])
         cluster.add_gateway()
-        client = cluster.client()
+        client = cluster.client("bulk-key")  # a tenant allowed 1,000 streams
         threads = await asyncio.gather(*(client.threads.create() for _ in range(1000)))
 
         async def one(thread_id: str) -> str:

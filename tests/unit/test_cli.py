@@ -12,7 +12,16 @@ import pytest
 
 from mesh_cli import build_parser, main
 
-SUBCOMMANDS = ("dev", "gateway", "runtime", "llm-gateway", "tools", "servers", "demo")
+SUBCOMMANDS = (
+    "dev",
+    "gateway",
+    "runtime",
+    "llm-gateway",
+    "tools",
+    "servers",
+    "infra-config",
+    "demo",
+)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -99,6 +108,20 @@ def test_a_flag_takes_its_default_from_the_env_var() -> None:
     [
         (["gateway", "--port", "0"], "no API keys: set LGMESH_API_KEYS"),
         (["runtime", "--port", "0"], "--graphs (or LGMESH_GRAPHS) is required"),
+        (
+            ["runtime", "--graphs", "tests/e2e/graphs.yaml", "--payload-keys", "/nonexistent/k"],
+            "payload key file '/nonexistent/k': No such file or directory",
+        ),
+        (
+            [
+                "gateway",
+                "--api-keys-file",
+                "deploy/compose/config/api-keys.yaml",
+                "--payload-keys",
+                "/x/k",
+            ],
+            "payload key file '/x/k'",
+        ),
     ],
 )
 def test_configuration_errors_are_one_line(argv: list[str], says: str) -> None:

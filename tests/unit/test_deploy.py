@@ -27,6 +27,7 @@ sys.path.insert(0, str(DEPLOY / "tools"))
 import kustomize_lite as kl  # noqa: E402
 import validate_manifests as vm  # noqa: E402
 
+from mesh_cli import infra_config  # noqa: E402
 from mesh_core.adapters.nats.subjects import NatsNames  # noqa: E402
 from mesh_core.config import DEFAULT_PREFIX, InfraSettings  # noqa: E402
 from mesh_core.telemetry import TracingSettings  # noqa: E402
@@ -47,10 +48,9 @@ SUBCOMMANDS = {
     "llm-gateway": "llm-gateway",
     "tools": "tools",
 }
+#: Backend URLs: never in the ConfigMap, each tier's (with its own user) from its Secret.
+URL_ENV = {"LGMESH_ETCD_URL", "LGMESH_NATS_URL", "LGMESH_REDIS_URL"}
 ISSUE_ENV = {
-    "LGMESH_ETCD_URL",
-    "LGMESH_NATS_URL",
-    "LGMESH_REDIS_URL",
     "LGMESH_PREFIX",
     "LGMESH_GRAPHS",
     "LGMESH_API_KEYS_FILE",
@@ -65,6 +65,25 @@ Obj = dict[str, Any]
 @functools.cache
 def _rendered(overlay: str) -> tuple[Obj, ...]:
     return tuple(kl.render(DEPLOY / "k8s" / "overlays" / overlay))
+
+
+#: Fixed passwords for the rendered infra config (the command's env contract).
+PASSWORDS = {
+    infra_config.password_env(t): f"pw-{t}-0123456789abcdef"
+    for t in ("admin", "runtime", "worker", "gateway", "tools", "llm")
+}
+
+
+@functools.cache
+def _generated() -> tuple[dict[str, str], tuple[Obj, ...]]:
+    files, secrets = infra_config.render(DEFAULT_PREFIX, infra_config.DEFAULT_URLS, PASSWORDS)
+    return files, tuple(secrets)
+
+
+def generated_secret(name: str) -> dict[str, str]:
+    """The stringData of a Secret `lgmesh infra-config` renders."""
+    (found,) = [s for s in _generated()[1] if s["metadata"]["name"] == name]
+    return dict(found["stringData"])
 
 
 def _render(overlay: str) -> list[Obj]:
@@ -209,8 +228,12 @@ def _mutations() -> dict[str, tuple[Callable[[list[Obj]], None], str]]:
 
 @pytest.mark.parametrize("case", sorted(_mutations()))
 def test_validation_rejects_broken_manifests(case: str) -> None:
+    assert_rejected(*_mutations()[case])
+
+
+def assert_rejected(mutate: Callable[[list[Obj]], None], expected: str) -> None:
+    """After ``mutate`` on the prod overlay, validation reports ``expected``."""
     objs = _render("prod")
-    mutate, expected = _mutations()[case]
     mutate(objs)
     # The untouched objects are proven valid by test_overlay_renders_and_validates_offline.
     changed = [o for o in objs if o not in _rendered("prod")]
@@ -275,10 +298,14 @@ def test_scaling_metrics_are_exported_by_the_services(tier: str) -> None:
 def test_configuration_matches_the_code(overlay: str) -> None:
     objs = _render(overlay)
     env = _one(objs, "ConfigMap", "lgmesh-env")["data"]
-    assert set(env) >= ISSUE_ENV
-    infra = InfraSettings.from_env(env)
+    assert set(env) >= ISSUE_ENV and not set(env) & URL_ENV
+    infra = InfraSettings.from_env({**env, **generated_secret("lgmesh-infra-runtime")})
     assert (infra.etcd_host_port(), infra.prefix) == (("etcd", 2379), "lgmesh")
-    assert infra.nats_url == "nats://nats:4222" and infra.redis_url.startswith("redis://redis:")
+    assert infra.etcd_credentials() == (
+        "lgmesh-runtime",
+        PASSWORDS["LGMESH_INFRA_PASSWORD_RUNTIME"],
+    )
+    assert infra.nats_url.endswith("@nats:4222") and infra.redis_url.endswith("@redis:6379/0")
     tracing = TracingSettings.from_env("gateway", env)
     if overlay == "prod":
         assert (
@@ -303,13 +330,16 @@ def test_configuration_matches_the_code(overlay: str) -> None:
         c = _container(_one(objs, "Deployment", tier))
         assert c["args"][0] == SUBCOMMANDS[tier]
         args = vm.flags(c["args"])
-        # Bound to every interface: the kubelet probes and Prometheus dial the pod IP.
+        # Bound to the pod IP only (the kubelet probes, peers and Prometheus dial it), and
+        # /metrics with it (no --metrics-host: the same host as gRPC).
         assert (args["--host"], args["--port"], args["--metrics-port"]) == (
-            "0.0.0.0",
+            "$(POD_IP)",
             "50051",
             "9464",
         )
-        assert args.get("--metrics-host", "0.0.0.0") == "0.0.0.0"
+        assert "--metrics-host" not in args
+        pod_ip = next(e for e in c["env"] if e["name"] == "POD_IP")
+        assert pod_ip["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
         assert c["readinessProbe"]["grpc"]["port"] == 50051
         if "--config" in args:
             assert Path(args["--config"]).parent.as_posix() in [
@@ -322,6 +352,8 @@ def test_configuration_matches_the_code(overlay: str) -> None:
     assert roles == {"runtime-owner": "owner", "runtime-worker": "worker"}
     secrets = [o for o in objs if o["kind"] == "Secret"]
     assert (len(secrets) == 0) if overlay == "prod" else (len(secrets) == 2)
+    # Backend users and tenant-token keys are never rendered into an overlay.
+    assert not {s["metadata"]["name"] for s in secrets} & set(vm.GENERATED_SECRETS)
 
 
 def test_shipped_configs_load(tmp_path: Path) -> None:
@@ -371,13 +403,17 @@ def test_compose_runs_every_tier_with_the_same_configuration() -> None:
     for tier in TIERS:
         svc = services[tier]
         # The same service flags as in Kubernetes, except where the config files are.
+        # (and the host: a container has no pod IP; compose publishes on loopback only).
+        own = ("--config", "--host")
         k8s_args = {
-            k: v for k, v in vm.flags(_container(k8s[tier])["args"]).items() if k != "--config"
+            k: v for k, v in vm.flags(_container(k8s[tier])["args"]).items() if k not in own
         }
         assert svc["command"][0] == SUBCOMMANDS[tier]
-        assert {k: v for k, v in vm.flags(svc["command"]).items() if k != "--config"} == k8s_args
+        compose_args = vm.flags(svc["command"])
+        assert {k: v for k, v in compose_args.items() if k not in own} == k8s_args
+        assert compose_args["--host"] == "0.0.0.0"
         assert svc["user"] == "10001:10001" and svc["read_only"] is True
-        assert set(svc["environment"]) - {"OTEL_SERVICE_NAME", "OPENAI_API_KEY"} == cm_env
+        assert set(svc["environment"]) - {"OTEL_SERVICE_NAME", "OPENAI_API_KEY"} == cm_env | URL_ENV
         for dep in svc["depends_on"]:
             assert dep in services
         for volume in svc["volumes"]:

@@ -112,11 +112,18 @@ class FlakyProvider:
 
 
 class Sleeps:
+    """A fake sleep that records its delays and moves its own clock (``clock``) on."""
+
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self.now = 0.0
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+        self.now += delay
+
+    def clock(self) -> float:
+        return self.now
 
 
 # -- small objects ---------------------------------------------------------------------------
@@ -176,8 +183,8 @@ async def test_router_retries_then_falls_back() -> None:
     s = _settings()
     a = FlakyProvider("a", [ProviderError("server", "500", status=500)], forever=True)
     b = FlakyProvider("b", [ProviderError("rate_limited", "429", status=429, retry_after=0.05)])
-    sleeps = Sleeps()
-    router = Router(s, {"a": a, "b": b}, sleep=sleeps)
+    sleeps = Sleeps()  # its clock, not the machine's: a loaded machine moves time on
+    router = Router(s, {"a": a, "b": b}, sleep=sleeps, clock=sleeps.clock)
     att = Attempts()
     result = await router.generate(_req(), Deadline.after(10), att)
     assert result.message.content == "b:y"

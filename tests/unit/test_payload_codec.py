@@ -61,3 +61,32 @@ def test_bad_key_files_are_refused(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError, match="payload key file") as info:
         load_payload_codec(path)
     assert "bm90" not in str(info.value)  # never echo key material
+
+
+def test_sealed_checkpoint_args_and_the_state_size_they_count() -> None:
+    from langgraph.checkpoint.base import Checkpoint
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    from mesh_core.adapters.redis._checkpoint_codec import encode_put, encode_writes
+
+    serde = JsonPlusSerializer()
+    ck = Checkpoint(
+        v=1,
+        id="c1",
+        ts="2026-01-01T00:00:00+00:00",
+        channel_values={"msg": "secret" * 100},
+        channel_versions={"msg": 1},
+        versions_seen={},
+        updated_channels=None,
+    )
+    cfg = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+    codec = PayloadCodec([os.urandom(32)])
+    plain = encode_put(serde, cfg, ck, {"step": 0}, {"msg": 1})  # type: ignore[arg-type]
+    sealed = encode_put(serde, cfg, ck, {"step": 0}, {"msg": 1}, codec)  # type: ignore[arg-type]
+    # a tenant's state-size limit means the same with the codec on (plain sizes)
+    assert sealed.blob_sizes == plain.blob_sizes
+    assert not [a for a in sealed.args if isinstance(a, bytes) and b"secret" in a]
+    writes = encode_writes(
+        serde, "", "c1", [("msg", "secret")], "task", "", thread_id="t1", codec=codec
+    )
+    assert not [a for a in writes if isinstance(a, bytes) and b"secret" in a]

@@ -13,6 +13,10 @@ and, if an old owner's last event slipped in meanwhile, re-reads and continues a
 it. So event sequence numbers are gap-free and never reused, in the log and on every
 client. ``Nats-Msg-Id`` = ``<run_id>:<seq>:<writer>`` lets a retried append whose ack
 was lost recognise its own message.
+
+With a payload codec (``--payload-keys``) every event is stored sealed, bound to its
+run: the log shows subjects (run ids) and headers, no event content. Readers open
+events with the same key ring; events from before the codec read as they are.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ from mesh_core.errors import BackendUnavailableError, StaleOwnerError
 from mesh_core.logs import RateLimitedLog
 from mesh_core.reasons import Reason
 from mesh_core.retry import Retry, transient_error_types
+from mesh_core.security._codec import (
+    PayloadCodec,
+    SealedDataError,
+    open_payload,
+    seal_payload,
+)
 
 __all__ = [
     "DEFAULT_EVENT_MAX_AGE",
@@ -132,6 +142,10 @@ class LogPosition:
     final: bool = False
 
 
+def _place(run_id: str) -> str:
+    return "run-event\0" + run_id
+
+
 class EventLogConflictError(StaleOwnerError):
     """Another writer appended to the run's log after the event this writer expected."""
 
@@ -151,15 +165,25 @@ class RunEventLog:
         max_age: float = DEFAULT_EVENT_MAX_AGE,
         max_bytes: int = DEFAULT_EVENT_MAX_BYTES,
         retry: Retry | None = None,
+        codec: PayloadCodec | None = None,
     ) -> None:
         """The log keeps a run's events for ``max_age`` seconds and all runs' events in at
-        most ``max_bytes`` (the oldest go first); every service of a mesh must agree."""
+        most ``max_bytes`` (the oldest go first); every service of a mesh must agree.
+        ``codec``: seal events (see the module docstring)."""
+        self.codec = codec
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.names = names
         self.max_age = max_age
         self.max_bytes = max_bytes
         self.retry = retry or Retry()
+
+    def _event(self, run_id: str, data: bytes) -> types_pb2.RunEvent:
+        ev = types_pb2.RunEvent()
+        ev.ParseFromString(
+            open_payload(self.codec, data, f"an event of run {run_id!r}", _place(run_id))
+        )
+        return ev
 
     async def ensure_stream(self) -> None:
         cfg = api.StreamConfig(
@@ -198,6 +222,7 @@ class RunEventLog:
         headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
         if data is None:
             data = event.SerializeToString()
+        data = seal_payload(self.codec, data, _place(event.run_id))
 
         async def attempt() -> int:
             try:
@@ -234,9 +259,7 @@ class RunEventLog:
         )
         if msg is None:
             return None
-        ev = types_pb2.RunEvent()
-        ev.ParseFromString(msg.data or b"")
-        return int(msg.seq or 0), ev
+        return int(msg.seq or 0), self._event(run_id, msg.data or b"")
 
     async def position(
         self, run_id: str, *, abort: Callable[[], None] | None = None
@@ -262,10 +285,14 @@ class RunEventLog:
         arrives for that long (None: wait forever)."""
         queue: asyncio.Queue[types_pb2.RunEvent] = asyncio.Queue()
 
+        failed: list[BaseException] = []
+
         async def on_msg(msg: Msg) -> None:
-            ev = types_pb2.RunEvent()
-            ev.ParseFromString(msg.data)
-            queue.put_nowait(ev)
+            try:
+                queue.put_nowait(self._event(run_id, msg.data))
+            except SealedDataError as exc:  # surfaced to the reader, not lost in a callback
+                failed.append(exc)
+                queue.put_nowait(types_pb2.RunEvent())
 
         sub = await self.js.subscribe(
             self.names.run_events(run_id),
@@ -284,6 +311,8 @@ class RunEventLog:
                     ev = await asyncio.wait_for(queue.get(), idle_timeout)
                 except TimeoutError:
                     return
+                if failed:
+                    raise failed[0]
                 if ev.seq <= expected:
                     continue  # already seen (or a duplicate publish)
                 expected = ev.seq

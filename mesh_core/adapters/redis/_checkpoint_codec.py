@@ -12,6 +12,13 @@ Layout of the stored values:
   it to fetch them in the same round trip as the record);
 * blob: ``type \\0 bytes`` (``empty \\0`` for a channel that was emptied);
 * pending write: msgpack ``[task_id, channel, type, bytes, task_path, idx]``.
+
+With a payload codec (``--payload-keys``), records, blobs and pending writes are stored
+sealed (``mesh_core.security._codec``), each bound to its thread and its field (a
+record or write to ``thread \0 ns \0 checkpoint id``, a blob to ``thread \0 blob
+field``), so a value moved to another thread or field does not open. Values stored
+before the codec was turned on read as they are. The state size a tenant's limit counts
+is the plain size (the same with or without the codec).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from mesh_core.errors import FieldViolation, InvalidArgumentError
+from mesh_core.security._codec import PayloadCodec, open_payload, seal_payload
 
 __all__ = [
     "FENCING_TOKEN_KEY",
@@ -45,6 +53,7 @@ __all__ = [
     "fencing_token",
     "member",
     "metadata_matches",
+    "reseal_copy",
     "target",
 ]
 
@@ -118,6 +127,17 @@ def _pack_blob(typed: tuple[str, bytes]) -> bytes:
     return typed[0].encode() + b"\x00" + typed[1]
 
 
+def _place(thread_id: str, field: str) -> str:
+    """Where a sealed value of a thread belongs (its associated data)."""
+    return thread_id + SEP + field
+
+
+def _open(codec: PayloadCodec | None, data: bytes, thread_id: str, field: str) -> bytes:
+    return open_payload(
+        codec, data, f"checkpoint data of thread {thread_id!r}", _place(thread_id, field)
+    )
+
+
 @dataclass(frozen=True)
 class PutPlan:
     thread_id: str
@@ -134,6 +154,7 @@ def encode_put(
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
+    codec: PayloadCodec | None = None,
 ) -> PutPlan:
     thread_id, ns, parent_id = target(config)
     cid = _no_nul("checkpoint.id", str(checkpoint["id"]))
@@ -142,14 +163,16 @@ def encode_put(
     blob_args: list[str | bytes] = []
     blob_sizes: dict[str, int] = {}
     for channel, version in new_versions.items():
-        blob_args.append(ns + SEP + channel + SEP + str(version))
-        blob = (
-            _pack_blob(serde.dumps_typed(values[channel]))
-            if channel in values
-            else _EMPTY + b"\x00"
-        )
+        field = ns + SEP + channel + SEP + str(version)
+        blob_args.append(field)
+        if channel in values:
+            blob = _pack_blob(serde.dumps_typed(values[channel]))
+            blob_sizes[channel] = len(blob)
+            blob = seal_payload(codec, blob, _place(thread_id, field))
+        else:
+            blob = _EMPTY + b"\x00"
+            blob_sizes[channel] = len(blob)
         blob_args.append(blob)
-        blob_sizes[channel] = len(blob)
     blob_fields = [
         ns + SEP + channel + SEP + str(version)
         for channel, version in checkpoint["channel_versions"].items()
@@ -159,7 +182,11 @@ def encode_put(
         md.pop(FENCING_TOKEN_KEY, None)  # an ownership detail, not the user's metadata
     ck_type, ck_bytes = serde.dumps_typed(c)
     md_type, md_bytes = serde.dumps_typed(md)
-    record = ormsgpack.packb([ck_type, ck_bytes, md_type, md_bytes, parent_id])
+    record = seal_payload(
+        codec,
+        ormsgpack.packb([ck_type, ck_bytes, md_type, md_bytes, parent_id]),
+        _place(thread_id, member(ns, cid)),
+    )
     run_id = md.get("run_id")
     run_member = f"{run_id}{SEP}{ns}{SEP}{cid}" if isinstance(run_id, str) and run_id else ""
     args: list[str | bytes] = [
@@ -183,15 +210,20 @@ def encode_writes(
     writes: Sequence[tuple[str, Any]],
     task_id: str,
     task_path: str,
+    *,
+    thread_id: str = "",
+    codec: PayloadCodec | None = None,
 ) -> list[str | bytes]:
     """(field, value, overwrite) triples: special channels overwrite, others are set-once."""
     args: list[str | bytes] = []
+    place = _place(thread_id, member(ns, checkpoint_id))
     prefix = member(ns, checkpoint_id) + SEP + task_id + SEP
     for idx, (channel, value) in enumerate(writes):
         widx = WRITES_IDX_MAP.get(channel, idx)
         typ, data = serde.dumps_typed(value)
         args.append(prefix + str(widx))
-        args.append(ormsgpack.packb([task_id, channel, typ, data, task_path, widx]))
+        packed = ormsgpack.packb([task_id, channel, typ, data, task_path, widx])
+        args.append(seal_payload(codec, packed, place))
         args.append("1" if widx < 0 else "0")
     return args
 
@@ -207,27 +239,36 @@ def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
 
 
 def decode_tuple(
-    serde: SerializerProtocol, thread_id: str, ns: str, reply: Any
+    serde: SerializerProtocol,
+    thread_id: str,
+    ns: str,
+    reply: Any,
+    codec: PayloadCodec | None = None,
 ) -> CheckpointTuple | None:
     """Build the tuple from the GET_TUPLE script's reply (None when absent)."""
     if not reply:
         return None
     raw_id, raw_record, raw_fields, blob_values, write_values = reply
     cid = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-    ck_type, ck_bytes, md_type, md_bytes, parent_id = ormsgpack.unpackb(raw_record)
+    where = member(ns, cid)
+    ck_type, ck_bytes, md_type, md_bytes, parent_id = ormsgpack.unpackb(
+        _open(codec, raw_record, thread_id, where)
+    )
     checkpoint = serde.loads_typed((ck_type, ck_bytes))
     values: dict[str, Any] = {}
     if raw_fields:
         for field, raw in zip(ormsgpack.unpackb(raw_fields), blob_values, strict=False):
             if raw is None:
                 continue
-            typ, _, data = raw.partition(b"\x00")
+            typ, _, data = _open(codec, raw, thread_id, field).partition(b"\x00")
             if typ == _EMPTY:
                 continue
             channel = field[len(ns) + 1 : field.rindex(SEP)]
             values[channel] = serde.loads_typed((typ.decode(), data))
     checkpoint["channel_values"] = values
-    decoded = [ormsgpack.unpackb(w) for w in write_values if w is not None]
+    decoded = [
+        ormsgpack.unpackb(_open(codec, w, thread_id, where)) for w in write_values if w is not None
+    ]
     decoded.sort(key=lambda w: writes_sort_key(w[4], w[0], w[5]))
     pending: list[PendingWrite] = [(w[0], w[1], serde.loads_typed((w[2], w[3]))) for w in decoded]
     return CheckpointTuple(
@@ -236,6 +277,33 @@ def decode_tuple(
         metadata=serde.loads_typed((md_type, md_bytes)),
         parent_config=_config(thread_id, ns, parent_id) if parent_id else None,
         pending_writes=pending,
+    )
+
+
+def reseal_copy(
+    codec: PayloadCodec | None,
+    source: str,
+    target_thread: str,
+    records: Mapping[bytes, bytes],
+    blobs: Mapping[bytes, bytes],
+    writes: Mapping[bytes, bytes],
+) -> tuple[dict[bytes, bytes], dict[bytes, bytes], dict[bytes, bytes]]:
+    """A thread's records, blobs and writes (raw hashes) sealed for ``target_thread``
+    instead of ``source`` (each value is bound to its thread); as they are without a codec."""
+    if codec is None:
+        return dict(records), dict(blobs), dict(writes)
+
+    def move(value: bytes, place: str) -> bytes:
+        plain = _open(codec, value, source, place)
+        return seal_payload(codec, plain, _place(target_thread, place))
+
+    def checkpoint_of(field: bytes) -> str:  # "ns \0 id \0 task \0 idx" -> "ns \0 id"
+        return SEP.join(field.decode().split(SEP)[:2])
+
+    return (
+        {f: move(v, f.decode()) for f, v in records.items()},
+        {f: move(v, f.decode()) for f, v in blobs.items()},
+        {f: move(v, checkpoint_of(f)) for f, v in writes.items()},
     )
 
 

@@ -65,6 +65,7 @@ from mesh_core.adapters.redis._checkpoint_codec import (
     encode_writes,
     fencing_token,
     metadata_matches,
+    reseal_copy,
     target,
 )
 from mesh_core.adapters.redis._checkpoint_io import (
@@ -79,6 +80,7 @@ from mesh_core.adapters.redis.client import call_redis
 from mesh_core.adapters.redis.keys import CheckpointKeys, RedisKeys
 from mesh_core.errors import FailedPreconditionError, MeshError
 from mesh_core.retry import Retry
+from mesh_core.security._codec import PayloadCodec
 
 T = TypeVar("T")
 
@@ -129,6 +131,8 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             budget); past it, ``BackendUnavailableError``. Every script is idempotent.
         merge_steps: save a superstep's last writes with its checkpoint in one script
             call (see ``_checkpoint_steps``); the async API only.
+        codec: seal records, blobs and writes, each bound to its thread (see
+            ``_checkpoint_codec``); None stores them as they are.
     """
 
     def __init__(
@@ -141,8 +145,10 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         sync_redis: redis.Redis | None = None,
         retry: Retry | None = None,
         merge_steps: bool = True,
+        codec: PayloadCodec | None = None,
     ) -> None:
         super().__init__(serde=serde or JsonPlusSerializer())
+        self.codec = codec
         self.retry = retry or Retry()
         self._abort: Callable[[], None] | None = None
         self._steps: StepWrites | None = StepWrites() if merge_steps else None
@@ -273,7 +279,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
                 "checkpoint read",
                 lambda: self._ascripts.get(keys=self._keys(thread_id).all(), args=[ns, cid or ""]),
             )
-        return decode_tuple(self.serde, thread_id, ns, reply)
+        return decode_tuple(self.serde, thread_id, ns, reply, self.codec)
 
     async def aput(
         self,
@@ -282,7 +288,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        plan = encode_put(self.serde, config, checkpoint, metadata, new_versions)
+        plan = encode_put(self.serde, config, checkpoint, metadata, new_versions, self.codec)
         sizes = self._check_state_size(plan, config)
         tok = fencing_token(config, self._bound_token)
         parent = target(config)[2]
@@ -325,7 +331,9 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         thread_id, ns, cid = target(config)
         if cid is None:
             raise FailedPreconditionError("put_writes needs configurable.checkpoint_id")
-        args = encode_writes(self.serde, ns, cid, writes, task_id, task_path)
+        args = encode_writes(
+            self.serde, ns, cid, writes, task_id, task_path, thread_id=thread_id, codec=self.codec
+        )
         tok = fencing_token(config, self._bound_token)
         taken: list[Any] = []
         flat: list[str | bytes] = args
@@ -462,7 +470,9 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             return
         with redis_errors(target_thread_id):
             pipe = self.redis.pipeline(transaction=True)
-            namespaces = self._queue_copy(pipe, dst, data)
+            namespaces = self._queue_copy(
+                pipe, dst, self._resealed(data, source_thread_id, target_thread_id)
+            )
             await self._ascripts.fix_latest(
                 keys=dst.all(), args=[self._ttl_ms, *namespaces], client=pipe
             )
@@ -476,7 +486,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             reply = scripts.get(
                 keys=self._keys(thread_id).all(), args=[ns, cid or ""], client=client
             )
-        return decode_tuple(self.serde, thread_id, ns, reply)
+        return decode_tuple(self.serde, thread_id, ns, reply, self.codec)
 
     def put(
         self,
@@ -486,7 +496,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         client, scripts = self._sync()
-        plan = encode_put(self.serde, config, checkpoint, metadata, new_versions)
+        plan = encode_put(self.serde, config, checkpoint, metadata, new_versions, self.codec)
         tok = fencing_token(config, self._bound_token)
         with redis_errors(plan.thread_id, tok):
             scripts.put(
@@ -507,7 +517,9 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         thread_id, ns, cid = target(config)
         if cid is None:
             raise FailedPreconditionError("put_writes needs configurable.checkpoint_id")
-        args = encode_writes(self.serde, ns, cid, writes, task_id, task_path)
+        args = encode_writes(
+            self.serde, ns, cid, writes, task_id, task_path, thread_id=thread_id, codec=self.codec
+        )
         tok = fencing_token(config, self._bound_token)
         with redis_errors(thread_id, tok):
             scripts.put_writes(
@@ -571,7 +583,9 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
             return
         with redis_errors(target_thread_id):
             pipe = client.pipeline(transaction=True)
-            namespaces = self._queue_copy(pipe, dst, data)
+            namespaces = self._queue_copy(
+                pipe, dst, self._resealed(data, source_thread_id, target_thread_id)
+            )
             scripts.fix_latest(keys=dst.all(), args=[self._ttl_ms, *namespaces], client=pipe)
             pipe.execute()
 
@@ -613,6 +627,14 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
         for key in (src.index, src.writes_index, src.runs_index):
             pipe.zrange(key, 0, -1)
 
+    def _resealed(
+        self, data: builtins.list[Any], source: str, target_thread: str
+    ) -> builtins.list[Any]:
+        records, blobs, writes = reseal_copy(
+            self.codec, source, target_thread, data[1], data[3], data[4]
+        )
+        return [data[0], records, data[2], blobs, writes, *data[5:]]
+
     @staticmethod
     def _queue_copy(
         pipe: Any, dst: CheckpointKeys, data: builtins.list[Any]
@@ -638,7 +660,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
     ) -> builtins.list[CheckpointTuple]:
         out = []
         for reply in replies:
-            tup = decode_tuple(self.serde, thread_id, ns, reply)
+            tup = decode_tuple(self.serde, thread_id, ns, reply, self.codec)
             if tup is not None:
                 out.append(tup)
         return out
@@ -684,7 +706,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
                     continue
                 with redis_errors(thread_id):
                     reply = await self._ascripts.get(keys=keys.all(), args=[ns, cid])
-                tup = decode_tuple(self.serde, thread_id, ns, reply)
+                tup = decode_tuple(self.serde, thread_id, ns, reply, self.codec)
                 if tup is not None and metadata_matches(tup.metadata, flt):
                     yield tup
                 continue
@@ -730,7 +752,7 @@ class MeshCheckpointer(BaseCheckpointSaver[str]):
                     continue
                 with redis_errors(thread_id):
                     reply = scripts.get(keys=keys.all(), args=[ns, cid], client=client)
-                tup = decode_tuple(self.serde, thread_id, ns, reply)
+                tup = decode_tuple(self.serde, thread_id, ns, reply, self.codec)
                 if tup is not None and metadata_matches(tup.metadata, flt):
                     yield tup
                 continue

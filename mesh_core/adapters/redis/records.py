@@ -3,13 +3,18 @@
 A run is recorded here before its client is told it exists (invariant 3). Threads are
 scoped by tenant: the id every backend sees is ``<tenant>:<thread_id>``, so a tenant
 can never reach another tenant's thread, not even by guessing its id.
+
+With a payload codec (``--payload-keys``) the fields that carry user data (a run's
+``spec``: input, command, config, ...; ``metadata``; ``error``; ``interrupts``; a
+thread's ``metadata``) are stored sealed, each bound to its record and field; ids,
+statuses, owners and times stay plain (the admission and turn scripts read them).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
@@ -22,6 +27,7 @@ from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.errors import AlreadyExistsError, QuotaExceededError
 from mesh_core.limits import TenantLimits
 from mesh_core.retry import Retry
+from mesh_core.security._codec import PayloadCodec, open_payload, seal_payload
 
 T = TypeVar("T")
 #: Called before each retry; raises to stop waiting (an owner passes its lease check).
@@ -133,11 +139,25 @@ _INT_FIELDS = {"attempts"}
 _FLOAT_FIELDS = {"created_at", "updated_at", "ttl"}
 
 
-def _encode(obj: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in asdict(obj).items():
-        out[k] = json.dumps(v) if k in _JSON_FIELDS else str(v)
-    return out
+def _place(rec: Mapping[str, Any]) -> str:
+    """Where a record's sealed fields belong: its run, or its (scoped) thread."""
+    if rec.get("run_id"):
+        return f"run-record\0{rec['run_id']}"
+    return f"thread-record\0{rec.get('tenant_id', '')}:{rec.get('thread_id', '')}"
+
+
+def _value(codec: PayloadCodec | None, place: str, k: str, v: Any) -> str | bytes:
+    if k not in _JSON_FIELDS:
+        return str(v)
+    if codec is None:
+        return json.dumps(v)
+    return seal_payload(codec, json.dumps(v).encode(), f"{place}\0{k}")
+
+
+def _encode(obj: Any, codec: PayloadCodec | None) -> dict[str, str | bytes]:
+    fields = asdict(obj)
+    place = _place(fields)
+    return {k: _value(codec, place, k, v) for k, v in fields.items()}
 
 
 def _text(v: Any) -> str:
@@ -148,21 +168,27 @@ _RUN_FIELDS = {f for f in RunRecord.__dataclass_fields__}
 _THREAD_FIELDS = {f for f in ThreadRecord.__dataclass_fields__}
 
 
-def _decode(raw: Any, known: set[str]) -> dict[str, Any]:
+def _decode(raw: Any, known: set[str], codec: PayloadCodec | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    sealed: dict[str, bytes] = {}
     for k, v in raw.items():
         key = k.decode() if isinstance(k, bytes) else k
         if key not in known:
             continue  # written by a newer version
-        val = v.decode() if isinstance(v, bytes) else v
         if key in _JSON_FIELDS:
-            out[key] = json.loads(val)
-        elif key in _INT_FIELDS:
+            sealed[key] = v if isinstance(v, bytes) else str(v).encode()
+            continue
+        val = v.decode() if isinstance(v, bytes) else v
+        if key in _INT_FIELDS:
             out[key] = int(val)
         elif key in _FLOAT_FIELDS:
             out[key] = float(val)
         else:
             out[key] = val
+    place = _place(out)
+    for key, data in sealed.items():
+        what = f"the {key} of a {'run' if out.get('run_id') else 'thread'} record"
+        out[key] = json.loads(open_payload(codec, data, what, f"{place}\0{key}"))
     return out
 
 
@@ -171,8 +197,16 @@ class RecordStore:
     ``retry``'s budget (then ``BackendUnavailableError``); every write is idempotent or
     guarded by status, so a retried call whose first reply was lost does no harm."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, *, retry: Retry | None = None) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        prefix: str,
+        *,
+        retry: Retry | None = None,
+        codec: PayloadCodec | None = None,
+    ) -> None:
         self.redis = redis
+        self.codec = codec
         self.keys = RedisKeys(prefix)
         self.retry = retry or Retry()
         self._read_hash = redis.register_script(lua.READ_HASH)
@@ -218,7 +252,7 @@ class RecordStore:
             graph_id=graph_id,
             ttl=ttl,
         )
-        flat = [x for kv in _encode(rec).items() for x in kv]
+        flat = [x for kv in _encode(rec, self.codec).items() for x in kv]
         created = await self._call(
             "create thread",
             lambda: self._create_thread(
@@ -244,13 +278,12 @@ class RecordStore:
         raw = await self._record("read thread", key)
         if not raw:
             return None
-        return ThreadRecord(**_decode(raw, _THREAD_FIELDS))
+        return ThreadRecord(**_decode(raw, _THREAD_FIELDS, self.codec))
 
     async def update_thread(self, tenant_id: str, thread_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
-        enc: dict[Any, Any] = {
-            k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()
-        }
+        place = _place({"tenant_id": tenant_id, "thread_id": thread_id})
+        enc: dict[Any, Any] = {k: _value(self.codec, place, k, v) for k, v in fields.items()}
         key = self.keys.thread_record(scoped_thread_id(tenant_id, thread_id))
         index = self.keys.threads_index(tenant_id)
 
@@ -344,7 +377,7 @@ class RecordStore:
         run.created_at = run.created_at or now
         run.updated_at = now
         scoped = run.scoped_thread
-        flat = [x for kv in _encode(run).items() for x in kv]
+        flat = [x for kv in _encode(run, self.codec).items() for x in kv]
         reply = await self._call(
             "admit run",
             lambda: self._admit_run(
@@ -386,7 +419,7 @@ class RecordStore:
         return Admission(outcome, active, tuple(x for x in superseded.split(",") if x))
 
     async def schedule_run(
-        self, run: RunRecord, due: float, schedule_key: str, data_key: str, payload: str
+        self, run: RunRecord, due: float, schedule_key: str, data_key: str, payload: str | bytes
     ) -> int:
         """Record a delayed run as ``scheduled`` and put it on a schedule (``due``: epoch
         seconds) in one step: 1, 0 (no such thread) or -1 (the run exists)."""
@@ -395,7 +428,7 @@ class RecordStore:
         run.updated_at = now
         run.status = SCHEDULED
         scoped = run.scoped_thread
-        flat = [x for kv in _encode(run).items() for x in kv]
+        flat = [x for kv in _encode(run, self.codec).items() for x in kv]
         return int(
             await self._call(
                 "schedule run",
@@ -447,11 +480,8 @@ class RecordStore:
         now = time.time()
         fields["status"] = status
         fields["updated_at"] = now
-        flat = [
-            x
-            for k, v in fields.items()
-            for x in (k, json.dumps(v) if k in _JSON_FIELDS else str(v))
-        ]
+        place = _place({"run_id": run.run_id})
+        flat = [x for k, v in fields.items() for x in (k, _value(self.codec, place, k, v))]
         thread_status = {"interrupted": "interrupted", "error": "error", "timeout": "error"}.get(
             status, "idle"
         )
@@ -501,9 +531,8 @@ class RecordStore:
         fields["updated_at"] = time.time()
         for k, v in fields.items():
             setattr(run, k, v)
-        enc: dict[Any, Any] = {
-            k: json.dumps(v) if k in _JSON_FIELDS else str(v) for k, v in fields.items()
-        }
+        place = _place({"run_id": run.run_id})
+        enc: dict[Any, Any] = {k: _value(self.codec, place, k, v) for k, v in fields.items()}
         key = self.keys.run_record(run.scoped_thread, run.run_id)
         await self._call("update run", lambda: self.redis.hset(key, mapping=enc), abort)
 
@@ -520,7 +549,7 @@ class RecordStore:
     ) -> RunRecord | None:
         key = self.keys.run_record(scoped_thread, run_id)
         raw = await self._record("read run", key, abort)
-        return RunRecord(**_decode(raw, _RUN_FIELDS)) if raw else None
+        return RunRecord(**_decode(raw, _RUN_FIELDS, self.codec)) if raw else None
 
     async def find_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
         key = self.keys.run_index(run_id)

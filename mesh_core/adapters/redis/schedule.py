@@ -9,11 +9,15 @@ claimer finishes a job (``done``) or sets its next try (``later``); a claimer th
 is never lost, and runs twice only if its claimer died (or stalled past the visibility)
 mid-way: the job itself is idempotent (a delayed run is admitted once, by its record's
 status; a webhook carries an idempotency key).
+
+With a payload codec (``--payload-keys``) payloads (a delayed run's request, a webhook's
+body: user data) are stored sealed, bound to their schedule and job id.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,11 +27,21 @@ import redis.asyncio as aioredis
 
 from mesh_core.adapters.redis.client import call_redis
 from mesh_core.adapters.redis.keys import RedisKeys
+from mesh_core.logs import RateLimitedLog
 from mesh_core.retry import Retry
+from mesh_core.security._codec import (
+    PayloadCodec,
+    SealedDataError,
+    open_payload,
+    seal_payload,
+)
 
 __all__ = ["DELAYED_RUNS", "THREAD_TTL", "WEBHOOKS", "Job", "Schedule"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+_unreadable = RateLimitedLog(log, interval=60.0, burst=2)
 
 DELAYED_RUNS = "delayed-runs"
 WEBHOOKS = "webhooks"
@@ -61,9 +75,17 @@ class Schedule:
     """One kind of timed job (see the module docstring)."""
 
     def __init__(
-        self, redis: aioredis.Redis, prefix: str, kind: str, *, retry: Retry | None = None
+        self,
+        redis: aioredis.Redis,
+        prefix: str,
+        kind: str,
+        *,
+        retry: Retry | None = None,
+        codec: PayloadCodec | None = None,
     ) -> None:
         self.redis = redis
+        self.kind = kind
+        self.codec = codec
         keys = RedisKeys(prefix)
         self.key = keys.schedule(kind)
         self.data_key = keys.schedule_data(kind)
@@ -73,8 +95,27 @@ class Schedule:
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         return await call_redis(self.retry, what, fn)
 
+    def pack(self, job_id: str, payload: dict[str, Any]) -> str | bytes:
+        """The stored form of a job's payload (sealed with a codec)."""
+        if self.codec is None:
+            return json.dumps(payload)
+        return seal_payload(self.codec, json.dumps(payload).encode(), self._place(job_id))
+
+    def _unpack(self, job_id: str, raw: Any) -> dict[str, Any]:
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        if not data:
+            return {}
+        what = f"the {self.kind} job {job_id!r}"
+        loaded: dict[str, Any] = json.loads(
+            open_payload(self.codec, data, what, self._place(job_id))
+        )
+        return loaded
+
+    def _place(self, job_id: str) -> str:
+        return f"schedule\0{self.kind}\0{job_id}"
+
     async def add(self, job_id: str, due: float, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload)
+        data = self.pack(job_id, payload)
 
         async def add() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -95,8 +136,11 @@ class Schedule:
         )
         jobs: list[Job] = []
         for i in range(0, len(raw), 2):
-            text = _text(raw[i + 1])
-            jobs.append(Job(_text(raw[i]), json.loads(text) if text else {}))
+            job_id = _text(raw[i])
+            try:
+                jobs.append(Job(job_id, self._unpack(job_id, raw[i + 1])))
+            except SealedDataError as exc:  # tried again after the visibility (keys fixed?)
+                _unreadable.warning(self.kind, "%s", exc.message)
         return jobs
 
     async def later(self, job_id: str, due: float, payload: dict[str, Any] | None = None) -> None:
@@ -117,7 +161,7 @@ class Schedule:
 
     async def get(self, job_id: str) -> Job | None:
         raw = await self._call("read job", lambda: self.redis.hget(self.data_key, job_id))
-        return Job(job_id, json.loads(_text(raw))) if raw else None
+        return Job(job_id, self._unpack(job_id, raw)) if raw else None
 
     async def due_at(self, job_id: str) -> float | None:
         score = await self._call("read job", lambda: self.redis.zscore(self.key, job_id))
