@@ -236,10 +236,12 @@ class RunDispatcher:
         try:
             async for resp in call:
                 if watcher is None and view is not None:
-                    # From its first event on, the runtime owns the thread: if it stops
+                    # From its first reply on, the runtime owns the thread: if it stops
                     # owning it (paused past its lease, cut off), follow the new owner.
                     watcher = asyncio.create_task(view.owner_moved(scoped, address))
                     watcher.add_done_callback(lambda _t: call.cancel())
+                if not resp.HasField("event"):
+                    continue  # "taken here", before a waited-for run's first event
                 ended = is_final_event(resp.event)
                 yield resp.event
         except asyncio.CancelledError:

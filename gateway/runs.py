@@ -392,7 +392,8 @@ class RunsEngine:
         spec: RunSpec | None,
         resumed: int,
     ) -> RunOutcome:
-        rec = (await self.records.find_run(tenant, run_id) if run_id else None) or RunRecord(
+        found = await self.records.get_run(tenant, thread_id, run_id) if run_id else None
+        rec = found or RunRecord(
             run_id=run_id,
             tenant_id=tenant,
             thread_id=thread_id,

@@ -434,7 +434,11 @@ class RunManager:
             if handle.record.cancel_action:
                 await self._cancelled(handle, handle.record.cancel_action)
                 return
-            await self._lifecycle(handle, "resumed" if req.resume else "started", "running")
+            if req.resume or req.stream_modes:
+                # A run waited for (WaitRun: no stream modes) logs no "started" event: its
+                # waiter needs none (ExecuteRun tells the gateway the run was taken here)
+                # and followers see its end. One JetStream append less per run.
+                await self._lifecycle(handle, "resumed" if req.resume else "started", "running")
             await self._execute(handle, graph, lease)
             await self._retain(handle)
             await self._ended_here(handle)

@@ -84,6 +84,10 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         large = request.spec.ByteSize() > LARGE_MESSAGE_BYTES
         req = await asyncio.to_thread(convert) if large else convert()
         handle = await self.manager.submit(req)
+        if not req.stream_modes:
+            # Taken here: the gateway follows this runtime's hold on the thread from now
+            # on. (A waited-for run logs no "started" event to say so: RunManager._drive.)
+            yield runtime_pb2.ExecuteRunResponse()
         async for ev in handle.follow(request.after_seq):
             # as the log adapter converted it, with a final event's output
             pb = ev.wire if ev.wire is not None else _convert.event_to_pb(ev)

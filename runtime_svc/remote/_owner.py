@@ -171,6 +171,8 @@ class RemoteRun:
         self._step_of: dict[asyncio.Task[Any], int] = {}
         self._failing: set[asyncio.Task[Any]] = set()
         self._cancelled = False
+        # whether a task of this invocation went to the queue (then workers may hold some)
+        self._sent = False
 
     # LangGraph calls the configured value to get the submit function (it expects a
     # weakref.WeakMethod there).
@@ -270,6 +272,7 @@ class RemoteRun:
             ex._pending[key] = fut
             ex._requests[key] = req
             ex._active[key] = (self, task, call_hook)
+            self._sent = True  # before the publish: one cut short may still have landed
             await ex._publish(req)
             published = True
             self.stats.submitted += 1
@@ -351,7 +354,8 @@ class RemoteRun:
             t.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        await self.executor._broadcast_cancel(self.invocation_id, None)
+        if self._sent:  # else no worker has any task of it: no message to every worker
+            await self.executor._broadcast_cancel(self.invocation_id, None)
 
 
 async def _gated(sem: asyncio.Semaphore, coro: Any) -> Any:

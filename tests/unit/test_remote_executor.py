@@ -369,3 +369,12 @@ def test_sync_invoke_runs_every_task_on_the_owner() -> None:
     assert ex.published == []
     run = ex.run_of(cfg)
     assert run is not None and run.stats.local >= 4
+
+
+async def test_an_invocation_that_sent_no_task_tells_no_worker_when_it_ends() -> None:
+    cp = InMemorySaver()
+    graph = build().compile(checkpointer=cp)
+    ex = LoopbackExecutor(graph, cp)
+    async with ex.run(_cfg(), graph_id="g") as cfg:
+        assert ex.run_of(cfg) is not None
+    assert ex.cancels == []  # no message to every worker after each local-only run

@@ -17,7 +17,9 @@ __all__ = [
     "CLAIM_TURN",
     "CREATE_THREAD",
     "DELETE_RUN",
+    "DELETE_THREAD",
     "FINISH_RUN",
+    "READ_HASH",
     "REQUEST_CANCEL",
     "SCHEDULE_RUN",
 ]
@@ -45,6 +47,11 @@ local function tenant_member(thread_key, run_id)
   return string.match(thread_key, '{(.*)}') .. '|' .. run_id
 end
 """
+
+# A record (thread or run) as a flat list of fields and values: a script, so the read
+# takes the lean pipelined connections of every run's writes (``_lean``), not redis-py's.
+# KEYS: the record.
+READ_HASH = "return redis.call('HGETALL', KEYS[1])"
 
 # Create a thread record if absent; returns 1 if created, 0 if it existed.
 # KEYS: thread, tenant threads index. ARGV: now, thread_id, then hash fields.
@@ -263,3 +270,23 @@ redis.call('HSET', KEYS[6], ARGV[1], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
 return 1
 """
+
+# Delete a thread's records and every run of it, in one step.
+# KEYS: 1 thread, 2 tenant threads index, 3 thread_runs, 4 queue, 5 active_runs,
+#       6 tenant's active runs (zset)
+# ARGV: 1 thread_id, 2 a run key of the thread without its run id, 3 the run index key
+#       without its run id. Returns 1 if the thread record existed, else 0.
+DELETE_THREAD = (
+    _TENANT_ACTIVE
+    + r"""
+for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  redis.call('DEL', ARGV[2] .. id, ARGV[3] .. id)
+  redis.call('HDEL', KEYS[5], id)
+  redis.call('ZREM', KEYS[6], tenant_member(KEYS[1], id))
+end
+local existed = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3], KEYS[4])
+return existed
+"""
+)

@@ -209,16 +209,24 @@ class RecordStore:
         self.codec = codec
         self.keys = RedisKeys(prefix)
         self.retry = retry or Retry()
+        self._read_hash = redis.register_script(lua.READ_HASH)
         self._create_thread = redis.register_script(lua.CREATE_THREAD)
         self._admit_run = redis.register_script(lua.ADMIT_RUN)
         self._claim_turn = redis.register_script(lua.CLAIM_TURN)
         self._finish_run = redis.register_script(lua.FINISH_RUN)
         self._request_cancel = redis.register_script(lua.REQUEST_CANCEL)
         self._delete_run = redis.register_script(lua.DELETE_RUN)
+        self._delete_thread = redis.register_script(lua.DELETE_THREAD)
         self._schedule_run = redis.register_script(lua.SCHEDULE_RUN)
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], abort: Abort = None) -> T:
         return await call_redis(self.retry, what, fn, abort=abort)
+
+    async def _record(self, what: str, key: str, abort: Abort = None) -> dict[Any, Any]:
+        """A record's hash ({} if absent)."""
+        flat = await self._call(what, lambda: self._read_hash(keys=[key]), abort)
+        it = iter(flat or ())
+        return dict(zip(it, it, strict=True))
 
     # -- threads ---------------------------------------------------------------------
     async def create_thread(
@@ -267,7 +275,7 @@ class RecordStore:
 
     async def get_thread(self, tenant_id: str, thread_id: str) -> ThreadRecord | None:
         key = self.keys.thread_record(scoped_thread_id(tenant_id, thread_id))
-        raw = await self._call("read thread", lambda: self.redis.hgetall(key))
+        raw = await self._record("read thread", key)
         if not raw:
             return None
         return ThreadRecord(**_decode(raw, _THREAD_FIELDS, self.codec))
@@ -292,23 +300,21 @@ class RecordStore:
         await self._call("update thread", update)
 
     async def delete_thread(self, tenant_id: str, thread_id: str) -> bool:
+        """Delete the thread's record and its runs' (one script: one round trip)."""
         scoped = scoped_thread_id(tenant_id, thread_id)
-
-        async def delete() -> bool:
-            run_ids = await self.redis.zrange(self.keys.thread_runs(scoped), 0, -1)
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self.keys.thread_record(scoped))
-                pipe.zrem(self.keys.threads_index(tenant_id), thread_id)
-                pipe.delete(self.keys.thread_runs(scoped), self.keys.thread_queue(scoped))
-                for rid in run_ids:
-                    r = _text(rid)
-                    pipe.delete(self.keys.run_record(scoped, r), self.keys.run_index(r))
-                    pipe.hdel(self.keys.active_runs(), r)
-                    pipe.zrem(self.keys.tenant_active_runs(tenant_id), f"{scoped}|{r}")
-                deleted, *_ = await pipe.execute()
-            return bool(deleted)
-
-        return await self._call("delete thread", delete)
+        keys = [
+            self.keys.thread_record(scoped),
+            self.keys.threads_index(tenant_id),
+            self.keys.thread_runs(scoped),
+            self.keys.thread_queue(scoped),
+            self.keys.active_runs(),
+            self.keys.tenant_active_runs(tenant_id),
+        ]
+        args = [thread_id, self.keys.run_record(scoped, ""), self.keys.run_index("")]
+        deleted = await self._call(
+            "delete thread", lambda: self._delete_thread(keys=keys, args=args)
+        )
+        return bool(deleted)
 
     async def search_threads(
         self,
@@ -542,7 +548,7 @@ class RecordStore:
         self, scoped_thread: str, run_id: str, *, abort: Abort = None
     ) -> RunRecord | None:
         key = self.keys.run_record(scoped_thread, run_id)
-        raw = await self._call("read run", lambda: self.redis.hgetall(key), abort)
+        raw = await self._record("read run", key, abort)
         return RunRecord(**_decode(raw, _RUN_FIELDS, self.codec)) if raw else None
 
     async def find_run(self, tenant_id: str, run_id: str) -> RunRecord | None:
