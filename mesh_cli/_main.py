@@ -71,6 +71,15 @@ def _service_flags(p: argparse.ArgumentParser, kind: str, env: Mapping[str, str]
         help="Prometheus /metrics port (0: any free port; none: no metrics endpoint)",
     )
     f.add(
+        "--health-port",
+        env="LGMESH_HEALTH_PORT",
+        default=None,
+        type=int,
+        help="also answer grpc.health.v1 (only) in plaintext on this port, on the "
+        "--metrics-host interface, for probes without a client certificate "
+        "(Kubernetes gRPC probes when mTLS is on; 0: any free port; none: no such port)",
+    )
+    f.add(
         "--log-level", env="LGMESH_LOG_LEVEL", default="INFO", help="DEBUG, INFO, WARNING or ERROR"
     )
     f.add(
@@ -252,6 +261,7 @@ def _lifecycle(ns: argparse.Namespace, name: str, env: Mapping[str, str]) -> Lif
         name=name,
         metrics_host=ns.metrics_host or ns.host,
         metrics_port=ns.metrics_port,
+        health_port=ns.health_port,
         ready_fd=int(fd) if fd and fd.isdigit() else None,
     )
 

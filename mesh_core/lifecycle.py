@@ -272,6 +272,9 @@ class LifecycleSettings:
         name: the service's name in logs and metrics (e.g. "gateway", "runtime-1").
         metrics_host: where /metrics binds (the gRPC host by default, never wider).
         metrics_port: None = no /metrics; 0 = a free port.
+        health_port: None = health only on the service's own port; else also a
+            plaintext port (0: a free one) that answers grpc.health.v1 and nothing else,
+            for probes that cannot present a client certificate (Kubernetes).
         ready_fd: a file descriptor to write one JSON readiness line to (launchers).
         probe_interval: seconds between backend probes.
         handle_signals: install SIGTERM/SIGINT handlers that start the shutdown.
@@ -280,6 +283,7 @@ class LifecycleSettings:
     name: str
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    health_port: int | None = None
     ready_fd: int | None = None
     probe_interval: float = 0.5
     handle_signals: bool = True
@@ -294,6 +298,7 @@ class ServiceRunner:
         self.settings = settings
         self.health: HealthSupervisor | None = None
         self.metrics_port: int | None = None
+        self.health_port: int | None = None
         self._stopping = asyncio.Event()
         self._started = False
         self._shutdown_task: asyncio.Task[None] | None = None
@@ -313,6 +318,9 @@ class ServiceRunner:
         health.probes = self.service.probes()
         if s.metrics_port is not None:
             self.metrics_port = start_metrics_server(s.metrics_port, host=s.metrics_host)
+        server = self.service.server
+        if s.health_port is not None and server is not None:
+            self.health_port = await server.serve_plain_health(f"{s.metrics_host}:{s.health_port}")
         await health.check_once()
         health.start()
         self._lag_task = asyncio.create_task(_watch_loop_lag(s.name), name="loop-lag")
@@ -332,6 +340,8 @@ class ServiceRunner:
             f" on {address}" if address else "",
             f" (metrics on {s.metrics_host}:{self.metrics_port})" if self.metrics_port else "",
         )
+        if self.health_port:
+            log.info("%s: plaintext health on %s:%d", s.name, s.metrics_host, self.health_port)
         if s.ready_fd is not None:
             line = {
                 "kind": self.service.kind,
@@ -339,6 +349,7 @@ class ServiceRunner:
                 "address": address,
                 "pid": os.getpid(),
                 "metrics_port": self.metrics_port,
+                "health_port": self.health_port,
                 **s.extra_ready,
             }
             with contextlib.suppress(OSError):

@@ -67,6 +67,7 @@ class MeshServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._services: list[str] = []
         self.port: int = 0
+        self._health_server: grpc.aio.Server | None = None
 
     def add(
         self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any, service_name: str
@@ -95,6 +96,20 @@ class MeshServer:
         log.debug("%s serving on port %d", self.name, self.port)  # the lifecycle says "ready"
         return self.port
 
+    async def serve_plain_health(self, address: str) -> int:
+        """Also answer ``grpc.health.v1`` -- and nothing else -- in plaintext on
+        ``address``, with this server's health (the kubelet's gRPC probes present no
+        client certificate, so they cannot reach a port that requires one). Returns
+        the port."""
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        port = server.add_insecure_port(address)
+        if port == 0:
+            raise RuntimeError(f"{self.name}: cannot bind the health port {address}")
+        await server.start()
+        self._health_server = server
+        return port
+
     async def set_serving(self, serving: bool) -> None:
         """SERVING or NOT_SERVING for every service of this server (and the overall "")."""
         status = (
@@ -112,6 +127,8 @@ class MeshServer:
     async def stop(self, grace: float | None = 5.0) -> None:
         await self.set_not_serving()
         await self.server.stop(grace)
+        if self._health_server is not None:
+            await self._health_server.stop(None)
 
     async def wait(self) -> None:
         await self.server.wait_for_termination()

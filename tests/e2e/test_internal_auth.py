@@ -28,6 +28,7 @@ import grpc
 import pytest
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lgmesh.llm.v1 import llm_pb2
 from lgmesh.runtime.v1 import runtime_pb2
 from lgmesh.tools.v1 import tools_pb2
@@ -131,7 +132,8 @@ def secured(infra: LocalServers, tmp_path_factory: pytest.TempPathFactory) -> It
     try:
         TARGETS[1].address = cluster.add_llm_gateway().address
         TARGETS[2].address = cluster.add_tools().address
-        TARGETS[0].address = cluster.add_runtime().address
+        # the runtime also answers plaintext health checks on a port of their own (probes)
+        TARGETS[0].address = cluster.add_runtime(extra=["--health-port", "0"]).address
         yield cluster
     finally:
         cluster.stop()
@@ -148,6 +150,23 @@ def _tier_channel(cluster: MeshCluster, target: Target, tier: str) -> grpc.aio.C
 
 #: requests that carry a tenant_id the callee does not act on (the deployment's tools)
 NOT_TENANT_SCOPED = {"/lgmesh.tools.v1.ToolService/ListTools"}
+
+
+async def test_probes_get_plaintext_health_on_their_port_and_nothing_else(
+    secured: MeshCluster,
+) -> None:
+    """--health-port: the kubelet's gRPC probes (no client certificate) read the
+    runtime's health there; no other service answers on that port."""
+    port = secured.runtimes[0].ready_info["health_port"]
+    host = TARGETS[0].address.rsplit(":", 1)[0]
+    async with grpc.aio.insecure_channel(f"{host}:{port}") as ch:
+        reply = await health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5
+        )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        for method in TARGETS[0].service.methods:
+            code, _ = await _call(ch, method, ((TENANT_TOKEN_HEADER, _token(secured)),))
+            assert code == Code.UNIMPLEMENTED, (_path(method), code)
 
 
 def test_every_method_is_classified() -> None:

@@ -340,7 +340,13 @@ def test_configuration_matches_the_code(overlay: str) -> None:
         assert "--metrics-host" not in args
         pod_ip = next(e for e in c["env"] if e["name"] == "POD_IP")
         assert pod_ip["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
-        assert c["readinessProbe"]["grpc"]["port"] == 50051
+        # probes reach a plaintext health-only port (the gRPC port wants a client
+        # certificate, which the kubelet cannot present)
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert env["LGMESH_HEALTH_PORT"] == str(ports["health"]) != args["--port"]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert c[probe]["grpc"]["port"] == ports["health"], (tier, probe)
         if "--config" in args:
             assert Path(args["--config"]).parent.as_posix() in [
                 m["mountPath"] for m in c["volumeMounts"]
