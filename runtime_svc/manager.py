@@ -151,6 +151,9 @@ class RunManager:
         self._not_accepting = not_accepting
         self._on_ended = on_ended
         self.runs: dict[str, RunHandle] = {}
+        # run id -> the submit taking it here now (a second submit of the same run waits
+        # for it: the gateway's resume and the sweeper's adoption may race)
+        self._starting: dict[str, asyncio.Future[RunHandle]] = {}
         self._held: dict[str, _HeldLease] = {}
         self._lease_locks: dict[str, asyncio.Lock] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
@@ -169,6 +172,29 @@ class RunManager:
         existing = self.runs.get(req.run_id)
         if existing is not None and not existing.finished:
             return existing
+        starting = self._starting.get(req.run_id)
+        if starting is not None:
+            # Taken here by a submit still under way: one handle, one drive. Two drives
+            # of a run on one runtime share its lease and fencing token, so the fence
+            # could not tell their commits apart.
+            return await asyncio.shield(starting)
+        taking: asyncio.Future[RunHandle] = asyncio.get_running_loop().create_future()
+        taking.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._starting[req.run_id] = taking
+        try:
+            handle = await self._submit(req, wait_for_lease=wait_for_lease)
+        except asyncio.CancelledError:
+            taking.cancel()
+            raise
+        except BaseException as exc:
+            taking.set_exception(exc)
+            raise
+        finally:
+            self._starting.pop(req.run_id, None)
+        taking.set_result(handle)
+        return handle
+
+    async def _submit(self, req: RunRequest, *, wait_for_lease: bool) -> RunHandle:
         if self.draining:
             raise UnavailableError("runtime is draining", reason=Reason.DRAINING)
         why = self._not_accepting()

@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from lgmesh.api.v1 import types_pb2
+from lgmesh.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from mesh_client import StreamPart
+from mesh_core.jsonvalue import to_struct, to_value
 from mesh_core.localservers import LocalServers
 from tests.e2e.cluster import MeshCluster
 from tests.faults.graphs import chain, expected_state
 from tests.faults.support import GRAPHS
+from tests.helpers import assert_eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.chaos]
 
@@ -89,6 +93,72 @@ async def test_paused_owner_starts_nothing_and_the_stream_moves_on(
         assert all(per_node[f"work{i}"] == 1 for i in (1, 2, 3)), per_node
         assert sum(per_node.values()) <= STEPS + 1, per_node
     finally:
+        await redis.aclose()
+        await cluster.aclose_clients()
+        cluster.stop()
+
+
+async def test_a_run_taken_over_by_several_callers_at_once_is_driven_once(
+    infra: LocalServers, prefix: str, tmp_path: Path
+) -> None:
+    """While its owner is paused, a run is asked of the other runtime several times at
+    once (gateways resuming it, the sweeper adopting it). They all wait for the same
+    lease and share it once it is free: the runtime must still drive the run once --
+    two drives in one runtime carry the same fencing token, so the fence cannot stop
+    the second from running committed steps again."""
+    cluster = MeshCluster(infra, prefix, tmp_path, graphs=GRAPHS, lease_ttl=TTL)
+    redis = aioredis.from_url(infra.redis_url)
+    zombie = None
+    try:
+        cluster.start(runtimes=2, gateways=1)
+        client = cluster.client()
+        t = await client.threads.create()
+        count_key = f"{prefix}:starts"
+        config = {"configurable": {"steps": STEPS, "delay": 0.3, "count_key": count_key}}
+        run = await client.runs.create(t["thread_id"], "chain", input={"step": 0}, config=config)
+
+        async def started(node: str) -> list[int]:
+            fields = [f.decode().split("|") for f in await redis.hkeys(count_key)]
+            return [int(pid) for n, pid, _ in fields if n == node]
+
+        await assert_eventually(lambda: started("work2"), timeout=30)
+        (owner_pid,) = await started("work2")
+        zombie = next(r for r in cluster.runtimes if r.pid == owner_pid)
+        other = next(r for r in cluster.runtimes if r.pid != owner_pid)
+        zombie.signal(signal.SIGSTOP)
+        paused_wall = time.time()
+
+        spec = types_pb2.RunSpec(
+            thread_id=t["thread_id"], assistant_id="chain", input=to_value({"step": 0})
+        )
+        spec.config.CopyFrom(to_struct(config))
+        req = runtime_pb2.ExecuteRunRequest(
+            tenant_id="acme", run_id=run["run_id"], spec=spec, resume=True, graph_id="chain"
+        )
+        async with cluster.security("gateway").channel(other.address, "runtime") as ch:
+            stub = runtime_pb2_grpc.RuntimeServiceStub(ch)
+
+            async def take_over() -> None:
+                async for _ in stub.ExecuteRun(
+                    req, metadata=cluster.tenant_metadata("acme"), timeout=120
+                ):
+                    pass
+
+            await asyncio.gather(*(take_over() for _ in range(3)))
+        out = await client.runs.join(t["thread_id"], run["run_id"])
+        assert out == await expected_state(chain, {"step": 0}, config)
+        zombie.kill()
+        starts = await redis.hgetall(count_key)
+        per_node: Counter[str] = Counter(f.decode().split("|")[0] for f in starts)
+        for field, at in starts.items():
+            if int(field.decode().split("|")[1]) == owner_pid:
+                assert float(at) <= paused_wall, field  # the zombie started nothing more
+        # each node ran once, but the one in flight at the pause, which ran twice
+        assert set(per_node) == {f"work{i}" for i in range(1, STEPS + 1)}, per_node
+        assert sum(per_node.values()) <= STEPS + 1, per_node
+    finally:
+        if zombie is not None:
+            zombie.signal(signal.SIGCONT)
         await redis.aclose()
         await cluster.aclose_clients()
         cluster.stop()
