@@ -100,7 +100,9 @@ async def test_output_after_the_owner_died_right_after_the_final_event(
     await receiver.start()
     try:
         for _ in range(2):
-            cluster.add_runtime()
+            # the dying owner may have claimed the webhook job the moment its run ended:
+            # the other runtime takes it again after the visibility (30 s by default)
+            cluster.add_runtime(extra=["--schedule-visibility", "2"])
         cluster.add_gateway()
         cluster.add_gateway()
         client, other = cluster.client(gateway=0), cluster.client(gateway=1)
