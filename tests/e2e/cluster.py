@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 LIMITS = str(Path(__file__).with_name("limits.yaml"))
 QUOTA_TENANTS = ("q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
-API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in QUOTA_TENANTS)])
+# ``fuzz``: tests/e2e/test_fuzz.py's own tenant (whatever it creates stays there).
+API_KEYS = ",".join(
+    ["acme=acme-key", "beta=beta-key", "fuzz=fuzz-key", *(f"{t}={t}-key" for t in QUOTA_TENANTS)]
+)
 
 
 class MeshCluster:
