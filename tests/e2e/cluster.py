@@ -12,7 +12,16 @@ from mesh_core.localservers import LocalServers
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 LIMITS = str(Path(__file__).with_name("limits.yaml"))
-QUOTA_TENANTS = ("q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
+QUOTA_TENANTS = (
+    "q-conc",
+    "q-rate",
+    "q-streams",
+    "q-time",
+    "q-deep",
+    "q-sends",
+    "q-state",
+    "q-share",
+)
 # ``fuzz``: tests/e2e/test_fuzz.py's own tenant (whatever it creates stays there).
 API_KEYS = ",".join(
     ["acme=acme-key", "beta=beta-key", "fuzz=fuzz-key", *(f"{t}={t}-key" for t in QUOTA_TENANTS)]
