@@ -32,7 +32,7 @@ from gateway import _convert
 from gateway._runtime import RuntimeClient
 from gateway.assistants import AssistantsEngine, merge_config
 from gateway.dispatch import RunDispatcher
-from gateway.ids import check_id, check_page
+from gateway.ids import check_id, check_ids, check_page
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import (
     ACTIVE_STATUSES,
@@ -476,7 +476,7 @@ class RunsEngine:
         action: str = "interrupt",
     ) -> builtins.list[RunRecord]:
         if run_ids:
-            recs = [await self.get(tenant, thread_id, rid) for rid in run_ids]
+            recs = [await self.get(tenant, thread_id, rid) for rid in check_ids(run_ids, "run_ids")]
         else:
             if not thread_id:
                 raise InvalidArgumentError(

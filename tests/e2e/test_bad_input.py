@@ -93,6 +93,19 @@ async def test_bad_input_statuses(mesh: MeshCluster, stubs: Any) -> None:
         threads.GetThread(threads_pb2.GetThreadRequest(thread_id="a b{c}"), metadata=KEY),
     )
     assert _details(err)["violations"][0][0] == "thread_id"
+    # one request names at most 1000 ids (each costs a lookup); repeats count once
+    err = await _expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        threads.PruneThreads(
+            threads_pb2.PruneThreadsRequest(thread_ids=[f"t{i}" for i in range(1001)]),
+            metadata=KEY,
+        ),
+    )
+    assert _details(err)["violations"][0][0] == "thread_ids"
+    pruned = await threads.PruneThreads(
+        threads_pb2.PruneThreadsRequest(thread_ids=[t] * 20_000), metadata=KEY
+    )
+    assert pruned.pruned_count == 1
 
     # no key / wrong key
     err = await _expect(
