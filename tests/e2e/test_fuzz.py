@@ -43,6 +43,7 @@ from lgmesh.api.v1 import (
 from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc
 from lgmesh.tools.v1 import tools_pb2, tools_pb2_grpc
 
+from mesh_cli.launcher import stop_all
 from mesh_core.jsonvalue import to_struct, to_value
 from mesh_core.localservers import LocalServers
 from tests.e2e.cluster import MeshCluster
@@ -53,7 +54,7 @@ pytestmark = [pytest.mark.e2e]
 
 # Requests per method; with the checks after each batch the module stays near a minute.
 # LGMESH_FUZZ_EXAMPLES=1000 fuzzes longer (by hand, not in the default run).
-EXAMPLES = int(os.environ.get("LGMESH_FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("LGMESH_FUZZ_EXAMPLES", "40"))
 CALL_TIMEOUT = 15.0
 _FUZZ = settings(
     max_examples=EXAMPLES,
@@ -294,7 +295,7 @@ def internals(
         cluster.add_llm_gateway()
         yield cluster
     finally:
-        cluster.stop()
+        stop_all(cluster.others)
 
 
 # Tools whose arguments are fuzzed: each quick (blocking and sleeping ones excluded, a
