@@ -3,8 +3,8 @@
 
 A mesh of real processes (etcd, NATS, Valkey, a gateway, ``--runtimes`` runtimes, the
 tool service with the demo tools) with per-tenant limits from a limits file
-(``--tenant-limits``; the defaults of mesh_core/limits.py unless ``--limits`` names
-another). Tenant B (``beta``) runs small runs one after another, each calling the
+(``--tenant-limits``; the defaults of mesh_core/limits.py, B's run rate raised, unless
+``--limits`` names another file). Tenant B (``beta``) runs small runs one after another, each calling the
 ``block`` tool (a blocking sync tool) for 0 s; B's latency is measured idle, then while
 tenant A (``acme``) keeps ``--streams`` StreamRuns open at once, each a run that holds
 ``block`` for ``--hold`` seconds, so A fills the tool's pool up to its share and the
@@ -184,7 +184,11 @@ async def main_async(ns: argparse.Namespace) -> int:
         limits = ns.limits
         if limits is None:
             limits = str(Path(tmp) / "limits.yaml")
-            Path(limits).write_text("defaults: {}\ntenants: {}\n")  # the built-in defaults
+            # The built-in defaults; B's run rate is raised so that B's own back-to-back
+            # runs never meet it (B's latency is measured, not B's limits).
+            Path(limits).write_text(
+                "defaults: {}\ntenants:\n  beta: {runs_per_second: 1000, run_burst: 1000}\n"
+            )
         cluster = MeshCluster(
             servers,
             "noisy",
