@@ -48,7 +48,7 @@ from mesh_core.jsonvalue import to_struct, to_value
 from mesh_core.localservers import LocalServers
 from tests.e2e.cluster import MeshCluster
 from tests.helpers import unique_prefix
-from tests.support.protofuzz import corrupted, messages, values
+from tests.support.protofuzz import corrupted, requests, values
 
 pytestmark = [pytest.mark.e2e]
 
@@ -246,11 +246,7 @@ def test_gateway_method_survives_any_request(
 
     @_FUZZ
     @given(
-        payload=st.one_of(
-            messages(method.input_type, hints),
-            messages(method.input_type, hints),
-            corrupted(method.input_type, hints),
-        ),
+        payload=requests(method.input_type, hints),
         creds=st.sampled_from(["valid", "valid", "valid", *sorted(CREDENTIALS)]),
     )
     def batch(payload: bytes, creds: str) -> None:
@@ -382,11 +378,7 @@ def test_llm_gateway_survives_any_generate(internals: MeshCluster) -> None:
 
     @_FUZZ
     @given(
-        payload=st.one_of(
-            messages(generate.input_type, hints),
-            messages(generate.input_type, hints),
-            corrupted(generate.input_type, hints),
-        ),
+        payload=requests(generate.input_type, hints),
         tenant=st.sampled_from(["fuzz", "fuzz", "fuzz", "", "bad tenant!", "x" * 100]),
     )
     def batch(payload: bytes, tenant: str) -> None:

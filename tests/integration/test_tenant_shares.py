@@ -59,19 +59,13 @@ def services(
     }
     procs = [
         ServiceProcess(
-            "tools",
-            ["tools", "--port", "0", "--drain-grace", "1", "--config", str(tmp / "tools.yaml")],
+            name,
+            [name, "--port", "0", "--drain-grace", "1", "--config", str(tmp / config)],
             env,
-            log_file=tmp / "tools.log",
+            log_file=tmp / f"{name}.log",
             cwd=str(ROOT),
-        ),
-        ServiceProcess(
-            "llm-gateway",
-            ["llm-gateway", "--port", "0", "--drain-grace", "1", "--config", str(tmp / "llm.yaml")],
-            env,
-            log_file=tmp / "llm.log",
-            cwd=str(ROOT),
-        ),
+        )
+        for name, config in (("tools", "tools.yaml"), ("llm-gateway", "llm.yaml"))
     ]
     start_all(procs, timeout=30)
     try:

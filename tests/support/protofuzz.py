@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
-__all__ = ["corrupted", "messages", "values"]
+__all__ = ["corrupted", "messages", "requests", "values"]
 
 _F = FieldDescriptor
 _INT_RANGES = {
@@ -307,3 +307,8 @@ def corrupted(draw: st.DrawFn, desc: Descriptor, hints: Hints | None = None) -> 
         i = draw(st.integers(0, len(data) - 1))
         data[i] ^= 1 << draw(st.integers(0, 7))
     return bytes(data)
+
+
+def requests(desc: Descriptor, hints: Hints | None = None) -> st.SearchStrategy[bytes]:
+    """What a fuzz batch sends: two generated requests for one corrupted one."""
+    return st.one_of(messages(desc, hints), messages(desc, hints), corrupted(desc, hints))
