@@ -22,6 +22,7 @@ import base64
 import builtins
 import contextlib
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -134,6 +135,7 @@ class RunsEngine:
     ) -> None:
         self.limits = limits or LimitsTable()
         self._open_streams: dict[str, int] = {}
+        self._refusals = _Backpressure()
         self.records = records
         self.runtime = runtime
         self.dispatcher = dispatcher
@@ -221,7 +223,7 @@ class RunsEngine:
                 tenant=tenant,
                 limit="concurrent_streams",
                 value=most,
-                retry_after=1.0,
+                retry_after=self._refusals.retry_after(tenant, most),
             )
         self._open_streams[tenant] = held + 1
         try:
@@ -534,3 +536,23 @@ class RunsEngine:
             run = await self.records.get_run(tenant, thread.thread_id, thread.active_run)
             if run is not None and run.status in ACTIVE_STATUSES:
                 await self.cancel(tenant, run, wait=True)
+
+
+class _Backpressure:
+    """RetryInfo for a tenant refused for its streams: 1 s, longer the more often it is
+    refused (refusals in the last second per stream it may hold), with jitter, so a
+    tenant that keeps many more calls than its limit in flight is told to come back
+    later instead of costing the gateway a refusal per call per second."""
+
+    def __init__(self) -> None:
+        self._window: dict[str, tuple[float, int]] = {}  # tenant -> (second, refusals)
+
+    def retry_after(self, tenant: str, most: int) -> float:
+        now = time.monotonic()
+        start, n = self._window.get(tenant, (now, 0))
+        if now - start >= 1.0:
+            start, n = now, 0
+        self._window[tenant] = (start, n + 1)
+        if len(self._window) > 10_000:  # forget tenants refused long ago
+            self._window = {t: w for t, w in self._window.items() if now - w[0] < 1.0}
+        return min(30.0, max(1.0, n / most)) * random.uniform(1.0, 1.5)
