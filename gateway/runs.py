@@ -49,8 +49,10 @@ from mesh_core.errors import (
     FailedPreconditionError,
     FieldViolation,
     InvalidArgumentError,
+    MeshError,
     NotFoundError,
     QuotaExceededError,
+    ResourceExhaustedError,
 )
 from mesh_core.limits import LimitsTable
 from mesh_core.validation import validate_config, validate_input
@@ -362,10 +364,12 @@ class RunsEngine:
                     ev = await self.runtime.complete_output(tenant, spec.thread_id, ev)
                 yield ev
                 _raise_if_quota(tenant, ev)
-        except Exception:
+        except Exception as exc:
             if not started and spec.webhook:  # never admitted (rejected, bad input): no POST
                 with contextlib.suppress(Exception):
                     await self.webhooks.done(run_id)
+            if not started:
+                await self._drop_refused(tenant, spec, fresh, exc)
             raise
 
     async def wait(self, tenant: str, spec: RunSpec) -> RunOutcome:
@@ -408,6 +412,17 @@ class RunsEngine:
             rec.updated_at = last.time.ToNanoseconds() / 1e9
         return RunOutcome(rec, output if status not in ("error", "cancelled", "timeout") else None)
 
+    async def _drop_refused(self, tenant: str, spec: RunSpec, fresh: bool, exc: Exception) -> None:
+        """The thread made for a stateless run goes again when the tenant's limits refused
+        the run (before admission): a burst of refused runs leaves no threads behind."""
+        refused = isinstance(exc, MeshError) and exc.code == ResourceExhaustedError.code
+        if not (fresh and refused and spec.on_completion == "delete"):
+            return
+        with contextlib.suppress(Exception):
+            rec = await self.records.get_thread(tenant, spec.thread_id)
+            if rec is not None and not rec.active_run:
+                await self.records.delete_thread(tenant, spec.thread_id)
+
     async def create(self, tenant: str, spec: RunSpec) -> RunRecord:
         run_id, spec, fresh = await self.prepare(tenant, spec)
         if spec.after_seconds > 0:
@@ -415,6 +430,9 @@ class RunsEngine:
         events = self.dispatcher.execute(tenant, run_id, spec, new_thread=fresh)
         try:
             await anext(events)  # the run is recorded once its first event exists
+        except Exception as exc:
+            await self._drop_refused(tenant, spec, fresh, exc)
+            raise
         finally:
             await events.aclose()  # the run goes on in its runtime
         rec = await self.records.find_run(tenant, run_id)

@@ -32,6 +32,12 @@ async def test_concurrent_runs(mesh: MeshCluster) -> None:
         await c.runs.create(threads[2], "steps", input={}, config=slow)
     _quota(info.value, "concurrent_runs", 2, retry=True)
     assert await c.runs.list(threads[2]) == []  # not recorded
+    # A refused stateless run leaves no thread behind.
+    before = await c.threads.count()
+    with pytest.raises(MeshAPIError) as info:
+        await c.runs.wait(None, "steps", input={}, config=slow)
+    _quota(info.value, "concurrent_runs", 2, retry=True)
+    assert await c.threads.count() == before
     # Other tenants are not counted against it.
     assert (await mesh.client().runs.wait(None, "steps", input={}))["step"] == 5
     # Once the first runs end, the tenant may run again.
