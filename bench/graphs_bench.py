@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from langchain_core.messages import AnyMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
@@ -51,3 +52,45 @@ def build_chat() -> Any:
 
 
 chat = build_chat().compile()
+
+
+class ToolCall(TypedDict, total=False):
+    tool: str
+    args: dict[str, Any]
+    result: str
+
+
+_tool_channels: dict[str, Any] = {}
+
+
+async def _call_tool(state: ToolCall, config: RunnableConfig) -> dict[str, Any]:
+    """One InvokeTool on the mesh's tool service (LGMESH_TOOLS_ADDR) as the run's tenant."""
+    import json
+    import os
+
+    import grpc
+    from lgmesh.tools.v1 import tools_pb2, tools_pb2_grpc
+
+    address = os.environ["LGMESH_TOOLS_ADDR"]
+    if address not in _tool_channels:
+        _tool_channels[address] = tools_pb2_grpc.ToolServiceStub(grpc.aio.insecure_channel(address))
+    resp = await _tool_channels[address].InvokeTool(
+        tools_pb2.InvokeToolRequest(
+            tenant_id=config["metadata"]["lgmesh_tenant"],
+            name=state["tool"],
+            arguments_json=json.dumps(state.get("args", {})),
+        )
+    )
+    return {"result": resp.content_json}
+
+
+def build_tool_call() -> Any:
+    """A run that calls one tool of the tool service (bench/noisy_neighbor.py)."""
+    b = StateGraph(ToolCall)
+    b.add_node("call", _call_tool)
+    b.add_edge(START, "call")
+    b.add_edge("call", END)
+    return b
+
+
+tool_call = build_tool_call().compile()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from mesh_core.errors import FieldViolation, InvalidArgumentError
 
-__all__ = ["ID_MAX", "check_id", "check_page"]
+__all__ = ["IDS_MAX", "ID_MAX", "check_id", "check_ids", "check_page"]
 
 ID_MAX = 256
+# Ids one request may name (PruneThreads, CancelRuns, SearchThreads): each costs a
+# lookup or more, so one request cannot hold the gateway for long.
+IDS_MAX = 1000
 
 
 def check_id(value: str, field: str, *, required: bool = True) -> None:
@@ -26,6 +29,19 @@ def check_id(value: str, field: str, *, required: bool = True) -> None:
                 )
             ],
         )
+
+
+def check_ids(values: list[str], field: str) -> list[str]:
+    """The distinct ids of a list field, in order, each checked; at most ``IDS_MAX``."""
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) > IDS_MAX:
+        raise InvalidArgumentError(
+            f"{field} names {len(distinct)} ids; at most {IDS_MAX} per request",
+            [FieldViolation(field, f"at most {IDS_MAX} ids")],
+        )
+    for value in distinct:
+        check_id(value, field)
+    return distinct
 
 
 def check_page(limit: int, offset: int, default: int = 10) -> tuple[int, int]:

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import builtins
 import contextlib
+import random
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -31,7 +32,7 @@ from gateway import _convert
 from gateway._runtime import RuntimeClient
 from gateway.assistants import AssistantsEngine, merge_config
 from gateway.dispatch import RunDispatcher
-from gateway.ids import check_id, check_page
+from gateway.ids import check_id, check_ids, check_page
 from mesh_core.adapters.nats.eventlog import RunEventLog, is_final_event
 from mesh_core.adapters.redis.records import (
     ACTIVE_STATUSES,
@@ -47,8 +48,10 @@ from mesh_core.errors import (
     FailedPreconditionError,
     FieldViolation,
     InvalidArgumentError,
+    MeshError,
     NotFoundError,
     QuotaExceededError,
+    ResourceExhaustedError,
 )
 from mesh_core.limits import LimitsTable
 from mesh_core.validation import validate_config, validate_input
@@ -133,6 +136,7 @@ class RunsEngine:
     ) -> None:
         self.limits = limits or LimitsTable()
         self._open_streams: dict[str, int] = {}
+        self._refusals = _Backpressure()
         self.records = records
         self.runtime = runtime
         self.dispatcher = dispatcher
@@ -220,7 +224,7 @@ class RunsEngine:
                 tenant=tenant,
                 limit="concurrent_streams",
                 value=most,
-                retry_after=1.0,
+                retry_after=self._refusals.retry_after(tenant, most),
             )
         self._open_streams[tenant] = held + 1
         try:
@@ -363,10 +367,12 @@ class RunsEngine:
                     ev = await self.runtime.complete_output(tenant, spec.thread_id, ev)
                 yield ev
                 _raise_if_quota(tenant, ev)
-        except Exception:
+        except Exception as exc:
             if not started and spec.webhook:  # never admitted (rejected, bad input): no POST
                 with contextlib.suppress(Exception):
                     await self.webhooks.done(run_id)
+            if not started:
+                await self._drop_refused(tenant, spec, fresh, exc)
             raise
 
     async def wait(self, tenant: str, spec: RunSpec) -> RunOutcome:
@@ -410,6 +416,17 @@ class RunsEngine:
             rec.updated_at = last.time.ToNanoseconds() / 1e9
         return RunOutcome(rec, output if status not in ("error", "cancelled", "timeout") else None)
 
+    async def _drop_refused(self, tenant: str, spec: RunSpec, fresh: bool, exc: Exception) -> None:
+        """The thread made for a stateless run goes again when the tenant's limits refused
+        the run (before admission): a burst of refused runs leaves no threads behind."""
+        refused = isinstance(exc, MeshError) and exc.code == ResourceExhaustedError.code
+        if not (fresh and refused and spec.on_completion == "delete"):
+            return
+        with contextlib.suppress(Exception):
+            rec = await self.records.get_thread(tenant, spec.thread_id)
+            if rec is not None and not rec.active_run:
+                await self.records.delete_thread(tenant, spec.thread_id)
+
     async def create(self, tenant: str, spec: RunSpec) -> RunRecord:
         run_id, spec, fresh = await self.prepare(tenant, spec)
         if spec.after_seconds > 0:
@@ -417,6 +434,9 @@ class RunsEngine:
         events = self.dispatcher.execute(tenant, run_id, spec, new_thread=fresh)
         try:
             await anext(events)  # the run is recorded once its first event exists
+        except Exception as exc:
+            await self._drop_refused(tenant, spec, fresh, exc)
+            raise
         finally:
             await events.aclose()  # the run goes on in its runtime
         rec = await self.records.find_run(tenant, run_id)
@@ -480,7 +500,7 @@ class RunsEngine:
         action: str = "interrupt",
     ) -> builtins.list[RunRecord]:
         if run_ids:
-            recs = [await self.get(tenant, thread_id, rid) for rid in run_ids]
+            recs = [await self.get(tenant, thread_id, rid) for rid in check_ids(run_ids, "run_ids")]
         else:
             if not thread_id:
                 raise InvalidArgumentError(
@@ -538,3 +558,23 @@ class RunsEngine:
             run = await self.records.get_run(tenant, thread.thread_id, thread.active_run)
             if run is not None and run.status in ACTIVE_STATUSES:
                 await self.cancel(tenant, run, wait=True)
+
+
+class _Backpressure:
+    """RetryInfo for a tenant refused for its streams: 1 s, longer the more often it is
+    refused (refusals in the last second per stream it may hold), with jitter, so a
+    tenant that keeps many more calls than its limit in flight is told to come back
+    later instead of costing the gateway a refusal per call per second."""
+
+    def __init__(self) -> None:
+        self._window: dict[str, tuple[float, int]] = {}  # tenant -> (second, refusals)
+
+    def retry_after(self, tenant: str, most: int) -> float:
+        now = time.monotonic()
+        start, n = self._window.get(tenant, (now, 0))
+        if now - start >= 1.0:
+            start, n = now, 0
+        self._window[tenant] = (start, n + 1)
+        if len(self._window) > 10_000:  # forget tenants refused long ago
+            self._window = {t: w for t, w in self._window.items() if now - w[0] < 1.0}
+        return min(30.0, max(1.0, n / most)) * random.uniform(1.0, 1.5)

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from gateway._runtime import RuntimeClient, StateMessage
-from gateway.ids import check_id, check_page
+from gateway.ids import check_id, check_ids, check_page
 from mesh_core.adapters.redis.records import RecordStore, ThreadRecord, scoped_thread_id
 from mesh_core.adapters.redis.schedule import Schedule
 from mesh_core.errors import (
@@ -123,8 +123,7 @@ class ThreadsEngine:
         limit, offset = check_page(limit, offset)
         if ids:
             out = []
-            for tid in ids:
-                check_id(tid, "ids")
+            for tid in check_ids(ids, "ids"):
                 rec = await self.records.get_thread(tenant, tid)
                 if rec is None or (status and rec.status != status):
                     continue
@@ -267,8 +266,7 @@ class ThreadsEngine:
                 [FieldViolation("strategy", "keep_latest or delete")],
             )
         pruned = 0
-        for tid in thread_ids:
-            check_id(tid, "thread_ids")
+        for tid in check_ids(thread_ids, "thread_ids"):
             rec = await self.records.get_thread(tenant, tid)
             if rec is None:
                 continue

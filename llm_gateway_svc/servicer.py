@@ -19,6 +19,7 @@ from llm_gateway_svc._convert import (
 )
 from llm_gateway_svc.engine import DEFAULT_TENANT, LlmGateway
 from llm_gateway_svc.resilience import Deadline
+from mesh_core.errors import FieldViolation, InvalidArgumentError
 from mesh_core.security import TENANT_HEADER, verified_tenant
 
 __all__ = [
@@ -57,6 +58,10 @@ def _tenant(context: grpc.aio.ServicerContext) -> str:
     return DEFAULT_TENANT
 
 
+# google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_TS, _MAX_TS = -62_135_596_800, 253_402_300_799
+
+
 def _deadline(
     context: grpc.aio.ServicerContext,
     req: llm_pb2.GenerateRequest | llm_pb2.StreamGenerateRequest | llm_pb2.EmbedRequest,
@@ -66,7 +71,14 @@ def _deadline(
     if remaining is not None:
         budget = min(budget, remaining - min(_DEADLINE_MARGIN_S, remaining / 10))
     if req.HasField("deadline"):
-        budget = min(budget, req.deadline.ToNanoseconds() / 1e9 - time.time())
+        ts = req.deadline
+        # Protobuf raises ValueError on a Timestamp outside its range: say which field.
+        if not (0 <= ts.nanos < 1_000_000_000 and _MIN_TS <= ts.seconds <= _MAX_TS):
+            raise InvalidArgumentError(
+                "deadline is not a valid timestamp",
+                [FieldViolation("deadline", "seconds in years 1-9999, nanos in [0, 1e9)")],
+            )
+        budget = min(budget, ts.ToNanoseconds() / 1e9 - time.time())
     return Deadline.after(budget)
 
 

@@ -12,6 +12,7 @@ ConfigMap) holds the defaults and per-tenant overrides::
       max_recursion_limit: 1000    # the largest config.recursion_limit a run may ask for
       max_sends_per_step: 1000     # Send tasks one superstep may create
       max_state_bytes: 67108864    # serialized size of one checkpoint (state) of a thread
+      runtime_share: 0.5           # share of each runtime's run slots (--capacity) one tenant may hold
       tool_share: 0.5              # share of each tool's concurrency one tenant may hold
       llm_share: 0.5               # share of each LLM provider's concurrency
     tenants:
@@ -20,10 +21,10 @@ ConfigMap) holds the defaults and per-tenant overrides::
         tool_share: 0.8
 
 Each tier enforces the limits that are its own (the gateway: streams, recursion
-limit; the runtime: concurrent runs and creation rate at admission, duration, Sends,
-state size; the tool service and LLM gateway: their shares). Excess is a
-:class:`QuotaExceededError` -- RESOURCE_EXHAUSTED with ``QuotaFailure`` and, where
-waiting helps, ``RetryInfo``.
+limit; the runtime: concurrent runs and creation rate at admission, its share of
+each runtime's run slots, duration, Sends, state size; the tool service and LLM
+gateway: their shares). Excess is a :class:`QuotaExceededError` -- RESOURCE_EXHAUSTED
+with ``QuotaFailure`` and, where waiting helps, ``RetryInfo``.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class TenantLimits:
     max_recursion_limit: int = 1000
     max_sends_per_step: int = 1000
     max_state_bytes: int = 64 * 1024 * 1024
+    runtime_share: float = 0.5
     tool_share: float = 0.5
     llm_share: float = 0.5
 
@@ -65,7 +67,7 @@ class TenantLimits:
                 raise ConfigError(f"tenant limit {f.name} must be a number, got {value!r}")
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"tenant limit {f.name} must be positive, got {value!r}")
-        for name in ("tool_share", "llm_share"):
+        for name in ("runtime_share", "tool_share", "llm_share"):
             if getattr(self, name) > 1:
                 raise ConfigError(f"tenant limit {name} is a share: at most 1")
 

@@ -47,6 +47,7 @@ from mesh_core.errors import (
     StaleOwnerError,
     UnavailableError,
 )
+from mesh_core.fairshare import FairSlots, share_cap
 from mesh_core.jsonvalue import to_jsonable
 from mesh_core.limits import LimitsTable
 from mesh_core.reasons import Reason
@@ -88,6 +89,8 @@ class LeasesLike(Protocol):
 class RunManagerSettings:
     runtime_id: str
     capacity: int = 64
+    # How long a tenant's new run waits for a slot within its runtime_share of capacity.
+    share_wait: float = 2.0
     # How long a run waits for another runtime's lease on its thread to go.
     acquire_timeout: float = 15.0
     drain_timeout: float = 30.0
@@ -158,6 +161,8 @@ class RunManager:
         self._lease_locks: dict[str, asyncio.Lock] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
         self._fenced: dict[str, FencedCheckpointer] = {}  # run id -> its checkpointer view
+        self._shares = FairSlots(settings.capacity)  # fresh runs, fair between tenants
+        self._share_holders: set[asyncio.Task[None]] = set()
         self.draining = False
 
     @property
@@ -182,7 +187,7 @@ class RunManager:
         taking.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._starting[req.run_id] = taking
         try:
-            handle = await self._submit(req, wait_for_lease=wait_for_lease)
+            handle = await self._submit_once(req, wait_for_lease=wait_for_lease)
         except asyncio.CancelledError:
             taking.cancel()
             raise
@@ -194,7 +199,7 @@ class RunManager:
         taking.set_result(handle)
         return handle
 
-    async def _submit(self, req: RunRequest, *, wait_for_lease: bool) -> RunHandle:
+    async def _submit_once(self, req: RunRequest, *, wait_for_lease: bool) -> RunHandle:
         if self.draining:
             raise UnavailableError("runtime is draining", reason=Reason.DRAINING)
         why = self._not_accepting()
@@ -202,6 +207,20 @@ class RunManager:
             raise UnavailableError(f"runtime takes no runs now: {why}", reason=Reason.NOT_SERVING)
         if self.running >= self.settings.capacity:
             raise UnavailableError("runtime is at capacity", reason=Reason.AT_CAPACITY)
+        if req.resume:  # a run taken over was accepted already: it goes on
+            return await self._start_here(req, wait_for_lease)
+        await self._take_share(req.tenant_id)
+        try:
+            handle = await self._start_here(req, wait_for_lease)
+        except BaseException:
+            self._shares.release(req.tenant_id)
+            raise
+        task = asyncio.create_task(self._hold_share(handle, req.tenant_id))
+        self._share_holders.add(task)
+        task.add_done_callback(self._share_holders.discard)
+        return handle
+
+    async def _start_here(self, req: RunRequest, wait_for_lease: bool) -> RunHandle:
         graph = self.graphs.get_graph(req.graph_id)
         try:
             lease = await self._lease_for(req.scoped_thread, wait=wait_for_lease)
@@ -218,6 +237,33 @@ class RunManager:
                 # goes on (or starts) on a runtime that can drive it.
                 raise RunLostError(f"run not taken here: {_describe(exc)}") from exc
             raise
+
+    async def _take_share(self, tenant: str) -> None:
+        """A slot of this runtime within the tenant's ``runtime_share`` of its capacity:
+        one tenant's burst waits in turn (mesh_core.fairshare) and leaves room for the
+        others' runs; past ``share_wait`` it is refused with RESOURCE_EXHAUSTED."""
+        share = self.settings.limits.for_tenant(tenant).runtime_share
+        cap = share_cap(self.settings.capacity, share)
+        try:
+            await self._shares.acquire(tenant, cap, self.settings.share_wait)
+        except TimeoutError:
+            raise QuotaExceededError(
+                f"tenant runs its share of this runtime ({cap} of {self.settings.capacity} "
+                "concurrent runs); retry",
+                tenant=tenant,
+                limit="runtime_share",
+                value=cap,
+                retry_after=1.0,
+            ) from None
+        if self.draining:
+            self._shares.release(tenant)
+            raise UnavailableError("runtime is draining", reason=Reason.DRAINING)
+
+    async def _hold_share(self, handle: RunHandle, tenant: str) -> None:
+        try:
+            await handle.done.wait()
+        finally:
+            self._shares.release(tenant)
 
     async def _start_fresh(self, req: RunRequest, graph: Pregel, lease: Any) -> RunHandle:
         lease.check()

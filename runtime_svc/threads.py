@@ -161,6 +161,11 @@ class ThreadStore:
                 f"{as_node!r} is not a node of the graph",
                 [FieldViolation("as_node", f"one of {', '.join(_user_nodes(graph))}")],
             )
+        if checkpoint_ns and not _has_subgraph(graph, checkpoint_ns):
+            raise InvalidArgumentError(
+                f"checkpoint_ns {checkpoint_ns!r} names no subgraph of the graph",
+                [FieldViolation("checkpoint_ns", "a subgraph's namespace, or empty")],
+            )
         scoped = scoped_thread_id(tenant_id, thread_id)
         async with self.manager.holding(scoped) as lease:
             await self._idle(tenant_id, thread_id)
@@ -259,3 +264,10 @@ def subgraph_schemas(
     for ns, sub in subgraphs:
         out[ns] = graph_schemas(graph_id, sub)
     return out
+
+
+def _has_subgraph(graph: Pregel, checkpoint_ns: str) -> bool:
+    """Whether ``checkpoint_ns`` ("node:task_id|node:task_id") names a subgraph of
+    ``graph`` (LangGraph's update_state refuses any other namespace with a ValueError)."""
+    path = "|".join(p.partition(":")[0] for p in checkpoint_ns.split("|") if not p.isdigit())
+    return any(True for _ in graph.get_subgraphs(namespace=path, recurse=True))

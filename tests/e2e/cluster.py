@@ -20,8 +20,21 @@ from mesh_core.security import (
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 LIMITS = str(Path(__file__).with_name("limits.yaml"))
-LIMITS_TENANTS = ("bulk", "q-conc", "q-rate", "q-streams", "q-time", "q-deep", "q-sends", "q-state")
-API_KEYS = ",".join(["acme=acme-key", "beta=beta-key", *(f"{t}={t}-key" for t in LIMITS_TENANTS)])
+LIMITS_TENANTS = (
+    "bulk",
+    "q-conc",
+    "q-rate",
+    "q-streams",
+    "q-time",
+    "q-deep",
+    "q-sends",
+    "q-state",
+    "q-share",
+)
+# ``fuzz``: tests/e2e/test_fuzz.py's own tenant (whatever it creates stays there).
+API_KEYS = ",".join(
+    ["acme=acme-key", "beta=beta-key", "fuzz=fuzz-key", *(f"{t}={t}-key" for t in LIMITS_TENANTS)]
+)
 #: a backend user's tier -> the tier of its certificate
 _CERT_TIER = {"llm": "llm-gateway"}
 

@@ -93,6 +93,19 @@ async def test_bad_input_statuses(mesh: MeshCluster, stubs: Any) -> None:
         threads.GetThread(threads_pb2.GetThreadRequest(thread_id="a b{c}"), metadata=KEY),
     )
     assert _details(err)["violations"][0][0] == "thread_id"
+    # one request names at most 1000 ids (each costs a lookup); repeats count once
+    err = await _expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        threads.PruneThreads(
+            threads_pb2.PruneThreadsRequest(thread_ids=[f"t{i}" for i in range(1001)]),
+            metadata=KEY,
+        ),
+    )
+    assert _details(err)["violations"][0][0] == "thread_ids"
+    pruned = await threads.PruneThreads(
+        threads_pb2.PruneThreadsRequest(thread_ids=[t] * 20_000), metadata=KEY
+    )
+    assert pruned.pruned_count == 1
 
     # no key / wrong key
     err = await _expect(
@@ -152,6 +165,17 @@ async def test_bad_input_statuses(mesh: MeshCluster, stubs: Any) -> None:
         ),
     )
     assert ok[-1].event.lifecycle.status == types_pb2.RUN_STATUS_SUCCESS
+    # a state update into a subgraph the graph does not have
+    err = await _expect(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        threads.UpdateThreadState(
+            threads_pb2.UpdateThreadStateRequest(
+                thread_id=t, values=to_value({"step": 1}), checkpoint_ns="nope:1"
+            ),
+            metadata=KEY,
+        ),
+    )
+    assert _details(err)["violations"][0][0] == "checkpoint_ns"
     listed = await runs.ListRuns(runs_pb2.ListRunsRequest(thread_id=t), metadata=KEY)
     assert len(listed.runs) == 1
     await ch.close()

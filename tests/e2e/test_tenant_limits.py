@@ -32,12 +32,38 @@ async def test_concurrent_runs(mesh: MeshCluster) -> None:
         await c.runs.create(threads[2], "steps", input={}, config=slow)
     _quota(info.value, "concurrent_runs", 2, retry=True)
     assert await c.runs.list(threads[2]) == []  # not recorded
+    # A refused stateless run leaves no thread behind.
+    before = await c.threads.count()
+    with pytest.raises(MeshAPIError) as info:
+        await c.runs.wait(None, "steps", input={}, config=slow)
+    _quota(info.value, "concurrent_runs", 2, retry=True)
+    assert await c.threads.count() == before
     # Other tenants are not counted against it.
     assert (await mesh.client().runs.wait(None, "steps", input={}))["step"] == 5
     # Once the first runs end, the tenant may run again.
     for t, r in zip(threads, first, strict=False):
         await c.runs.join(t, r["run_id"])
     assert (await c.runs.wait(threads[2], "steps", input={}))["step"] == 5
+
+
+async def test_runtime_share(mesh: MeshCluster) -> None:
+    """A tenant runs at most its share of each runtime's run slots (q-share: one of 64):
+    three runs on two runtimes put two on one runtime, and the one that finds no slot
+    within the runtime's share wait is refused; another tenant's run goes on at once."""
+    c = mesh.client("q-share-key")
+    slow = {"configurable": {"delay": 30, "steps": 1}}
+    threads = [(await c.threads.create())["thread_id"] for _ in range(3)]
+    results = await asyncio.gather(
+        *(c.runs.create(t, "steps", input={}, config=slow) for t in threads),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, MeshAPIError)]
+    started = [(t, r) for t, r in zip(threads, results, strict=True) if isinstance(r, dict)]
+    assert refused and len(started) <= 2, results
+    _quota(refused[0], "runtime_share", 1, retry=True)
+    assert (await mesh.client().runs.wait(None, "steps", input={}))["step"] == 5
+    for t, r in started:
+        await c.runs.cancel(t, r["run_id"], wait=True)
 
 
 async def test_run_creation_rate(mesh: MeshCluster) -> None:

@@ -408,6 +408,12 @@ async def test_bad_requests_get_clear_statuses(
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await client.Generate(_request(), timeout=5, metadata=(("x-lgmesh-tenant", "no spaces"),))
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    bad_deadline = _request()
+    bad_deadline.deadline.nanos = -1  # outside Timestamp's range: not INTERNAL
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await client.Generate(bad_deadline, timeout=5)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "deadline" in (exc.value.details() or "")
     models = await client.ListModels(llm_pb2.ListModelsRequest(), timeout=5)
     assert {m.alias: list(m.targets) for m in models.models}["m"] == [
         f"stub/{primary}",

@@ -1,0 +1,263 @@
+#!/usr/bin/env python
+"""One tenant's burst against another tenant's latency, on a real mesh.
+
+A mesh of real processes (etcd, NATS, Valkey, a gateway, ``--runtimes`` runtimes, the
+tool service with the demo tools) with per-tenant limits from a limits file
+(``--tenant-limits``; the defaults of mesh_core/limits.py, B's run rate raised, unless
+``--limits`` names another file). Tenant B (``beta``) runs small runs one after another, each calling the
+``block`` tool (a blocking sync tool) for 0 s; B's latency is measured idle, then while
+tenant A (``acme``) keeps ``--streams`` StreamRuns open at once, each a run that holds
+``block`` for ``--hold`` seconds, so A fills the tool's pool up to its share and the
+gateway and runtime with streams and runs. Each of A's streams opens again as soon as
+it ends; a refused one waits its RetryInfo delay first.
+
+Prints B's p50/p95 idle and under A's load, the p95 ratio (target: within 2x), and how
+A's attempts ended: streams that ran, refusals with RESOURCE_EXHAUSTED (by quota), runs
+that failed (e.g. A's tool calls past its share of the pool).
+
+    python bench/noisy_neighbor.py [--streams 1000] [--runs 100] [--hold 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import multiprocessing
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mesh_client import MeshClient  # noqa: E402
+from mesh_client.errors import MeshAPIError, MeshError  # noqa: E402
+from mesh_core.localservers import LocalServers  # noqa: E402
+from tests.e2e.cluster import MeshCluster  # noqa: E402
+
+GRAPHS = str(ROOT / "bench" / "graphs.yaml")
+B_RUN = {"tool": "block", "args": {"seconds": 0}}
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+async def b_runs(client: MeshClient, n: int, errors: collections.Counter[str]) -> list[float]:
+    """``n`` runs of tenant B one after another: the latencies of those that succeeded
+    (seconds); the others are counted in ``errors``."""
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        try:
+            out = await client.runs.wait(None, "tool_call", input=B_RUN)
+        except MeshError as err:
+            errors[str(err)[:100]] += 1
+            continue
+        lat.append(time.perf_counter() - t0)
+        assert out["result"], out
+    return lat
+
+
+class Burst:
+    """Tenant A: ``streams`` StreamRuns kept open at once until stopped."""
+
+    def __init__(self, clients: list[MeshClient], streams: int, hold: float) -> None:
+        self.clients = clients
+        self.streams = streams
+        self.input = {"tool": "block", "args": {"seconds": hold}}
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        self.open = 0
+        # A's load stands: the mesh refuses some of A's streams while others run.
+        self.loaded = asyncio.Event()
+        self.refused = 0
+        self.stopping = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self.tasks = [
+            asyncio.create_task(self._one(self.clients[i % len(self.clients)]))
+            for i in range(self.streams)
+        ]
+
+    async def _one(self, client: MeshClient) -> None:
+        while not self.stopping.is_set():
+            opened = False
+            try:
+                status = ""
+                async for part in client.runs.stream(None, "tool_call", input=self.input):
+                    if not opened:
+                        opened = True
+                        self.open += 1
+                        if self.refused and self.open >= min(16, self.streams):
+                            self.loaded.set()
+                    status = part.lifecycle.get("status") or status
+                self.outcomes[f"run ended {status or '?'}"] += 1
+            except MeshAPIError as err:
+                if err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    limit = next(iter(err.quota), err.reason)
+                    self.outcomes[f"RESOURCE_EXHAUSTED ({limit})"] += 1
+                    self.refused += 1
+                    delay = err.retry_after if err.retry_after is not None else 0.5
+                    await _sleep_unless(self.stopping, min(max(delay, 0.05), 2.0))
+                else:
+                    self.outcomes[f"error {err.code().name} {err.reason}"] += 1
+                    await _sleep_unless(self.stopping, 0.5)
+            finally:
+                if opened:
+                    self.open -= 1
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def burst_process(address: str, ns: argparse.Namespace, loaded: Any, stop: Any, out: Any) -> None:
+    """Tenant A in a process of its own (its client work does not slow B's client)."""
+
+    async def run() -> None:
+        clients = [MeshClient(address, "acme-key") for _ in range(ns.a_connections)]
+        burst = Burst(clients, ns.streams, ns.hold)
+        burst.start()
+        waiting = asyncio.create_task(burst.loaded.wait())
+        waiting.add_done_callback(lambda _: loaded.set())
+        await asyncio.to_thread(stop.wait)
+        waiting.cancel()
+        open_at_end = burst.open
+        await burst.stop()
+        for c in clients:
+            await c.close()
+        out.put((open_at_end, dict(burst.outcomes)))
+
+    asyncio.run(run())
+
+
+async def _sleep_unless(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+def _profile(cluster: MeshCluster, out: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every mesh process while B runs under A's load (collapsed stacks)."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    procs = [*cluster.gateways, *cluster.runtimes, *cluster.others]
+    return [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "--pid",
+                str(p.pid),
+                "--rate",
+                "200",
+                "-o",
+                str(Path(out) / f"{p.name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for p in procs
+    ]
+
+
+def _summary(name: str, lat: list[float]) -> dict[str, float]:
+    p50, p95 = pct(lat, 50) * 1e3, pct(lat, 95) * 1e3
+    print(f"  B {name:<28} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms   ({len(lat)} runs)")
+    return {"p50": p50, "p95": p95}
+
+
+async def main_async(ns: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as tmp, LocalServers(Path(tmp) / "infra") as servers:
+        limits = ns.limits
+        if limits is None:
+            limits = str(Path(tmp) / "limits.yaml")
+            # The built-in defaults; B's run rate is raised so that B's own back-to-back
+            # runs never meet it (B's latency is measured, not B's limits).
+            Path(limits).write_text(
+                "defaults: {}\ntenants:\n  beta: {runs_per_second: 1000, run_burst: 1000}\n"
+            )
+        cluster = MeshCluster(
+            servers,
+            "noisy",
+            Path(tmp),
+            graphs=GRAPHS,
+            extra_env={"LGMESH_TENANT_LIMITS": limits, "LGMESH_LOG_LEVEL": "WARNING"},
+        )
+        try:
+            cluster.add_tools()
+            cluster.start(runtimes=ns.runtimes, gateways=1)
+            b = cluster.client("beta-key")
+            print(
+                f"tenant B: {ns.runs} sequential runs calling the sync tool 'block' (0 s); "
+                f"tenant A: {ns.streams} concurrent StreamRuns each holding 'block' {ns.hold} s"
+            )
+            print(f"  limits: {limits}; {ns.runtimes} runtime(s), 1 gateway, 1 tool service")
+            errors: collections.Counter[str] = collections.Counter()
+            await b_runs(b, 20, errors)  # warm up
+            idle = _summary("idle", await b_runs(b, ns.runs, errors))
+
+            mp = multiprocessing.get_context("spawn")
+            loaded_ev, stop_ev, out = mp.Event(), mp.Event(), mp.Queue()
+            child = mp.Process(
+                target=burst_process,
+                args=(cluster.gateways[0].address, ns, loaded_ev, stop_ev, out),
+            )
+            child.start()
+            # Measure once A's load stands: its streams are open and its runs hold the tool.
+            if not await asyncio.to_thread(loaded_ev.wait, 60):
+                print("  A's load did not stand (streams open and refused) within 60 s")
+            spies = _profile(cluster, ns.profile) if ns.profile else []
+            loaded = _summary("under A's load", await b_runs(b, ns.runs, errors))
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
+                spy.wait(30)
+            stop_ev.set()
+            open_at_end, outcomes = await asyncio.to_thread(out.get, True, 60)
+            child.join(30)
+
+            for what, count in errors.items():
+                print(f"  B failed: {count} x {what}")
+            ratio = loaded["p95"] / idle["p95"]
+            verdict = "ok" if ratio <= 2.0 else "MISSED"
+            print(f"  B p95 under load / idle: {ratio:.2f}   (target <= 2.0: {verdict})")
+            print(f"  A: {open_at_end} streams open at the end; attempts by outcome:")
+            for what, count in sorted(outcomes.items(), key=lambda kv: -kv[1]):
+                print(f"    {what:<48} {count}")
+            refused = sum(c for k, c in outcomes.items() if k.startswith("RESOURCE_"))
+            print(f"  A refused with RESOURCE_EXHAUSTED: {refused}")
+            await cluster.aclose_clients()
+            return 0 if ratio <= 2.0 and not errors else 1
+        finally:
+            cluster.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--streams", type=int, default=1000, help="tenant A's concurrent streams")
+    p.add_argument("--runs", type=int, default=100, help="tenant B's runs per measurement")
+    p.add_argument("--hold", type=float, default=2.0, help="seconds each A run holds the tool")
+    p.add_argument("--runtimes", type=int, default=1)
+    p.add_argument("--a-connections", type=int, default=4, help="gRPC channels A spreads over")
+    p.add_argument("--limits", default=None, help="a tenant limits file (default: built-in)")
+    p.add_argument(
+        "--profile", default=None, help="a directory for py-spy profiles (pip install py-spy)"
+    )
+    ns = p.parse_args()
+    sys.exit(asyncio.run(main_async(ns)))
+
+
+if __name__ == "__main__":
+    main()
