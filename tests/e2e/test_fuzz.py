@@ -46,6 +46,7 @@ from lgmesh.tools.v1 import tools_pb2, tools_pb2_grpc
 from mesh_cli.launcher import stop_all
 from mesh_core.jsonvalue import to_struct, to_value
 from mesh_core.localservers import LocalServers
+from mesh_core.security import TlsIdentity
 from tests.e2e.cluster import MeshCluster
 from tests.helpers import unique_prefix
 from tests.support.protofuzz import corrupted, requests, values
@@ -276,9 +277,14 @@ def test_every_public_service_is_fuzzed() -> None:
 # -- internal services (tool service, LLM gateway) --------------------------------------
 
 
-def internal_channel(address: str) -> grpc.Channel:
-    """The one place a fuzz client opens a channel to an internal service."""
-    return grpc.insecure_channel(address)
+def internal_channel(cluster: MeshCluster, address: str, tier: str) -> grpc.Channel:
+    """The one place a fuzz client opens a channel to an internal service: as the mesh's
+    runtimes do, with the runtime tier's certificate (mutual TLS), checking the callee's."""
+    if cluster.pki is None:
+        return grpc.insecure_channel(address)
+    creds = TlsIdentity.from_pki(cluster.pki, "runtime").channel_credentials()
+    options = [("grpc.ssl_target_name_override", f"{tier}.lgmesh.internal")]
+    return grpc.secure_channel(address, creds, options=options)
 
 
 @pytest.fixture(scope="module")
@@ -321,7 +327,8 @@ def _arguments() -> st.SearchStrategy[str]:
 def test_tool_service_survives_any_arguments(internals: MeshCluster) -> None:
     proc = internals.others[0]
     before = tracebacks(proc)
-    channel = internal_channel(proc.address)
+    channel = internal_channel(internals, proc.address, "tools")
+    token = internals.tenant_metadata("fuzz")  # a run's tenant token, as graphs pass it on
     stub = tools_pb2_grpc.ToolServiceStub(channel)
     invoke = next(
         m
@@ -335,10 +342,10 @@ def test_tool_service_survives_any_arguments(internals: MeshCluster) -> None:
     )
     def batch(name: str, args: str, raw: bytes | None) -> None:
         if raw is not None:
-            err = call_raw(channel, invoke, raw, ())
+            err = call_raw(channel, invoke, raw, token)
         else:
             req = tools_pb2.InvokeToolRequest(tenant_id="fuzz", name=name, arguments_json=args)
-            err = call_raw(channel, invoke, req.SerializeToString(), ())
+            err = call_raw(channel, invoke, req.SerializeToString(), token)
         check_error(err, f"InvokeTool({name}, {args[:80]!r})")
 
     try:
@@ -347,6 +354,7 @@ def test_tool_service_survives_any_arguments(internals: MeshCluster) -> None:
             tools_pb2.InvokeToolRequest(
                 tenant_id="fuzz", name="divide", arguments_json='{"a": 6, "b": 3}'
             ),
+            metadata=token,
             timeout=CALL_TIMEOUT,
         )
         assert (
@@ -362,7 +370,8 @@ def test_tool_service_survives_any_arguments(internals: MeshCluster) -> None:
 def test_llm_gateway_survives_any_generate(internals: MeshCluster) -> None:
     proc = internals.others[1]
     before = tracebacks(proc)
-    channel = internal_channel(proc.address)
+    channel = internal_channel(internals, proc.address, "llm-gateway")
+    token = internals.tenant_metadata("fuzz")
     stub = llm_pb2_grpc.LlmServiceStub(channel)
     models = [
         m.alias for m in stub.ListModels(llm_pb2.ListModelsRequest(), timeout=CALL_TIMEOUT).models
@@ -382,7 +391,9 @@ def test_llm_gateway_survives_any_generate(internals: MeshCluster) -> None:
         tenant=st.sampled_from(["fuzz", "fuzz", "fuzz", "", "bad tenant!", "x" * 100]),
     )
     def batch(payload: bytes, tenant: str) -> None:
-        err = call_raw(channel, generate, payload, (("x-lgmesh-tenant", tenant),) if tenant else ())
+        # the token's tenant is fuzz: another tenant header is PERMISSION_DENIED
+        header = (("x-lgmesh-tenant", tenant),) if tenant else ()
+        err = call_raw(channel, generate, payload, (*token, *header))
         check_error(err, f"Generate ({tenant!r})")
 
     try:
