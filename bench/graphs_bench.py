@@ -64,22 +64,27 @@ _tool_channels: dict[str, Any] = {}
 
 
 async def _call_tool(state: ToolCall, config: RunnableConfig) -> dict[str, Any]:
-    """One InvokeTool on the mesh's tool service (LGMESH_TOOLS_ADDR) as the run's tenant."""
+    """One InvokeTool on the mesh's tool service (LGMESH_TOOLS_ADDR) as the run's tenant,
+    over the runtime's mutual TLS with the run's tenant token (as graph code does)."""
     import json
     import os
 
-    import grpc
     from lgmesh.tools.v1 import tools_pb2, tools_pb2_grpc
+
+    from mesh_client._llm_common import run_token_metadata
+    from mesh_core.security import internal_security
 
     address = os.environ["LGMESH_TOOLS_ADDR"]
     if address not in _tool_channels:
-        _tool_channels[address] = tools_pb2_grpc.ToolServiceStub(grpc.aio.insecure_channel(address))
+        channel = internal_security().channel(address, "tools")
+        _tool_channels[address] = tools_pb2_grpc.ToolServiceStub(channel)
     resp = await _tool_channels[address].InvokeTool(
         tools_pb2.InvokeToolRequest(
             tenant_id=config["metadata"]["lgmesh_tenant"],
             name=state["tool"],
             arguments_json=json.dumps(state.get("args", {})),
-        )
+        ),
+        metadata=run_token_metadata(config),
     )
     return {"result": resp.content_json}
 

@@ -61,7 +61,8 @@ async def b_runs(client: MeshClient, n: int, errors: collections.Counter[str]) -
         try:
             out = await client.runs.wait(None, "tool_call", input=B_RUN)
         except MeshError as err:
-            errors[str(err)[:100]] += 1
+            details = err.details() if isinstance(err, MeshAPIError) else str(err)
+            errors[f"{type(err).__name__}: {details}"[:160]] += 1
             continue
         lat.append(time.perf_counter() - t0)
         assert out["result"], out
@@ -207,6 +208,9 @@ async def main_async(ns: argparse.Namespace) -> int:
             print(f"  limits: {limits}; {ns.runtimes} runtime(s), 1 gateway, 1 tool service")
             errors: collections.Counter[str] = collections.Counter()
             await b_runs(b, 20, errors)  # warm up
+            if errors:
+                print(f"  B's runs fail on an idle mesh: {dict(errors)}")
+                return 1
             idle = _summary("idle", await b_runs(b, ns.runs, errors))
 
             mp = multiprocessing.get_context("spawn")
