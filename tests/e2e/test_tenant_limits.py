@@ -5,6 +5,7 @@ the tenant's other work and other tenants go on. Limits: tests/e2e/limits.yaml."
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
 import pytest
@@ -85,11 +86,13 @@ async def test_concurrent_streams_and_joins(mesh: MeshCluster) -> None:
     slow = {"configurable": {"delay": 1.0, "steps": 1}}
     threads = [(await c.threads.create())["thread_id"] for _ in range(3)]
     runs = [await c.runs.create(t, "steps", input={}, config=slow) for t in threads]
-    joins = [
-        asyncio.ensure_future(c.runs.join(t, r["run_id"]))
+    # Two joins hold the tenant's two stream slots: each has had an event, so its call
+    # is admitted and open (the slot is taken before the first event is sent).
+    holders = [
+        c.runs.join_stream(t, r["run_id"], stream_mode="values")
         for t, r in zip(threads[:2], runs[:2], strict=True)
     ]
-    await asyncio.sleep(0.3)
+    firsts = [await anext(h) for h in holders]
     with pytest.raises(MeshAPIError) as info:
         await c.runs.join(threads[2], runs[2]["run_id"])
     _quota(info.value, "concurrent_streams", 2, retry=True)
@@ -97,7 +100,13 @@ async def test_concurrent_streams_and_joins(mesh: MeshCluster) -> None:
         async for _ in c.runs.stream(threads[2], "steps", input={}):
             pass
     _quota(info.value, "concurrent_streams", 2, retry=True)
-    assert [v["step"] for v in await asyncio.gather(*joins)] == [1, 1]
+
+    async def last_values(first: Any, rest: Any) -> Any:
+        parts = [first, *[p async for p in rest]]
+        return [p.data for p in parts if p.event == "values"][-1]
+
+    ends = await asyncio.gather(*(last_values(f, h) for f, h in zip(firsts, holders, strict=True)))
+    assert [v["step"] for v in ends] == [1, 1]
     assert (await c.runs.join(threads[2], runs[2]["run_id"]))["step"] == 1
 
 
