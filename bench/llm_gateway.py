@@ -6,7 +6,8 @@
 
 Starts a Valkey server, the OpenAI stub (``tests.support.openai_stub``) and gateway
 replicas as processes; the gateway's provider is ``type: openai``, i.e. LangChain's
-``ChatOpenAI`` (the provider layer). Then, in ``--rounds`` rounds, sequential calls:
+``ChatOpenAI`` (the provider layer). Then, in ``--rounds`` rounds, sequential calls that
+take turns call by call (each path's n-th call right after the others' n-th):
 
 - direct: ``ChatOpenAI.invoke`` from this process to the stub (the baseline: the
   call the gateway replaces, same provider layer, same server);
@@ -66,17 +67,6 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-def timed(fn: Callable[[], Any], n: int) -> list[float]:
-    for _ in range(WARMUP):
-        fn()
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 class _AsyncRunner:
     """Runs coroutines to completion on one long-lived event loop (async callers' paths)."""
 
@@ -123,10 +113,21 @@ def report_sequential(paths: dict[str, Callable[[], Any]], n: int, rounds: int) 
     p50s: dict[str, list[float]] = {k: [] for k in paths}
     p99s: dict[str, list[float]] = {k: [] for k in paths}
     for _ in range(rounds):
-        for name, fn in paths.items():  # interleaved: every path sees the same machine load
-            xs = timed(fn, n)
-            p50s[name].append(pct(xs, 50) * 1e3)
-            p99s[name].append(pct(xs, 99) * 1e3)
+        for fn in paths.values():
+            for _ in range(WARMUP):
+                fn()
+        # Call by call in turn: the direct call and the call through the gateway that is
+        # compared with it run back to back, so both see the same moment of the machine
+        # (a shared, noisy one) instead of one block of n calls each.
+        xs: dict[str, list[float]] = {k: [] for k in paths}
+        for _ in range(n):
+            for name, fn in paths.items():
+                t = time.perf_counter()
+                fn()
+                xs[name].append(time.perf_counter() - t)
+        for name in paths:
+            p50s[name].append(pct(xs[name], 50) * 1e3)
+            p99s[name].append(pct(xs[name], 99) * 1e3)
     print(f"sequential unary calls, n={n} per round, {rounds} rounds (ms: median [min] of rounds)")
     for name in paths:
         print(
