@@ -3,19 +3,24 @@
 
 A mesh of real processes (etcd, NATS, Valkey, a gateway, ``--runtimes`` runtimes, the
 tool service with the demo tools) with per-tenant limits from a limits file
-(``--tenant-limits``; the defaults of mesh_core/limits.py, B's run rate raised, unless
-``--limits`` names another file). Tenant B (``beta``) runs small runs one after another, each calling the
-``block`` tool (a blocking sync tool) for 0 s; B's latency is measured idle, then while
-tenant A (``acme``) keeps ``--streams`` StreamRuns open at once, each a run that holds
+(the defaults of mesh_core/limits.py with B's run rate raised, unless ``--limits``
+names another file). Tenant B (``beta``) runs small runs one after another, each
+calling the ``block`` tool (a blocking sync tool) for 0 s; B's latency is measured
+idle, then while tenant A (``acme``) keeps ``--streams`` StreamRuns open at once, each a run that holds
 ``block`` for ``--hold`` seconds, so A fills the tool's pool up to its share and the
 gateway and runtime with streams and runs. Each of A's streams opens again as soon as
-it ends; a refused one waits its RetryInfo delay first.
+it ends; a refused one waits its RetryInfo delay first (at most ``--a-retry-cap``
+seconds: 30, the gateway's longest advice; 2 makes A a client that comes back sooner
+than it is told). B is measured for at least ``--seconds`` from the moment A's load
+stands (streams open, others refused), so A's first wave and its retry waves fall
+inside the measurement.
 
 Prints B's p50/p95 idle and under A's load, the p95 ratio (target: within 2x), and how
 A's attempts ended: streams that ran, refusals with RESOURCE_EXHAUSTED (by quota), runs
 that failed (e.g. A's tool calls past its share of the pool).
 
-    python bench/noisy_neighbor.py [--streams 1000] [--runs 100] [--hold 2]
+    python bench/noisy_neighbor.py [--streams 1000] [--runs 100] [--seconds 10] [--hold 2]
+                                   [--a-retry-cap 30]
 """
 
 from __future__ import annotations
@@ -52,11 +57,17 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
-async def b_runs(client: MeshClient, n: int, errors: collections.Counter[str]) -> list[float]:
-    """``n`` runs of tenant B one after another: the latencies of those that succeeded
-    (seconds); the others are counted in ``errors``."""
-    lat = []
-    for _ in range(n):
+async def b_runs(
+    client: MeshClient, n: int, errors: collections.Counter[str], seconds: float = 0.0
+) -> list[float]:
+    """Runs of tenant B one after another, at least ``n`` of them and for at least
+    ``seconds``: the latencies of those that succeeded (seconds); the others are counted
+    in ``errors``."""
+    lat: list[float] = []
+    end = time.monotonic() + seconds
+    done = 0
+    while done < n or time.monotonic() < end:
+        done += 1
         t0 = time.perf_counter()
         try:
             out = await client.runs.wait(None, "tool_call", input=B_RUN)
@@ -72,8 +83,11 @@ async def b_runs(client: MeshClient, n: int, errors: collections.Counter[str]) -
 class Burst:
     """Tenant A: ``streams`` StreamRuns kept open at once until stopped."""
 
-    def __init__(self, clients: list[MeshClient], streams: int, hold: float) -> None:
+    def __init__(
+        self, clients: list[MeshClient], streams: int, hold: float, retry_cap: float
+    ) -> None:
         self.clients = clients
+        self.retry_cap = retry_cap
         self.streams = streams
         self.input = {"tool": "block", "args": {"seconds": hold}}
         self.outcomes: collections.Counter[str] = collections.Counter()
@@ -109,7 +123,7 @@ class Burst:
                     self.outcomes[f"RESOURCE_EXHAUSTED ({limit})"] += 1
                     self.refused += 1
                     delay = err.retry_after if err.retry_after is not None else 0.5
-                    await _sleep_unless(self.stopping, min(max(delay, 0.05), 2.0))
+                    await _sleep_unless(self.stopping, min(max(delay, 0.05), self.retry_cap))
                 else:
                     self.outcomes[f"error {err.code().name} {err.reason}"] += 1
                     await _sleep_unless(self.stopping, 0.5)
@@ -129,7 +143,7 @@ def burst_process(address: str, ns: argparse.Namespace, loaded: Any, stop: Any, 
 
     async def run() -> None:
         clients = [MeshClient(address, "acme-key") for _ in range(ns.a_connections)]
-        burst = Burst(clients, ns.streams, ns.hold)
+        burst = Burst(clients, ns.streams, ns.hold, ns.a_retry_cap)
         burst.start()
         waiting = asyncio.create_task(burst.loaded.wait())
         waiting.add_done_callback(lambda _: loaded.set())
@@ -202,8 +216,10 @@ async def main_async(ns: argparse.Namespace) -> int:
             cluster.start(runtimes=ns.runtimes, gateways=1)
             b = cluster.client("beta-key")
             print(
-                f"tenant B: {ns.runs} sequential runs calling the sync tool 'block' (0 s); "
-                f"tenant A: {ns.streams} concurrent StreamRuns each holding 'block' {ns.hold} s"
+                f"tenant B: sequential runs calling the sync tool 'block' (0 s), at least"
+                f" {ns.runs} and {ns.seconds:g} s per measurement; tenant A: {ns.streams}"
+                f" concurrent StreamRuns each holding 'block' {ns.hold} s, a refused one"
+                f" retrying after its RetryInfo delay (at most {ns.a_retry_cap:g} s)"
             )
             print(f"  limits: {limits}; {ns.runtimes} runtime(s), 1 gateway, 1 tool service")
             errors: collections.Counter[str] = collections.Counter()
@@ -211,7 +227,7 @@ async def main_async(ns: argparse.Namespace) -> int:
             if errors:
                 print(f"  B's runs fail on an idle mesh: {dict(errors)}")
                 return 1
-            idle = _summary("idle", await b_runs(b, ns.runs, errors))
+            idle = _summary("idle", await b_runs(b, ns.runs, errors, ns.seconds))
 
             mp = multiprocessing.get_context("spawn")
             loaded_ev, stop_ev, out = mp.Event(), mp.Event(), mp.Queue()
@@ -224,7 +240,7 @@ async def main_async(ns: argparse.Namespace) -> int:
             if not await asyncio.to_thread(loaded_ev.wait, 60):
                 print("  A's load did not stand (streams open and refused) within 60 s")
             spies = _profile(cluster, ns.profile) if ns.profile else []
-            loaded = _summary("under A's load", await b_runs(b, ns.runs, errors))
+            loaded = _summary("under A's load", await b_runs(b, ns.runs, errors, ns.seconds))
             for spy in spies:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
                 spy.wait(30)
@@ -251,7 +267,22 @@ async def main_async(ns: argparse.Namespace) -> int:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--streams", type=int, default=1000, help="tenant A's concurrent streams")
-    p.add_argument("--runs", type=int, default=100, help="tenant B's runs per measurement")
+    p.add_argument("--runs", type=int, default=100, help="tenant B's runs per measurement (least)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="tenant B runs for at least this long per measurement (A's start and its"
+        " retry waves fall inside)",
+    )
+    p.add_argument(
+        "--a-retry-cap",
+        type=float,
+        default=30.0,
+        help="the longest a refused A stream waits before it tries again (its RetryInfo"
+        " delay, capped; 30 s: the gateway's longest advice; e.g. 2 for an impatient"
+        " client)",
+    )
     p.add_argument("--hold", type=float, default=2.0, help="seconds each A run holds the tool")
     p.add_argument("--runtimes", type=int, default=1)
     p.add_argument("--a-connections", type=int, default=4, help="gRPC channels A spreads over")
