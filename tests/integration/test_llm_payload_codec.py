@@ -21,7 +21,6 @@ from lgmesh.llm.v1 import llm_pb2, llm_pb2_grpc
 from llm_gateway_svc import LlmGatewayServer, LlmGatewaySettings, store
 from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.config import InfraSettings
-from mesh_core.localservers import LocalServers
 from mesh_core.logs import RateLimitedLog
 from mesh_core.security import PayloadCodec, is_sealed
 
@@ -62,15 +61,6 @@ async def gateway(infra_settings: InfraSettings) -> AsyncIterator[Factory]:
         await s.stop(grace=0)
 
 
-@pytest.fixture
-async def redis(infra: LocalServers) -> AsyncIterator[aredis.Redis]:
-    client = aredis.Redis.from_url(infra.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def _request(text: str, **kw: object) -> llm_pb2.GenerateRequest:
     msg = llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=text)
     return llm_pb2.GenerateRequest(model="m", messages=[msg], **kw)  # type: ignore[arg-type]
@@ -98,19 +88,19 @@ async def _data_loss(call: Awaitable[object], reason: str) -> None:
     assert "idempotency key" in (info.value.details() or "")
 
 
-async def _cache_keys(redis: aredis.Redis, prefix: str) -> list[bytes]:
-    return [k async for k in redis.scan_iter(match=f"{prefix}:llm:cache:*")]
+async def _cache_keys(infra_redis: aredis.Redis, prefix: str) -> list[bytes]:
+    return [k async for k in infra_redis.scan_iter(match=f"{prefix}:llm:cache:*")]
 
 
 async def test_stored_idempotent_answer_is_sealed_bound_to_its_key(
-    gateway: Factory, redis: aredis.Redis, prefix: str
+    gateway: Factory, infra_redis: aredis.Redis, prefix: str
 ) -> None:
     sealed, other_replica, keyless = await gateway(CODEC), await gateway(CODEC), await gateway(None)
     mark = _marker()
     first = await sealed.Generate(_request(mark, idempotency_key="k1", bypass_cache=True))
     assert first.message.content == f"You said: {mark}"
     keys = RedisKeys(prefix)
-    raw = await redis.get(keys.llm_idempotency("default:k1"))
+    raw = await infra_redis.get(keys.llm_idempotency("default:k1"))
     assert raw is not None and mark.encode() not in raw
     digest, _, payload = raw.removeprefix(b"D|").partition(b"|")
     assert raw.startswith(b"D|") and len(digest) >= 32 and is_sealed(payload)  # digest plain
@@ -129,7 +119,7 @@ async def test_stored_idempotent_answer_is_sealed_bound_to_its_key(
 
     # Copied to another key (same request, so the plain digest matches): it does not
     # open there, and the request is not run again (the copy is left as it is).
-    await redis.set(keys.llm_idempotency("default:k2"), raw)
+    await infra_redis.set(keys.llm_idempotency("default:k2"), raw)
     await _data_loss(
         sealed.Generate(_request(mark, idempotency_key="k2", bypass_cache=True)),
         "PAYLOAD_UNREADABLE",
@@ -140,9 +130,9 @@ async def test_stored_idempotent_answer_is_sealed_bound_to_its_key(
         )
     )
     await _data_loss(stream.read(), "PAYLOAD_UNREADABLE")
-    assert await redis.get(keys.llm_idempotency("default:k2")) == raw
+    assert await infra_redis.get(keys.llm_idempotency("default:k2")) == raw
     # Another tenant's key of the same name: not the same place either.
-    await redis.set(keys.llm_idempotency("globex:k1"), raw)
+    await infra_redis.set(keys.llm_idempotency("globex:k1"), raw)
     md = (("x-lgmesh-tenant", "globex"),)
     await _data_loss(
         sealed.Generate(_request(mark, idempotency_key="k1", bypass_cache=True), metadata=md),
@@ -153,12 +143,12 @@ async def test_stored_idempotent_answer_is_sealed_bound_to_its_key(
         keyless.Generate(_request(mark, idempotency_key="k1", bypass_cache=True)),
         "PAYLOAD_KEYS_MISSING",
     )
-    assert await redis.get(keys.llm_idempotency("default:k1")) == raw
+    assert await infra_redis.get(keys.llm_idempotency("default:k1")) == raw
 
 
 async def test_cached_answer_is_sealed_and_a_copy_is_a_miss(
     gateway: Factory,
-    redis: aredis.Redis,
+    infra_redis: aredis.Redis,
     prefix: str,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
@@ -168,19 +158,19 @@ async def test_cached_answer_is_sealed_and_a_copy_is_a_miss(
     first = await sealed.Generate(_request(mark))
     hit = await sealed.Generate(_request(mark))
     assert hit.info.cached and hit.message.content == first.message.content == f"You said: {mark}"
-    [key] = await _cache_keys(redis, prefix)
-    raw = await redis.get(key)
+    [key] = await _cache_keys(infra_redis, prefix)
+    raw = await infra_redis.get(key)
     assert raw is not None and is_sealed(raw) and mark.encode() not in raw
 
     # The other request's cache entry replaced by the first one's: a miss, not its answer.
     await sealed.Generate(_request(other))
-    [other_key] = [k for k in await _cache_keys(redis, prefix) if k != key]
-    await redis.set(other_key, raw)
+    [other_key] = [k for k in await _cache_keys(infra_redis, prefix) if k != key]
+    await infra_redis.set(other_key, raw)
     monkeypatch.setattr(store, "_unreadable", RateLimitedLog(store.log, interval=60.0, burst=1))
     with caplog.at_level(logging.WARNING, logger=store.log.name):
         moved = await sealed.Generate(_request(other))
         assert not moved.info.cached and moved.message.content == f"You said: {other}"
-        refreshed = await redis.get(other_key)  # the miss stored a fresh answer, which opens
+        refreshed = await infra_redis.get(other_key)  # the miss stored a fresh answer, which opens
         assert refreshed is not None and refreshed != raw and is_sealed(refreshed)
         assert (await sealed.Generate(_request(other))).info.cached
         # A replica without keys: also a miss (the answer comes from upstream).
@@ -193,15 +183,15 @@ async def test_cached_answer_is_sealed_and_a_copy_is_a_miss(
 
 
 async def test_answers_stored_before_the_codec_still_read(
-    gateway: Factory, redis: aredis.Redis, prefix: str
+    gateway: Factory, infra_redis: aredis.Redis, prefix: str
 ) -> None:
     before, after = await gateway(None), await gateway(CODEC)
     mark = _marker()
     first = await before.Generate(_request(mark, idempotency_key="old"))
-    raw = await redis.get(RedisKeys(prefix).llm_idempotency("default:old"))
+    raw = await infra_redis.get(RedisKeys(prefix).llm_idempotency("default:old"))
     assert raw is not None and mark.encode() in raw  # stored as it is
-    [key] = await _cache_keys(redis, prefix)
-    assert mark.encode() in (await redis.get(key) or b"")
+    [key] = await _cache_keys(infra_redis, prefix)
+    assert mark.encode() in (await infra_redis.get(key) or b"")
 
     replay = await after.Generate(_request(mark, idempotency_key="old"))
     assert replay.info.replayed and replay.message == first.message

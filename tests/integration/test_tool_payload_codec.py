@@ -82,15 +82,6 @@ async def stubs(
             await c.close()
 
 
-@pytest.fixture
-async def redis(infra: LocalServers) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(infra.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
 def _pay(account: str, key: str, tenant: str = "acme") -> pb.InvokeToolRequest:
     args = json.dumps({"account": account, "amount_cents": 250})
     return pb.InvokeToolRequest(
@@ -104,8 +95,8 @@ def _result_key(prefix: str, key: str, tenant: str = "acme") -> str:
     )
 
 
-async def _payments(redis: aioredis.Redis, prefix: str, account: str) -> int:
-    return int(await redis.hget(RedisKeys(prefix).demo_payments(account), "count") or 0)
+async def _payments(infra_redis: aioredis.Redis, prefix: str, account: str) -> int:
+    return int(await infra_redis.hget(RedisKeys(prefix).demo_payments(account), "count") or 0)
 
 
 async def _data_loss(stub: pb_grpc.ToolServiceStub, req: pb.InvokeToolRequest, reason: str) -> None:
@@ -121,28 +112,28 @@ async def _data_loss(stub: pb_grpc.ToolServiceStub, req: pb.InvokeToolRequest, r
 
 
 async def test_stored_result_is_sealed_bound_to_its_key_and_never_rerun(
-    stubs: dict[str, pb_grpc.ToolServiceStub], redis: aioredis.Redis, module_prefix: str
+    stubs: dict[str, pb_grpc.ToolServiceStub], infra_redis: aioredis.Redis, module_prefix: str
 ) -> None:
     account = f"acct-{uuid.uuid4().hex}"
     sealed, keyless = stubs["sealed"], stubs["keyless"]
     first = await sealed.InvokeTool(_pay(account, "k1"))
     assert not first.replayed and account in first.content_json
-    raw = await redis.get(_result_key(module_prefix, "k1"))
+    raw = await infra_redis.get(_result_key(module_prefix, "k1"))
     assert raw is not None and is_sealed(raw) and account.encode() not in raw
     again = await sealed.InvokeTool(_pay(account, "k1"))
     assert again.replayed and again.content_json == first.content_json
 
     # Copied to another key of the tenant, or to the same key of another tenant.
     for key, tenant in (("k2", "acme"), ("k1", "globex")):
-        await redis.set(_result_key(module_prefix, key, tenant), raw)
+        await infra_redis.set(_result_key(module_prefix, key, tenant), raw)
         await _data_loss(sealed, _pay(account, key, tenant), "PAYLOAD_UNREADABLE")
     # A replica without keys.
     await _data_loss(keyless, _pay(account, "k1"), "PAYLOAD_KEYS_MISSING")
-    assert await _payments(redis, module_prefix, account) == 1  # the payment ran once
+    assert await _payments(infra_redis, module_prefix, account) == 1  # the payment ran once
 
     # A caller waiting on another's run meets the same (in-process store, same Redis).
     store = IdempotencyStore(
-        redis, RedisKeys(module_prefix), ttl=60, codec=PayloadCodec([os.urandom(32)])
+        infra_redis, RedisKeys(module_prefix), ttl=60, codec=PayloadCodec([os.urandom(32)])
     )
     with pytest.raises(SealedDataError) as info:
         await store.wait(IdempotencyStore.scoped_key("acme", "record_payment", "k1"), 1.0)
@@ -150,12 +141,12 @@ async def test_stored_result_is_sealed_bound_to_its_key_and_never_rerun(
 
 
 async def test_a_result_stored_before_the_codec_still_reads(
-    stubs: dict[str, pb_grpc.ToolServiceStub], redis: aioredis.Redis, module_prefix: str
+    stubs: dict[str, pb_grpc.ToolServiceStub], infra_redis: aioredis.Redis, module_prefix: str
 ) -> None:
     account = f"acct-{uuid.uuid4().hex}"
     before = await stubs["keyless"].InvokeTool(_pay(account, "old"))
-    raw: Any = await redis.get(_result_key(module_prefix, "old"))
+    raw: Any = await infra_redis.get(_result_key(module_prefix, "old"))
     assert raw is not None and account.encode() in raw and not is_sealed(raw)
     after = await stubs["sealed"].InvokeTool(_pay(account, "old"))
     assert after.replayed and after.content_json == before.content_json
-    assert await _payments(redis, module_prefix, account) == 1
+    assert await _payments(infra_redis, module_prefix, account) == 1
