@@ -18,7 +18,7 @@ import yaml
 from mesh_core.config import ConfigError as MeshConfigError
 from mesh_core.config import InfraSettings
 from mesh_core.limits import LimitsTable
-from mesh_core.security import PLAINTEXT, InternalSecurity
+from mesh_core.security import PLAINTEXT, InternalSecurity, PayloadCodec
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -177,6 +177,8 @@ class LlmGatewaySettings:
         idempotency_ttl_s: how long a completed response is kept for its idempotency key.
         drain_grace_s: on SIGTERM, how long in-flight calls may take to finish.
         security: mutual TLS and tenant tokens on the gRPC port (see the servicer).
+        payload_codec: seals the stored answers (idempotency, cache) in Redis
+            (``--payload-keys``); None: stored as they are.
     """
 
     host: str = "127.0.0.1"
@@ -191,6 +193,7 @@ class LlmGatewaySettings:
     idempotency_ttl_s: float = 24 * 3600.0
     drain_grace_s: float = 10.0
     security: InternalSecurity = PLAINTEXT
+    payload_codec: PayloadCodec | None = None
 
     @classmethod
     def load(

@@ -30,7 +30,9 @@ class LlmGatewayServer(Service):
         router: Router | None = None,
     ) -> None:
         self.settings = settings
-        store = store or RedisLlmStore.from_url(settings.infra.redis_url, settings.infra.prefix)
+        store = store or RedisLlmStore.from_url(
+            settings.infra.redis_url, settings.infra.prefix, codec=settings.payload_codec
+        )
         self.store = store
         self.gateway = LlmGateway(settings, store, router)
         self._server = MeshServer(

@@ -6,11 +6,19 @@ across them. Key names come from :class:`mesh_core.adapters.redis.RedisKeys`.
 Rate limits use sliding-window counters: one counter per scope and fixed window,
 and the estimate ``previous * (1 - elapsed fraction) + current``. One Lua script
 checks every scope of a request and charges all of them, or none.
+
+With a payload codec (``--payload-keys``) the answers stored here (for an idempotency
+key, in the response cache) are sealed, each bound to its own key (and an idempotent
+answer to its request's digest too), so one copied to another key does not open there.
+Claims, request digests and usage counters stay plain. A cached answer that does not
+open is a cache miss; a stored idempotent answer that does not open is DATA_LOSS
+(:class:`~mesh_core.security.SealedDataError`): never a second, billed execution.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -23,8 +31,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.errors import UnavailableError
+from mesh_core.logs import RateLimitedLog
+from mesh_core.security._codec import (
+    PayloadCodec,
+    SealedDataError,
+    open_payload,
+    seal_payload,
+)
 
 __all__ = ["Admission", "IdemState", "LlmStore", "RateScope", "RedisLlmStore"]
+
+log = logging.getLogger(__name__)
+_unreadable = RateLimitedLog(log, interval=60.0, burst=1)
 
 _PENDING = b"P|"
 _DONE = b"D|"
@@ -124,16 +142,24 @@ class LlmStore(Protocol):
 class RedisLlmStore:
     """:class:`LlmStore` on one Redis/Valkey server."""
 
-    def __init__(self, redis: Redis, keys: RedisKeys, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: RedisKeys,
+        clock: Any = time.time,
+        *,
+        codec: PayloadCodec | None = None,
+    ) -> None:
         self._r = redis
         self._keys = keys
         self._clock = clock
+        self._codec = codec
         self._admit = redis.register_script(_ADMIT)
         self._release = redis.register_script(_RELEASE)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str) -> RedisLlmStore:
-        return cls(Redis.from_url(url), RedisKeys(prefix))
+    def from_url(cls, url: str, prefix: str, *, codec: PayloadCodec | None = None) -> RedisLlmStore:
+        return cls(Redis.from_url(url), RedisKeys(prefix), codec=codec)
 
     async def aclose(self) -> None:
         await self._r.aclose()
@@ -199,7 +225,10 @@ class RedisLlmStore:
             ok = await self._r.set(rkey, marker, nx=True, px=max(1, int(ttl_s * 1000)))
             return None if ok else IdemState(done=False)
         if raw.startswith(_DONE):
-            digest, _, payload = raw[len(_DONE) :].partition(b"|")
+            digest, _, sealed = raw[len(_DONE) :].partition(b"|")
+            where = _idem_place(key, digest.decode())
+            what = "the stored answer of this idempotency key"
+            payload = open_payload(self._codec, sealed, what, where)
             return IdemState(done=True, digest=digest.decode(), payload=payload)
         return IdemState(done=False)
 
@@ -210,8 +239,18 @@ class RedisLlmStore:
             )
 
     async def cache_get(self, digest: str) -> bytes | None:
+        """The cached answer, or None (also for one that does not open here: a miss)."""
         with _backend("cache"):
-            return cast(bytes | None, await self._r.get(self._keys.llm_cache(digest)))
+            raw = cast(bytes | None, await self._r.get(self._keys.llm_cache(digest)))
+        if raw is None:
+            return None
+        try:
+            return open_payload(self._codec, raw, "a cached answer", _cache_place(digest))
+        except SealedDataError as exc:
+            _unreadable.warning(
+                "cache", "%s; treated as a cache miss (%s)", exc.message, exc.reason
+            )
+            return None
 
     async def record(
         self,
@@ -228,11 +267,13 @@ class RedisLlmStore:
         self._usage_cmds(pipe, tenant, model, 1, input_tokens, output_tokens)
         if idem is not None:
             key, digest, payload, ttl = idem
-            value = _DONE + digest.encode() + b"|" + payload
+            sealed = seal_payload(self._codec, payload, _idem_place(key, digest))
+            value = _DONE + digest.encode() + b"|" + sealed
             pipe.set(self._keys.llm_idempotency(key), value, px=max(1, int(ttl * 1000)))
         if cache is not None:
             digest, payload, ttl = cache
-            pipe.set(self._keys.llm_cache(digest), payload, px=max(1, int(ttl * 1000)))
+            sealed = seal_payload(self._codec, payload, _cache_place(digest))
+            pipe.set(self._keys.llm_cache(digest), sealed, px=max(1, int(ttl * 1000)))
         with _backend("record"):
             await pipe.execute()
 
@@ -264,3 +305,13 @@ class RedisLlmStore:
     async def usage(self, tenant: str) -> dict[str, int]:
         raw = cast(dict[bytes, bytes], await self._r.hgetall(self._keys.llm_usage(tenant)))
         return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def _idem_place(key: str, digest: str) -> str:
+    """Where a stored idempotent answer belongs: its key (``tenant:key``) and request."""
+    return f"llm-idem\0{key}\0{digest}"
+
+
+def _cache_place(digest: str) -> str:
+    """Where a cached answer belongs: its cache key (``tenant:digest``)."""
+    return f"llm-cache\0{digest}"

@@ -228,15 +228,27 @@ def _event_log_flags(f: Flags) -> None:
     )
 
 
-def _payload_keys_flag(f: Flags) -> None:
+#: What ``--payload-keys`` seals, by command.
+_SEALS = {
+    "gateway": "checkpoints, run events, task messages and run records' user data; "
+    "every gateway and runtime needs the same keys",
+    "runtime": "checkpoints, run events, task messages and run records' user data; "
+    "every gateway and runtime needs the same keys",
+    "llm-gateway": "the answers stored for idempotency keys and the response cache; "
+    "every LLM gateway replica needs the same keys",
+    "tools": "the results stored for idempotency keys; every tool service replica needs "
+    "the same keys",
+}
+
+
+def _payload_keys_flag(f: Flags, kind: str) -> None:
     f.add(
         "--payload-keys",
         env="LGMESH_PAYLOAD_KEYS",
         default="",
         default_text="none (payloads stored as they are)",
         help="file of payload keys (one base64 32-byte key a line, newest first: it seals, "
-        "all open), mounted from a Secret; seals checkpoints, run events, task messages and "
-        "run records' user data; every gateway and runtime needs the same keys",
+        f"all open), mounted from a Secret; seals {_SEALS[kind]}",
     )
 
 
@@ -370,6 +382,7 @@ def _llm_gateway(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         drain_grace_s=ns.drain_grace,
         tenant_limits=load_limits(ns.tenant_limits),
         security=_security(ns, "llm-gateway"),
+        payload_codec=load_payload_codec(ns.payload_keys),
     )
     lifecycle = _lifecycle(ns, "llm-gateway", env)
     _tracing("llm-gateway")
@@ -387,6 +400,7 @@ def _tools(ns: argparse.Namespace, env: Mapping[str, str]) -> Runner:
         drain_grace=ns.drain_grace,
         limits=load_limits(ns.tenant_limits),
         security=_security(ns, "tools"),
+        payload_codec=load_payload_codec(ns.payload_keys),
     )
     from tool_svc._server import serve
 
@@ -521,7 +535,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="hosts run webhooks may POST to, comma-separated (.example.com: its subdomains too)",
     )
     _event_log_flags(f)
-    _payload_keys_flag(f)
+    _payload_keys_flag(f, "gateway")
 
     r = cmd(
         "runtime",
@@ -658,7 +672,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         help="a thread's checkpoints expire this long after its last write (none: never)",
     )
     _event_log_flags(f)
-    _payload_keys_flag(f)
+    _payload_keys_flag(f, "runtime")
     f.add(
         "--llm-gateway",
         env="LGMESH_LLM_GATEWAY_ADDR",
@@ -694,6 +708,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         unit="s",
         help="on SIGTERM, how long in-flight calls may take",
     )
+    _payload_keys_flag(f, "llm-gateway")
 
     t = cmd(
         "tools",
@@ -716,6 +731,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         unit="s",
         help="on SIGTERM, how long in-flight calls may take",
     )
+    _payload_keys_flag(f, "tools")
 
     cmd(
         "servers",

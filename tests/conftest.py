@@ -8,10 +8,11 @@ Tests that restart or kill a server start their own with ``fresh_infra``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aredis
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -68,3 +69,13 @@ def infra_settings(infra: LocalServers, prefix: str) -> InfraSettings:
     return InfraSettings(
         etcd_url=infra.etcd_url, nats_url=infra.nats_url, redis_url=infra.redis_url, prefix=prefix
     )
+
+
+@pytest.fixture
+async def infra_redis(infra: LocalServers) -> AsyncIterator[aredis.Redis]:
+    """A plain client of the shared Valkey (admin user): to look at or plant raw values."""
+    client = aredis.Redis.from_url(infra.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -52,6 +52,7 @@ from mesh_core.errors import (
 from mesh_core.fairshare import FairSlots, share_cap
 from mesh_core.jsonvalue import parse_json
 from mesh_core.limits import LimitsTable
+from mesh_core.security import SealedDataError
 from tool_svc._idempotency import IdempotencyLock, IdempotencyStore
 from tool_svc._metrics import (
     TOOL_ERRORS,
@@ -198,6 +199,7 @@ _OUTCOMES: tuple[tuple[type[MeshError], str], ...] = (
     (ResourceExhaustedError, "busy"),
     (UnavailableError, "unavailable"),
     (FailedPreconditionError, "key_reused"),
+    (SealedDataError, "unreadable"),
 )
 
 

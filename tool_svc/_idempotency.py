@@ -10,6 +10,11 @@ The first caller takes the lock, runs the tool, then stores the result and drops
 lock in one script, so a waiter either sees the lock or the result, never neither while
 the tool runs. A waiter polls until the result appears (it returns it) or the lock is
 gone without a result (the runner failed or died: the waiter may run the tool itself).
+
+With a payload codec (``--payload-keys``) the stored result is sealed, bound to its own
+result key (tenant, tool and caller's key, hashed), so a result copied to another key
+does not open there; locks (their tokens) stay plain. A result that does not open is
+DATA_LOSS (:class:`~mesh_core.security.SealedDataError`), never a second run of the tool.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import redis.exceptions
 
 from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.errors import InternalError, UnavailableError
+from mesh_core.security._codec import PayloadCodec, open_payload, seal_payload
 from tool_svc._metrics import IDEMPOTENCY_STORE_ERRORS
 
 __all__ = ["IdempotencyLock", "IdempotencyStore"]
@@ -109,11 +115,12 @@ class IdempotencyLock:
         """Store the result (kept ``ttl``) and drop the lock, atomically."""
         await self._stop()
         keys = self._store.keys
+        sealed = seal_payload(self._store.codec, payload.encode(), _place(self.key))
         await _guard(
             "complete",
             lambda: self._store._complete(
                 keys=[keys.tool_idempotency(self.key), keys.tool_idempotency_lock(self.key)],
-                args=[payload, self._store.ttl_ms, self.token],
+                args=[sealed, self._store.ttl_ms, self.token],
             ),
         )
 
@@ -139,9 +146,11 @@ class IdempotencyStore:
         lock_ttl: float = 10.0,
         poll_min: float = 0.005,
         poll_max: float = 0.1,
+        codec: PayloadCodec | None = None,
     ) -> None:
         self.redis = redis_client
         self.keys = keys
+        self.codec = codec
         self.ttl_ms = max(1, int(ttl * 1000))
         self.lock_ttl = lock_ttl
         self.lock_ttl_ms = max(1, int(lock_ttl * 1000))
@@ -166,7 +175,7 @@ class IdempotencyStore:
             "begin", lambda: self._begin(keys=keys, args=[token, self.lock_ttl_ms])
         )
         if int(state) == 1:
-            return _text(raw), None
+            return self._open(key, raw), None
         if int(state) == 2:
             return None, IdempotencyLock(self, key, token)
         return None, None
@@ -183,7 +192,7 @@ class IdempotencyStore:
         while True:
             raw, lock = await _guard("wait", lambda: self.redis.mget(result_key, lock_key))
             if raw is not None:
-                return _text(raw)
+                return self._open(key, raw)
             if lock is None:
                 return None
             left = deadline - time.monotonic()
@@ -192,6 +201,13 @@ class IdempotencyStore:
             await asyncio.sleep(min(delay, left))
             delay = min(delay * 2, self.poll_max)
 
+    def _open(self, key: str, raw: Any) -> str:
+        """A stored result as text; SealedDataError (DATA_LOSS) when it does not open."""
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        what = "the stored result of this idempotency key"
+        return open_payload(self.codec, data, what, _place(key)).decode()
 
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+def _place(key: str) -> str:
+    """Where a stored result belongs: its scoped key (tenant, tool, caller's key)."""
+    return f"tool-idem\0{key}"

@@ -40,6 +40,7 @@ class ToolServer(Service):
                 RedisKeys(settings.infra.prefix),
                 ttl=settings.idempotency_ttl,
                 lock_ttl=settings.idempotency_lock_ttl,
+                codec=settings.payload_codec,
             ),
             thread_pool_size=settings.thread_pool_size,
             limits=settings.limits,

@@ -27,7 +27,7 @@ import yaml
 
 from mesh_core.config import InfraSettings
 from mesh_core.limits import LimitsTable
-from mesh_core.security import PLAINTEXT, InternalSecurity
+from mesh_core.security import PLAINTEXT, InternalSecurity, PayloadCodec
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -96,6 +96,8 @@ class ToolServiceSettings:
         drain_grace: seconds in-flight calls get to finish after SIGTERM.
         limits: per-tenant limits; here each tenant's ``tool_share`` of every tool.
         security: mutual TLS and tenant tokens on the gRPC port (see tool_svc.servicer).
+        payload_codec: seals the stored results of keyed calls in Redis
+            (``--payload-keys``); None: stored as they are.
     """
 
     infra: InfraSettings = field(default_factory=InfraSettings)
@@ -113,6 +115,7 @@ class ToolServiceSettings:
     drain_grace: float = 10.0
     limits: LimitsTable = field(default_factory=LimitsTable)
     security: InternalSecurity = PLAINTEXT
+    payload_codec: PayloadCodec | None = None
 
     @property
     def address(self) -> str:

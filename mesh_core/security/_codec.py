@@ -3,10 +3,13 @@
 Redis and NATS store what the mesh gives them. With a codec configured
 (``--payload-keys``, a file mounted from a Kubernetes Secret), gateways and runtimes seal
 checkpoint blobs, pending writes, run events, remote task messages, scheduled jobs and
-the user data of run records with AES-256-GCM before they leave the process, so a dump
-of Redis or of a JetStream stream shows no state (``deploy/README.md`` lists what stays
-plain). The data's own location (thread or run id, field) is bound in as associated
-data: a sealed value copied to another thread or run does not open there.
+the user data of run records with AES-256-GCM before they leave the process; the LLM
+gateway seals the answers it stores (for idempotency keys, in its response cache) and
+the tool service the results of keyed calls. A dump of Redis or of a JetStream stream
+shows no state: ids, key names, digests, claims, locks and tokens stay plain
+(``deploy/README.md`` lists what stays plain). The data's own location (thread or run
+id and field, idempotency or cache key) is bound in as associated data: a sealed value
+copied to another thread, run or key does not open there.
 
 Wire form: ``0xC1 'E' <key id: 4 bytes> <nonce: 12 bytes> <ciphertext + tag>``. 0xC1 is
 never the first byte of msgpack or of UTF-8 JSON, so values written before the codec

@@ -103,6 +103,14 @@ def test_a_flag_takes_its_default_from_the_env_var() -> None:
     assert build_parser({}).parse_args(["runtime", "--capacity", "9"]).capacity == 9
 
 
+@pytest.mark.parametrize("command", ["gateway", "runtime", "llm-gateway", "tools"])
+def test_every_service_takes_payload_keys(command: str) -> None:
+    argv = [command, "--graphs", "g.yaml"] if command == "runtime" else [command]
+    ns = build_parser({"LGMESH_PAYLOAD_KEYS": "/keys/k"}).parse_args(argv)
+    assert ns.payload_keys == "/keys/k"
+    assert build_parser({}).parse_args([*argv, "--payload-keys", "/k2"]).payload_keys == "/k2"
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
@@ -132,6 +140,8 @@ def test_a_flag_takes_its_default_from_the_env_var() -> None:
             ],
             "payload key file '/x/k'",
         ),
+        (["llm-gateway", "--payload-keys", "/no/k"], "payload key file '/no/k'"),
+        (["tools", "--payload-keys", "/no/k"], "payload key file '/no/k'"),
     ],
 )
 def test_configuration_errors_are_one_line(argv: list[str], says: str) -> None:

@@ -433,6 +433,8 @@ def test_optional_public_tls_patch_renders_and_validates(tmp_path: Path) -> None
 
 
 def test_optional_payload_keys_patch_renders_and_validates(tmp_path: Path) -> None:
+    from mesh_cli._main import build_parser
+
     shutil.copytree(DEPLOY / "k8s", tmp_path / "k8s")
     kfile = tmp_path / "k8s" / "overlays" / "prod" / "kustomization.yaml"
     text = kfile.read_text()
@@ -443,13 +445,16 @@ def test_optional_payload_keys_patch_renders_and_validates(tmp_path: Path) -> No
     objs = kl.render(kfile.parent)
     external = [*vm.EXTERNAL_SECRETS, "lgmesh-payload-keys"]
     assert vm.check_consistency(objs, external_secrets=external) == []
-    for name in ("gateway", "runtime-owner", "runtime-worker"):
+    # every tier that stores payloads mounts the keys, and its command reads the variable
+    for name in ("gateway", "runtime-owner", "runtime-worker", "llm-gateway", "tools"):
         dep = _one(objs, "Deployment", name)
         assert vm.validate_objects([dep]) == []
         path = _secret_volumes(dep)["lgmesh-payload-keys"][1]
         assert _env(_container(dep))["LGMESH_PAYLOAD_KEYS"] == f"{path}/payload-keys"
-    for name in ("llm-gateway", "tools"):
-        assert "LGMESH_PAYLOAD_KEYS" not in _env(_container(_one(objs, "Deployment", name)))
+        ns = build_parser({"LGMESH_PAYLOAD_KEYS": path}).parse_args(
+            [SUBCOMMANDS[name], *(["--graphs", "g.yaml"] if name.startswith("runtime") else [])]
+        )
+        assert ns.payload_keys == path, name
 
 
 def test_readme_explains_the_security_setup() -> None:
