@@ -127,7 +127,7 @@ async def test_poisoned_task_is_dead_lettered_and_fails_the_run(
                 procs.append(proc)
                 with contextlib.suppress(ServiceStartError):
                     await asyncio.to_thread(support.wait_ready, proc)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the supervisor's poll interval, not a wait for an event
 
     supervisor = asyncio.create_task(supervise())
     graph = support.poison().compile(checkpointer=cp)

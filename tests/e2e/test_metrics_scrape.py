@@ -92,7 +92,7 @@ async def test_autoscaling_series_move_under_load(
                     if n.startswith("runtime")
                 )
                 peaks["worker"] = max(peaks["worker"], inflight)
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # the sampling interval (as a scraper would)
 
         client = c.client()
 

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh_client import MeshClient
+from mesh_core.adapters.redis.schedule import WEBHOOKS, Schedule
 from mesh_core.security import PLAINTEXT, InternalSecurity
 from tests.e2e.cluster import MeshCluster
 from tests.faults import graphs
+from tests.helpers import assert_eventually
 
 GRAPHS = str(Path(__file__).with_name("graphs.yaml"))
 _GRAPH_OBJECTS = {"chain": graphs.chain, "fan": graphs.fan}
@@ -95,6 +98,28 @@ async def wait_until(predicate: Any, *, timeout: float, interval: float = 0.1) -
         if time.monotonic() - start > timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def webhook_due(redis_url: str, prefix: str, run_id: str) -> float | None:
+    """When the run's webhook job is due next; None once it left the schedule."""
+    redis = aioredis.from_url(redis_url)
+    try:
+        return await Schedule(redis, prefix, WEBHOOKS).due_at(run_id)
+    finally:
+        await redis.aclose()
+
+
+async def webhook_finished(redis_url: str, prefix: str, run_id: str, timeout: float) -> None:
+    """Wait until the run's webhook job has left the schedule (a runtime delivered it, or
+    gave it up, and called ``done``): no runtime holds it or takes it again, so no more
+    POSTs of it come."""
+
+    async def gone() -> bool:
+        return await webhook_due(redis_url, prefix, run_id) is None
+
+    await assert_eventually(
+        gone, timeout=timeout, interval=0.1, message=f"webhook of {run_id} finished"
+    )
 
 
 class Receiver:

@@ -4,12 +4,12 @@ elsewhere, and the cut runtime serves again after the heal."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from mesh_core.localservers import BinaryNotFoundError, LocalServers
 from tests.e2e.cluster import MeshCluster
@@ -45,6 +45,7 @@ async def test_runtime_cut_from_one_backend_mid_run(
     topo, servers = net
     ns, address = topo.add_host("cut")
     cluster = MeshCluster(servers, prefix, tmp_path, graphs=GRAPHS, lease_ttl=TTL)
+    redis = aioredis.from_url(servers.redis_url)
     try:
         # The run starts on the runtime that is about to be cut (the only one at first).
         cut = cluster.add_runtime(
@@ -54,7 +55,11 @@ async def test_runtime_cut_from_one_backend_mid_run(
         client = cluster.client()
         work = Workload(client, f"{prefix}:starts")
         await work.start("chain", {"step": 0}, steps=10, delay=0.4)
-        await asyncio.sleep(1.5)  # a few steps in
+
+        async def a_few_steps_in() -> bool:
+            return await redis.hlen(work.count_key) >= 3
+
+        await wait_until(a_few_steps_in, timeout=30)
         healthy = cluster.add_runtime()
 
         topo.cut(ns, backend)
@@ -93,5 +98,6 @@ async def test_runtime_cut_from_one_backend_mid_run(
             await again.start("chain", {"step": 0}, steps=2)
         await again.check(timeout=60)
     finally:
+        await redis.aclose()
         await cluster.aclose_clients()
         cluster.stop()

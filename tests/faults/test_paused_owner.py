@@ -5,6 +5,7 @@ after it wakes, committed steps never run again, sequence numbers stay gap-free.
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections import Counter
@@ -78,7 +79,14 @@ async def test_paused_owner_starts_nothing_and_the_stream_moves_on(
         # sequence numbers: gap-free, no duplicates
         seqs = [p.seq for p in parts]
         assert seqs == list(range(1, len(seqs) + 1)), seqs
-        # let the zombie run on for a while after it woke, then look at what started where
+        # the zombie ran after it woke: it found its lease gone (it logs so) ...
+        await assert_eventually(
+            lambda: re.search(r"etcd session lease [0-9a-f]+ lost", zombie.output()),
+            timeout=20,
+            message="the woken zombie noticed its lease was gone",
+        )
+        # ... then let it run on for a while (a duration: the window in which it could
+        # start something it must not), and look at what started where
         await asyncio.sleep(2.0)
         starts = await redis.hgetall(count_key)
         per_node: Counter[str] = Counter()

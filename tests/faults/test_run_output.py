@@ -14,7 +14,6 @@ webhook body) is relied on. Then, with the other runtime reading the checkpoint:
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from mesh_core.adapters.nats.eventlog import is_final_event
 from mesh_core.adapters.nats.subjects import NatsNames
 from mesh_core.localservers import LocalServers
 from tests.e2e.cluster import MeshCluster
-from tests.faults.support import Receiver
+from tests.faults.support import Receiver, webhook_finished
 from tests.helpers import assert_eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.chaos, pytest.mark.slow]
@@ -131,7 +130,8 @@ async def test_output_after_the_owner_died_right_after_the_final_event(
         # the thread goes on: its next run waits out the dead owner's lease
         nxt = await other.runs.wait(t["thread_id"], "steps", input={"step": 0}, config=CONFIG)
         assert nxt["step"] == 2
-        await asyncio.sleep(1.0)
+        # the job left the schedule (delivered, done): no runtime POSTs it again
+        await webhook_finished(cluster.infra.redis_url, prefix, run["run_id"], timeout=30)
         assert len(receiver.posts) == 1  # delivered once
     finally:
         await receiver.stop()

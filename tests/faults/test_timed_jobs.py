@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from mesh_core.localservers import LocalServers
 from tests.e2e.cluster import MeshCluster
-from tests.faults.support import Receiver
+from tests.faults.support import Receiver, webhook_due, webhook_finished
 from tests.helpers import assert_eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.chaos, pytest.mark.slow]
@@ -131,6 +131,7 @@ async def test_webhook_survives_sigkill_mid_delivery(
         assert body["run_id"] == run_id and body["status"] == "success"
         assert body["values"]["step"] == 2
         # answered 200: no more deliveries, even after another claim would have run out
+        # (a duration: a claim still held would run out within it and POST again)
         await asyncio.sleep(VISIBILITY + 1.5)
         assert len(receiver.posts) == 2
     finally:
@@ -158,6 +159,8 @@ async def test_webhook_of_a_run_whose_runtime_died_is_delivered_once(
             config={"configurable": {"steps": 4, "delay": 0.5}},
             webhook=receiver.url,
         )
+        # armed by the gateway before it answered (the schedule is watched below)
+        assert await webhook_due(infra.redis_url, prefix, run["run_id"]) is not None
         async for part in client.runs.join_stream(t["thread_id"], run["run_id"]):
             if part.event == "lifecycle" and part.lifecycle["kind"] == "started":
                 owner = part.lifecycle["runtime_id"]
@@ -169,7 +172,8 @@ async def test_webhook_of_a_run_whose_runtime_died_is_delivered_once(
         body = receiver.posts[0]["body"]
         assert body["run_id"] == run["run_id"] and body["status"] == "success"
         assert body["values"]["step"] == 4 and body["attempts"] == 1
-        await asyncio.sleep(2.0)  # the schedule is empty: nothing more comes
+        # the job left the schedule (delivered, done): nothing more comes
+        await webhook_finished(infra.redis_url, prefix, run["run_id"], timeout=30)
         assert len(receiver.posts) == 1
     finally:
         await receiver.stop()

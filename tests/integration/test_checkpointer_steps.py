@@ -15,6 +15,7 @@ from typing_extensions import TypedDict
 
 from mesh_core.adapters.redis.checkpointer import MeshCheckpointer
 from mesh_core.localservers import LocalServers
+from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration
 
@@ -115,12 +116,11 @@ async def test_a_finished_tasks_writes_are_saved_while_siblings_still_run(
             tup = await saver.aget_tuple(cfg)
             return tup is not None and any(w[1] == "log" for w in tup.pending_writes or [])
 
-        for _ in range(200):  # the fast task's writes are durable before the step ends
-            if await fast_saved():
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the finished task's writes were held back")
+        # the fast task's writes are durable before the step ends (slow is still held)
+        await assert_eventually(
+            fast_saved, interval=0.01, message="the finished task's writes were held back"
+        )
+        assert not run.done()
         release.set()
         out = await run
         assert sorted(out["log"]) == ["fast", "slow"]

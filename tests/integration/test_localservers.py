@@ -18,7 +18,7 @@ from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.config import InfraSettings
 from mesh_core.localservers import LocalServers
 from mesh_core.security._infra import inbox_prefix
-from tests.helpers import process_alive
+from tests.helpers import assert_eventually, process_alive
 
 pytestmark = pytest.mark.integration
 
@@ -127,11 +127,20 @@ async def _nats_as(infra: LocalServers, tier: str, prefix: str) -> nats.NATS:
     return nc
 
 
-async def _violations(nc: nats.NATS) -> list[str]:
+async def _violations(nc: nats.NATS, at_least: int = 0) -> list[str]:
+    """The permission errors so far. The server answers a PUB or SUB it refuses with an
+    -ERR before it answers the PING a flush sends next, and the client runs its error
+    callback as it reads the -ERR: after a flush every refusal is in. Waits (bounded) for
+    ``at_least`` of them all the same, then flushes once more for any that follow."""
+
+    def found() -> list[str]:
+        return [str(e) for e in nc.test_errors if "ermissions violation" in str(e)]  # type: ignore[attr-defined]
+
     await nc.flush()
-    await asyncio.sleep(0.1)  # permission errors arrive as async -ERR
+    if at_least:
+        await assert_eventually(lambda: len(found()) >= at_least, message="permission errors")
     await nc.flush()
-    return [str(e) for e in nc.test_errors if "ermissions violation" in str(e)]  # type: ignore[attr-defined]
+    return found()
 
 
 async def test_a_worker_cannot_read_event_logs_or_publish_outside_its_subjects(
@@ -147,7 +156,7 @@ async def test_a_worker_cannot_read_event_logs_or_publish_outside_its_subjects(
         await worker.publish(n.tasks_subject, b"forged task")
         await worker.publish(f"$JS.API.CONSUMER.CREATE.{n.events_stream}", b"{}")
         await worker.publish(f"$JS.API.STREAM.DELETE.{n.tasks_stream}", b"")
-        found = await _violations(worker)
+        found = await _violations(worker, at_least=7)
         assert len(found) == 7, found
         # What a worker does is allowed: replies to owners, hearing task cancels.
         worker.test_errors.clear()  # type: ignore[attr-defined]
@@ -166,7 +175,7 @@ async def test_a_gateway_reads_event_logs_but_writes_none(infra: LocalServers, p
         await gateway.publish(n.tasks_subject, b"forged task")
         await gateway.publish(f"$JS.API.STREAM.DELETE.{n.events_stream}", b"")
         await gateway.subscribe(n.tasks_subject)
-        assert len(await _violations(gateway)) == 4
+        assert len(await _violations(gateway, at_least=4)) == 4
     finally:
         await gateway.close()
 

@@ -58,15 +58,15 @@ async def test_a_dead_claimers_job_comes_back_after_its_visibility(
     [job] = await a.claim(visibility=1.0)
     assert job.payload == {"url": "x"}
     assert await b.claim(visibility=1.0) == []  # a holds it ("a" now dies: no done)
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(1.1)  # a duration: the visibility (claim-side clock) runs out
     [again] = await b.claim(visibility=1.0)
     assert again.id == "job"
     await b.later("job", time.time() - 1, {"url": "x", "attempts": 1})
     [retry] = await a.claim(visibility=5)
     assert retry.payload["attempts"] == 1
-    await a.done("job")
-    await asyncio.sleep(0.05)
+    await a.done("job")  # one transaction: the job is gone when it returns
     assert await b.claim(visibility=5) == [] and await b.get("job") is None
+    assert await b.due_at("job") is None
 
 
 async def test_a_delayed_run_is_admitted_once(redis: aredis.Redis, prefix: str) -> None:

@@ -31,7 +31,7 @@ from mesh_cli.launcher import ServiceProcess, start_all
 from mesh_client.tools import remote_tools
 from mesh_core.adapters.redis.keys import RedisKeys
 from mesh_core.localservers import LocalServers, find_binary
-from tests.helpers import unique_prefix
+from tests.helpers import assert_eventually, unique_prefix
 from tests.tls import TestPki
 
 pytestmark = pytest.mark.integration
@@ -235,15 +235,16 @@ async def test_tool_errors_are_results_infrastructure_errors_are_statuses(
     # The tool's concurrency cap is full: RESOURCE_EXHAUSTED with RetryInfo (retryable).
     busy = asyncio.ensure_future(stubs[0].InvokeTool(_call("single_block", {"seconds": 1.0})))
     try:
-        err = None
-        for _ in range(100):
+
+        async def refused() -> grpc.aio.AioRpcError | None:
             try:
                 await stubs[0].InvokeTool(_call("single_block", {"seconds": 0}))
             except grpc.aio.AioRpcError as exc:
-                err = exc
-                break
-            await asyncio.sleep(0.02)
-        assert err is not None and err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                return exc
+            return None  # busy has not taken the slot yet: ask again
+
+        err = await assert_eventually(refused, interval=0.02, message="a call refused")
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         details = _details(err)
         assert details["ErrorInfo"].reason == "TOOL_BUSY"
         assert details["RetryInfo"].retry_delay.ToNanoseconds() > 0
@@ -394,6 +395,13 @@ async def test_remote_tools_in_a_graph_over_both_replicas(
     assert await _payments(redis_client, module_prefix, account) == 4  # 4 tool call ids, 4 keys
 
 
+async def _inflight(proc: ServiceProcess, tool: str) -> bool:
+    """A call of ``tool`` is running on the replica (its in-flight gauge)."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{proc.metrics_port}/metrics")).text
+    return f'lgmesh_tool_inflight{{tool="{tool}"}} 1.0' in text
+
+
 async def test_sigterm_drains_in_flight_calls(
     infra: LocalServers, prefix: str, tmp_path: Path
 ) -> None:
@@ -402,8 +410,11 @@ async def test_sigterm_drains_in_flight_calls(
     try:
         async with pki.channel(proc.address, "tools") as channel:
             stub = pb_grpc.ToolServiceStub(channel)
-            running = asyncio.ensure_future(stub.InvokeTool(_call("wait", {"seconds": 1.0})))
-            await asyncio.sleep(0.3)
+            # long enough that it still runs when the replica's metrics show it running
+            running = asyncio.ensure_future(stub.InvokeTool(_call("wait", {"seconds": 2.0})))
+            await assert_eventually(
+                lambda: _inflight(proc, "wait"), message="the call running on the replica"
+            )
             assert proc.proc is not None
             proc.proc.send_signal(signal.SIGTERM)
             res = await running

@@ -14,14 +14,20 @@ from mesh_core.config import ConfigError, InfraSettings
 from mesh_core.errors import QuotaExceededError
 from mesh_core.fairshare import FairSlots, share_cap
 from mesh_core.limits import LimitsTable, TenantLimits, load_limits
+from tests.helpers import assert_eventually
 from tool_svc import Invocation, ToolEngine, ToolServiceSettings, ToolSpec, load_registry
 
 HOLD = threading.Event()
+HOLDING: list[str] = []  # the tags of the hold() calls running now
 
 
 def hold(tag: str) -> str:
     """Block a thread until the test lets go."""
-    HOLD.wait(10)
+    HOLDING.append(tag)
+    try:
+        HOLD.wait(10)
+    finally:
+        HOLDING.remove(tag)
     return tag
 
 
@@ -146,6 +152,7 @@ def test_quota_error_carries_quota_failure_and_retry_info() -> None:
 
 async def test_tool_share_keeps_one_tenant_from_filling_a_tool() -> None:
     HOLD.clear()
+    HOLDING.clear()
     settings = ToolServiceSettings(
         infra=InfraSettings(),
         tools=(
@@ -166,7 +173,7 @@ async def test_tool_share_keeps_one_tenant_from_filling_a_tool() -> None:
 
     try:
         burst = [asyncio.create_task(engine.invoke(inv("a", "hold", str(i)))) for i in range(2)]
-        await asyncio.sleep(0.05)
+        await assert_eventually(lambda: sorted(HOLDING) == ["0", "1"], message="a's burst runs")
         with pytest.raises(QuotaExceededError) as info:
             await engine.invoke(inv("a", "hold", "third"))
         assert info.value.limit == "tool_share" and info.value.retry_after

@@ -250,7 +250,13 @@ async def test_the_renew_gate_holds_a_new_lease_back_until_it_opens() -> None:
     fake = FakeLeaseClient()
     session = _session(fake, ttl=1, margin=0.5, keepalive_interval=0.05)
     gate_open = False
-    session.set_renew_gate(lambda: gate_open)
+    asked: list[bool] = []  # each time the keepalive thread asked the gate, its answer
+
+    def gate() -> bool:
+        asked.append(gate_open)
+        return gate_open
+
+    session.set_renew_gate(gate)
     renewed = asyncio.Event()
     session.on_renewed(renewed.set)
     await session.start()
@@ -258,7 +264,8 @@ async def test_the_renew_gate_holds_a_new_lease_back_until_it_opens() -> None:
         await session.relinquish("backends unreachable")
         assert not session.valid
         assert 0xABC in fake.revoked  # its keys went at once
-        await asyncio.sleep(0.3)
+        # held back: the gate was asked (and said no) several times, and no lease came
+        await assert_eventually(lambda: asked.count(False) >= 3, message="the gate asked")
         assert fake.grants == 1 and not renewed.is_set()
         gate_open = True
         await asyncio.wait_for(renewed.wait(), timeout=3)
@@ -279,8 +286,13 @@ async def test_keepalives_go_on_while_the_event_loop_is_blocked() -> None:
         time.sleep(2.0)  # blocks the event loop (the keepalive thread keeps going)
         assert fake.refreshes >= before + 5
         assert session.valid
-        await asyncio.sleep(0.1)
-        assert lost == []
+        # two more keepalive rounds: the first was answered and looked at before the
+        # second was sent, so a loss it found is queued on this loop by now; sleep(0)
+        # lets anything queued run first
+        after = fake.refreshes
+        await assert_eventually(lambda: fake.refreshes >= after + 2, message="keepalives")
+        await asyncio.sleep(0)
+        assert lost == [] and session.valid
     finally:
         await session.close()
 

@@ -29,6 +29,7 @@ from llm_gateway_svc.model import (
 from llm_gateway_svc.providers import ProviderError, ScriptedProvider
 from llm_gateway_svc.resilience import CircuitBreaker, Deadline
 from llm_gateway_svc.router import Attempts, Router
+from llm_gateway_svc.store import IdemState
 from mesh_core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -409,11 +410,23 @@ class SlowProvider(FlakyProvider):
 
 
 async def test_concurrent_calls_with_one_key_reach_the_provider_once() -> None:
+    class SeesClaims(MemoryLlmStore):
+        """Tells when a claim attempt found the key held by a call still in flight."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.held = asyncio.Event()
+
+        async def idem_claim(self, key: str, token: str, ttl_s: float) -> IdemState | None:
+            state = await super().idem_claim(key, token, ttl_s)
+            if state is not None and not state.done:
+                self.held.set()
+            return state
+
     started, release = asyncio.Event(), asyncio.Event()
     a = SlowProvider("a", started, release)
-    gw = LlmGateway(
-        _settings(), MemoryLlmStore(), Router(_settings(), {"a": a, "b": FlakyProvider("b", [])})
-    )
+    store = SeesClaims()
+    gw = LlmGateway(_settings(), store, Router(_settings(), {"a": a, "b": FlakyProvider("b", [])}))
     first = asyncio.ensure_future(
         gw.generate(_req(idempotency_key="k"), tenant="t", deadline=Deadline.after(5))
     )
@@ -421,7 +434,7 @@ async def test_concurrent_calls_with_one_key_reach_the_provider_once() -> None:
     second = asyncio.ensure_future(
         gw.generate(_req(idempotency_key="k"), tenant="t", deadline=Deadline.after(5))
     )
-    await asyncio.sleep(0.1)  # the second is waiting on the first's claim
+    await asyncio.wait_for(store.held.wait(), 5)  # the second found the first's claim
     assert not second.done()
     release.set()
     one, two = await asyncio.gather(first, second)
@@ -510,7 +523,10 @@ async def test_a_tenant_holds_at_most_its_share_of_a_provider() -> None:
     gate = asyncio.Event()
 
     class Held(FlakyProvider):
+        inside = 0  # calls holding one of the provider's slots
+
         async def generate(self, request: ChatRequest, model: str, timeout: float) -> ChatResult:
+            self.inside += 1
             await gate.wait()
             return await super().generate(request, model, timeout)
 
@@ -524,19 +540,20 @@ async def test_a_tenant_holds_at_most_its_share_of_a_provider() -> None:
         env={},
     )
     s = dataclasses.replace(s, tenant_limits=LimitsTable(TenantLimits(llm_share=0.5)))
-    router = Router(s, {"a": Held("a", [])})
+    held = Held("a", [])
+    router = Router(s, {"a": held})
     burst = [
         asyncio.ensure_future(router.generate(_req(), Deadline.after(5), Attempts(), tenant="a"))
         for _ in range(2)
     ]
-    await asyncio.sleep(0.01)
+    await assert_eventually(lambda: held.inside == 2, message="a's burst inside the provider")
     with pytest.raises(QuotaExceededError) as exc:
         await router.generate(_req(), Deadline.after(0.1), Attempts(), tenant="a")
     assert exc.value.limit == "llm_share" and exc.value.value == 2
     other = asyncio.ensure_future(
         router.generate(_req(), Deadline.after(5), Attempts(), tenant="b")
     )
-    await asyncio.sleep(0.01)
+    await assert_eventually(lambda: held.inside == 3, message="b inside the provider")
     assert not other.done()  # inside the provider, not refused
     gate.set()
     await asyncio.gather(*burst, other)
