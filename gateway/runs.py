@@ -562,9 +562,13 @@ class RunsEngine:
 
 class _Backpressure:
     """RetryInfo for a tenant refused for its streams: 1 s, longer the more often it is
-    refused (refusals in the last second per stream it may hold), with jitter, so a
+    refused — refusals in the last second over what the gateway lets a tenant cost it
+    (a twentieth of its stream limit a second, at least 5) — with jitter, up to 30 s. A
     tenant that keeps many more calls than its limit in flight is told to come back
-    later instead of costing the gateway a refusal per call per second."""
+    later instead of costing the gateway (and the tenants next to it) a refusal per call
+    per second: with W calls waiting, they come back every ~sqrt(W / allowed) seconds.
+    The price: an over-limit tenant whose runs are short waits longer than its slots
+    take to free (bench/noisy_neighbor.py measures the other side)."""
 
     def __init__(self) -> None:
         self._window: dict[str, tuple[float, int]] = {}  # tenant -> (second, refusals)
@@ -577,4 +581,5 @@ class _Backpressure:
         self._window[tenant] = (start, n + 1)
         if len(self._window) > 10_000:  # forget tenants refused long ago
             self._window = {t: w for t, w in self._window.items() if now - w[0] < 1.0}
-        return min(30.0, max(1.0, n / most)) * random.uniform(1.0, 1.5)
+        allowed = max(5.0, most / 20)
+        return min(30.0, max(1.0, n / allowed)) * random.uniform(1.0, 1.5)
