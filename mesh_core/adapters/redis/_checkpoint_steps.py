@@ -37,6 +37,11 @@ class PendingWrites:
             self.future.cancel()
         else:
             self.future.set_exception(exc)
+            # The caller that saved the group raises ``exc`` itself and does not await its
+            # own entry: mark the exception seen, or asyncio logs "Future exception was
+            # never retrieved" with a traceback when the entry is collected. Waiters that
+            # await their entry still get ``exc``.
+            self.future.exception()
 
 
 class StepWrites:
