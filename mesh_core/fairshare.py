@@ -56,7 +56,11 @@ class FairSlots:
         t = self._tenants.get(tenant)
         return t.held if t else 0
 
-    def waiting(self) -> int:
+    def waiting(self, tenant: str | None = None) -> int:
+        """Callers waiting for a slot (``tenant``'s only, when given)."""
+        if tenant is not None:
+            t = self._tenants.get(tenant)
+            return len(t.waiters) if t else 0
         return sum(len(t.waiters) for t in self._tenants.values())
 
     def try_acquire(self, tenant: str, cap: int | None = None) -> bool:

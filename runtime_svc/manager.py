@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,17 @@ class LeasesLike(Protocol):
     async def acquire(self, thread_id: str, timeout: float | None = None) -> Any: ...
 
     async def release(self, lease: Any) -> Any: ...
+
+
+def share_retry_after(waiting: int, cap: int, share_wait: float) -> float:
+    """RetryInfo for a run refused past its tenant's runtime share: a slot of the tenant
+    did not free within ``share_wait`` while ``waiting`` more of its runs queue here for
+    ``cap`` slots, so the queue moves by about ``cap`` runs per ``share_wait``. At least
+    1 s, at most 30, with jitter: runs that queued together and timed out together do not
+    come back together (a fixed delay made them return as one wave, each wave a burst
+    of admissions and refusals the tenants next to them waited behind)."""
+    queue = max(1.0, share_wait * waiting / max(1, cap))
+    return min(30.0, queue) * random.uniform(1.0, 1.5)
 
 
 @dataclass(frozen=True)
@@ -241,19 +253,22 @@ class RunManager:
     async def _take_share(self, tenant: str) -> None:
         """A slot of this runtime within the tenant's ``runtime_share`` of its capacity:
         one tenant's burst waits in turn (mesh_core.fairshare) and leaves room for the
-        others' runs; past ``share_wait`` it is refused with RESOURCE_EXHAUSTED."""
+        others' runs; past ``share_wait`` it is refused with RESOURCE_EXHAUSTED, told to
+        come back after about as long as the tenant's queue here takes to move
+        (:func:`share_retry_after`)."""
         share = self.settings.limits.for_tenant(tenant).runtime_share
         cap = share_cap(self.settings.capacity, share)
         try:
             await self._shares.acquire(tenant, cap, self.settings.share_wait)
         except TimeoutError:
+            retry = share_retry_after(self._shares.waiting(tenant), cap, self.settings.share_wait)
             raise QuotaExceededError(
                 f"tenant runs its share of this runtime ({cap} of {self.settings.capacity} "
                 "concurrent runs); retry",
                 tenant=tenant,
                 limit="runtime_share",
                 value=cap,
-                retry_after=1.0,
+                retry_after=retry,
             ) from None
         if self.draining:
             self._shares.release(tenant)

@@ -14,6 +14,7 @@ from mesh_core.config import ConfigError, InfraSettings
 from mesh_core.errors import QuotaExceededError
 from mesh_core.fairshare import FairSlots, share_cap
 from mesh_core.limits import LimitsTable, TenantLimits, load_limits
+from runtime_svc.manager import share_retry_after
 from tests.helpers import assert_eventually
 from tool_svc import Invocation, ToolEngine, ToolServiceSettings, ToolSpec, load_registry
 
@@ -77,6 +78,18 @@ async def test_free_slots_go_round_robin_between_waiting_tenants() -> None:
     await asyncio.gather(*waiters)
     # b does not wait behind a's whole burst: turns alternate while both wait.
     assert order == ["a", "b", "a", "b", "a", "a", "a"]
+    assert slots.waiting("a") == 0 and slots.waiting("nobody") == 0
+
+
+def test_runtime_share_retry_after_follows_the_tenants_queue() -> None:
+    # Nobody else queues: about a second, jittered.
+    assert 1.0 <= share_retry_after(0, 32, 2.0) <= 1.5
+    # 160 of the tenant's runs queue for its 32 slots, which free about every 2 s:
+    # the queue takes ~10 s to move; refusals spread over 10-15 s, not one wave.
+    delays = [share_retry_after(160, 32, 2.0) for _ in range(200)]
+    assert all(10.0 <= d <= 15.0 for d in delays)
+    assert max(delays) - min(delays) > 2.0
+    assert share_retry_after(100_000, 1, 2.0) <= 30.0 * 1.5
 
 
 async def test_cancelled_waiter_gives_its_turn_away() -> None:
