@@ -242,8 +242,9 @@ class LlmGateway:
                         reason="IDEMPOTENCY_KEY_REUSED",
                         metadata={"idempotency_key": call.key},
                     )
+                payload = state.answer()
                 metrics.REPLAYS.inc()
-                return None, state.payload
+                return None, payload
             if deadline.remaining() <= _IDEM_POLL_S:
                 raise DeadlineExceededError(
                     "a request with the same idempotency key is still in flight",

@@ -18,10 +18,11 @@ open is a cache miss; a stored idempotent answer that does not open is DATA_LOSS
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -111,11 +112,20 @@ class Admission:
 
 @dataclass(frozen=True)
 class IdemState:
-    """What the idempotency store holds for a key (None: we just claimed it)."""
+    """What the idempotency store holds for a key (None: we just claimed it).
+
+    A sealed answer is opened by :meth:`answer`, after the caller has compared digests:
+    a key reused for another request is refused as such even when its stored answer
+    cannot be opened here."""
 
     done: bool
     digest: str = ""
     payload: bytes = b""
+    opener: Callable[[], bytes] | None = None
+
+    def answer(self) -> bytes:
+        """The stored answer (DataLossError when it does not open here)."""
+        return self.opener() if self.opener is not None else self.payload
 
 
 class LlmStore(Protocol):
@@ -228,8 +238,11 @@ class RedisLlmStore:
             digest, _, sealed = raw[len(_DONE) :].partition(b"|")
             where = _idem_place(key, digest.decode())
             what = "the stored answer of this idempotency key"
-            payload = open_payload(self._codec, sealed, what, where)
-            return IdemState(done=True, digest=digest.decode(), payload=payload)
+            return IdemState(
+                done=True,
+                digest=digest.decode(),
+                opener=functools.partial(open_payload, self._codec, sealed, what, where),
+            )
         return IdemState(done=False)
 
     async def idem_release(self, key: str, token: str) -> None:

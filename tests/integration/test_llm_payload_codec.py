@@ -131,6 +131,12 @@ async def test_stored_idempotent_answer_is_sealed_bound_to_its_key(
     )
     await _data_loss(stream.read(), "PAYLOAD_UNREADABLE")
     assert await infra_redis.get(keys.llm_idempotency("default:k2")) == raw
+    # The copy reused for another request: refused as a reused key (the digests differ),
+    # whether or not the stored answer opens here.
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await sealed.Generate(_request("other", idempotency_key="k2", bypass_cache=True))
+    assert reused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert _reason(reused.value) == "IDEMPOTENCY_KEY_REUSED"
     # Another tenant's key of the same name: not the same place either.
     await infra_redis.set(keys.llm_idempotency("globex:k1"), raw)
     md = (("x-lgmesh-tenant", "globex"),)
