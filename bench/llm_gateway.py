@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -337,6 +338,7 @@ def main() -> None:
             r.terminate()
         stub.terminate()
         redis.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
