@@ -35,21 +35,24 @@ def _watch(argv: list[str], env: dict[str, str], first: str) -> list[str]:
     )
     lines: list[str] = []
     seen = threading.Event()
+    start: list[int] = []  # index of the first line containing ``first``, set by the reader
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line.rstrip())
-            if first in line:
+            if first in line and not seen.is_set():
+                start.append(len(lines) - 1)
                 seen.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         assert seen.wait(60), "\n".join(lines)
-        start = len(lines) - 1
+        # the reader may have appended more lines by the time this thread wakes: the
+        # window starts at the matching line itself, which the reader recorded
         time.sleep(WINDOW)  # a rate is measured over time: a window of retries
-        return lines[start:]
+        return lines[start[0] :]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
